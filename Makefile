@@ -1,0 +1,45 @@
+# dartc — `make` builds, `make test` tests, `make demo` runs the pipeline on
+# built-in defaults. Every target installs what it needs on a fresh machine.
+
+ORT_VERSION := 1.30.0
+ORT_DIR     := .cache/ort/$(ORT_VERSION)
+ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
+export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(abspath $(ORT_LIB))
+export CGO_ENABLED := 1
+
+GO      ?= go
+DARTC   := bin/dartc
+DEMO    ?= demo-out
+
+.PHONY: all build ort test demo bench fuzz golden proto proto-check clean
+
+all: build
+
+build: $(DARTC)
+
+$(DARTC): $(shell find . -name '*.go' -not -path './.cache/*') go.mod go.sum
+	$(GO) build -o $@ ./cmd/dartc
+
+ort: $(ORT_LIB)
+
+$(ORT_LIB): scripts/fetch-ort.sh
+	scripts/fetch-ort.sh $(ORT_VERSION) $(ORT_DIR)
+
+test: ort
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 60m ./...
+
+demo: build ort
+	scripts/demo.sh $(DEMO)
+
+bench: ort
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+fuzz: ort
+	scripts/fuzz.sh
+
+golden: ort
+	$(GO) test ./... -run Golden -update
+
+clean:
+	rm -rf bin $(DEMO)

@@ -1,0 +1,88 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// ORTVersion is the ONNX Runtime release the project fetches and tests with.
+const ORTVersion = "1.30.0"
+
+// LibraryEnv names the environment variable that points at libonnxruntime.
+const LibraryEnv = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
+
+// ErrNoLibrary is returned when no ONNX Runtime shared library can be found.
+var ErrNoLibrary = errors.New("runtime: ONNX Runtime shared library not found")
+
+var (
+	initOnce sync.Once
+	initErr  error
+	initLib  string
+)
+
+// FindLibrary returns the path of the ONNX Runtime shared library.
+func FindLibrary() (string, error) {
+	if p := os.Getenv(LibraryEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%w: %s=%s: %v", ErrNoLibrary, LibraryEnv, p, err)
+		}
+		return p, nil
+	}
+	rel := filepath.Join(".cache", "ort", ORTVersion, "libonnxruntime.so.1")
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe))
+	}
+	if home, err := os.UserCacheDir(); err == nil {
+		if p := filepath.Join(home, "dartc", "ort", ORTVersion, "libonnxruntime.so.1"); fileExists(p) {
+			return p, nil
+		}
+	}
+	for _, dir := range starts {
+		for d := dir; ; d = filepath.Dir(d) {
+			if p := filepath.Join(d, rel); fileExists(p) {
+				return p, nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: set %s, or run `make` in the dartc checkout to fetch onnxruntime-node@%s into .cache/ort",
+		ErrNoLibrary, LibraryEnv, ORTVersion)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// Init loads the ONNX Runtime library and creates the process-wide
+// environment. It returns the library path it loaded.
+func Init() (string, error) {
+	initOnce.Do(func() {
+		lib, err := FindLibrary()
+		if err != nil {
+			initErr = err
+			return
+		}
+		ort.SetSharedLibraryPath(lib)
+		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+			initErr = fmt.Errorf("runtime: initialize ONNX Runtime from %s: %w", lib, err)
+			return
+		}
+		initLib = lib
+	})
+	return initLib, initErr
+}
+
+// Version reports the loaded ONNX Runtime version; Init must have succeeded.
+func Version() string { return ort.GetVersion() }
