@@ -38,6 +38,12 @@ bench: ort
 fuzz: ort
 	scripts/fuzz.sh
 
+proto:
+	scripts/proto.sh
+
+proto-check:
+	scripts/proto.sh check
+
 golden: ort
 	$(GO) test ./... -run Golden -update
 
