@@ -1,0 +1,218 @@
+// Package manifest describes the compiled artifacts directory: the contract
+// between `dartc compile` and everything that runs the compiled graphs.
+//
+// The runtime, the trainer and the evaluators read only manifest.json: every
+// graph's file, input and output names, dtypes and shapes, the adapter
+// tensors, the KV-cache layout, the roles and the tag strings. They never
+// guess from the graphs themselves.
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// FileName is the manifest's name inside a compiled directory.
+const FileName = "manifest.json"
+
+// Format identifies this manifest schema; it changes when the schema does.
+const Format = "dartc-artifacts/1"
+
+// Graph names used as keys of Manifest.Graphs.
+const (
+	GraphDecode   = "decode"
+	GraphLogprobs = "logprobs"
+	GraphTrain    = "train"
+	GraphAdamW    = "adamw"
+)
+
+// Manifest is the content of manifest.json.
+type Manifest struct {
+	Format string `json:"format"`
+	// Source is the model the artifacts were compiled from.
+	Source Source `json:"source"`
+	// Family is the model family ("qwen2").
+	Family string `json:"family"`
+	// Model holds the architecture facts the runtime needs.
+	Model ModelInfo `json:"model"`
+	// LoRA describes the dual gated LoRA rewrite.
+	LoRA LoRA `json:"lora"`
+	// Tags are the strings the router and the agent loop key on.
+	Tags Tags `json:"tags"`
+	// Opset and IRVersion of the emitted graphs (default domain).
+	Opset     int64 `json:"opset"`
+	IRVersion int64 `json:"ir_version"`
+	// Graphs maps a graph name (decode, logprobs, train, adamw) to its spec.
+	Graphs map[string]*Graph `json:"graphs"`
+	// AdaptersFile is the initial adapters file, relative to the directory.
+	AdaptersFile string `json:"adapters_file"`
+}
+
+// Source identifies the compiled model file.
+type Source struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+	// ExternalData lists the source's external data files, relative to the
+	// compiled directory, that the emitted graphs reference.
+	ExternalData []string `json:"external_data,omitempty"`
+}
+
+// ModelInfo holds architecture facts read off the source graph.
+type ModelInfo struct {
+	Layers    int    `json:"layers"`
+	Vocab     int64  `json:"vocab"`
+	Hidden    int64  `json:"hidden"`
+	KVHeads   int64  `json:"kv_heads"`
+	HeadDim   int64  `json:"head_dim"`
+	DType     string `json:"dtype"` // activations and logits: float32, float64, float16
+	MaxLength int64  `json:"max_length,omitempty"`
+	// Cache names the KV-cache inputs and outputs of decode.onnx, one entry
+	// per layer; empty when the source has no cache.
+	Cache []CacheLayer `json:"cache,omitempty"`
+}
+
+// CacheLayer names one layer's past and present key/value tensors, shaped
+// [batch, kv_heads, length, head_dim].
+type CacheLayer struct {
+	PastKey      string `json:"past_key"`
+	PastValue    string `json:"past_value"`
+	PresentKey   string `json:"present_key"`
+	PresentValue string `json:"present_value"`
+}
+
+// LoRA describes the adapters.
+type LoRA struct {
+	Rank  int      `json:"rank"`
+	Alpha float64  `json:"alpha"`
+	Scale float64  `json:"scale"` // alpha / rank
+	Roles []string `json:"roles"` // role k is selected where role_ids == k
+	// RoleInput is the int64 [batch, seq] input that carries the roles.
+	RoleInput string `json:"role_input"`
+	// Targets lists every rewritten linear, in graph order.
+	Targets []Target `json:"targets"`
+}
+
+// Target is one rewritten linear layer and its adapter tensors.
+type Target struct {
+	Module string `json:"module"` // e.g. model.layers.0.self_attn.q_proj
+	Layer  int    `json:"layer"`
+	Kind   string `json:"kind"` // q, k, v, o, gate, up, down, qkv
+	In     int64  `json:"in"`
+	Out    int64  `json:"out"`
+	Form   string `json:"form"` // matmul, matmul-transpose, gemm
+	Node   string `json:"node"` // the source node name
+	// A and B map a role name to the adapter input names, A [in, rank] and
+	// B [rank, out].
+	A map[string]string `json:"a"`
+	B map[string]string `json:"b"`
+}
+
+// Tags are the text markers of the Search-R1 protocol.
+type Tags struct {
+	ToolOpen  string `json:"tool_open"`  // <search>
+	ToolClose string `json:"tool_close"` // </search>
+	ObsOpen   string `json:"obs_open"`   // <information>
+	ObsClose  string `json:"obs_close"`  // </information>
+	Answer    string `json:"answer"`     // answer
+}
+
+// Graph is one emitted graph.
+type Graph struct {
+	File    string   `json:"file"`
+	Inputs  []Tensor `json:"inputs"`
+	Outputs []Tensor `json:"outputs"`
+	// SessionConfig lists ONNX Runtime session config entries the graph must
+	// run with (for example optimizers to disable).
+	SessionConfig map[string]string `json:"session_config,omitempty"`
+}
+
+// Tensor is a graph input or output. Dims hold a number, or a symbolic
+// name such as "batch", "seq" or "past".
+type Tensor struct {
+	Name  string `json:"name"`
+	DType string `json:"dtype"`
+	Dims  []Dim  `json:"dims"`
+}
+
+// Dim is a fixed size (Value ≥ 0) or a symbol (Param).
+type Dim struct {
+	Value int64  `json:"value,omitempty"`
+	Param string `json:"param,omitempty"`
+}
+
+// MarshalJSON writes a dim as a number or a string.
+func (d Dim) MarshalJSON() ([]byte, error) {
+	if d.Param != "" {
+		return json.Marshal(d.Param)
+	}
+	return json.Marshal(d.Value)
+}
+
+// UnmarshalJSON reads a dim written by MarshalJSON.
+func (d *Dim) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &d.Param)
+	}
+	return json.Unmarshal(b, &d.Value)
+}
+
+// Input returns the named input of g, or nil.
+func (g *Graph) Input(name string) *Tensor {
+	for i := range g.Inputs {
+		if g.Inputs[i].Name == name {
+			return &g.Inputs[i]
+		}
+	}
+	return nil
+}
+
+// Output returns the named output of g, or nil.
+func (g *Graph) Output(name string) *Tensor {
+	for i := range g.Outputs {
+		if g.Outputs[i].Name == name {
+			return &g.Outputs[i]
+		}
+	}
+	return nil
+}
+
+// AdapterNames returns every adapter input name in target order: for each
+// target, A then B of each role in role order.
+func (m *Manifest) AdapterNames() []string {
+	var names []string
+	for _, t := range m.LoRA.Targets {
+		for _, r := range m.LoRA.Roles {
+			names = append(names, t.A[r], t.B[r])
+		}
+	}
+	return names
+}
+
+// Read loads dir/manifest.json.
+func Read(dir string) (*Manifest, error) {
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w (is %s a directory written by `dartc compile`?)", err, dir)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest: parse %s: %w", path, err)
+	}
+	if m.Format != Format {
+		return nil, fmt.Errorf("manifest: %s has format %q, this dartc reads %q: recompile the model", path, m.Format, Format)
+	}
+	return &m, nil
+}
+
+// Write writes m as dir/manifest.json (indented, stable key order).
+func Write(dir string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, FileName), append(b, '\n'), 0o644)
+}
