@@ -1,0 +1,332 @@
+package bm25
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/dartc/dartc/retrieval/corpus"
+)
+
+// RowSource yields corpus rows until io.EOF; *corpus.Reader is one.
+type RowSource interface {
+	Next() (corpus.Row, error)
+}
+
+// BuildStats describes a finished build.
+type BuildStats struct {
+	Passages    int
+	Terms       int
+	TotalTokens uint64
+	Bytes       int64
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// builder accumulates the inverted index in memory and spills passage text to
+// a temporary file as it goes, so memory holds postings, not text.
+type builder struct {
+	termIDs  map[string]uint32
+	terms    []string
+	postings [][]byte // per term id: (doc delta, tf) uvarints
+	lastDoc  []uint32
+	docFreq  []uint32
+
+	docLens     []uint32
+	docOffsets  []uint64
+	docBytes    uint64
+	totalTokens uint64
+
+	spill    *os.File
+	spillBuf *bufio.Writer
+
+	tokBuf   []byte
+	docTerms []uint32
+	scratch  []byte
+}
+
+// Build reads every row of src, indexes it, and writes the index to path
+// atomically. The context is checked between rows.
+func Build(ctx context.Context, src RowSource, path string, p Params) (BuildStats, error) {
+	if err := p.check(); err != nil {
+		return BuildStats{}, err
+	}
+	dir := filepath.Dir(path)
+	spill, err := os.CreateTemp(dir, filepath.Base(path)+".docs-*.tmp")
+	if err != nil {
+		return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+	}
+	defer func() {
+		spill.Close()
+		os.Remove(spill.Name())
+	}()
+	b := &builder{
+		termIDs:    make(map[string]uint32),
+		docOffsets: []uint64{0},
+		spill:      spill,
+		spillBuf:   bufio.NewWriterSize(spill, 1<<20),
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+		}
+		row, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+		}
+		if err := b.add(row); err != nil {
+			return BuildStats{}, fmt.Errorf("bm25: build %s: line %d: %w", path, row.Line, err)
+		}
+	}
+	if len(b.docLens) == 0 {
+		return BuildStats{}, fmt.Errorf("bm25: build %s: the corpus has no passages", path)
+	}
+	if err := b.spillBuf.Flush(); err != nil {
+		return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+	}
+	size, err := b.write(path, p)
+	if err != nil {
+		return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+	}
+	return BuildStats{Passages: len(b.docLens), Terms: len(b.terms), TotalTokens: b.totalTokens, Bytes: size}, nil
+}
+
+func (p Params) check() error {
+	if math.IsNaN(p.K1) || math.IsInf(p.K1, 0) || p.K1 < 0 {
+		return fmt.Errorf("bm25: k1 = %v: want a finite value ≥ 0", p.K1)
+	}
+	if math.IsNaN(p.B) || p.B < 0 || p.B > 1 {
+		return fmt.Errorf("bm25: b = %v: want a value in [0, 1]", p.B)
+	}
+	return nil
+}
+
+func (b *builder) add(row corpus.Row) error {
+	if len(b.docLens) == math.MaxUint32 {
+		return errors.New("too many passages (the format holds 2^32−1)")
+	}
+	doc := uint32(len(b.docLens))
+	b.docTerms = b.docTerms[:0]
+	b.tokBuf = Tokens(row.Contents, b.tokBuf, func(tok []byte) {
+		id, ok := b.termIDs[string(tok)]
+		if !ok {
+			id = uint32(len(b.terms))
+			s := string(tok)
+			b.termIDs[s] = id
+			b.terms = append(b.terms, s)
+			b.postings = append(b.postings, nil)
+			b.lastDoc = append(b.lastDoc, 0)
+			b.docFreq = append(b.docFreq, 0)
+		}
+		b.docTerms = append(b.docTerms, id)
+	})
+	if uint64(len(b.docTerms)) > math.MaxUint32 {
+		return errors.New("passage has more than 2^32−1 tokens")
+	}
+	b.docLens = append(b.docLens, uint32(len(b.docTerms)))
+	b.totalTokens += uint64(len(b.docTerms))
+	slices.Sort(b.docTerms)
+	for i := 0; i < len(b.docTerms); {
+		j := i + 1
+		for j < len(b.docTerms) && b.docTerms[j] == b.docTerms[i] {
+			j++
+		}
+		id := b.docTerms[i]
+		delta := doc
+		if b.docFreq[id] > 0 {
+			delta = doc - b.lastDoc[id]
+		}
+		b.postings[id] = binary.AppendUvarint(b.postings[id], uint64(delta))
+		b.postings[id] = binary.AppendUvarint(b.postings[id], uint64(j-i))
+		b.lastDoc[id] = doc
+		b.docFreq[id]++
+		i = j
+	}
+	rec := binary.AppendUvarint(b.scratch[:0], uint64(len(row.ID)))
+	rec = append(rec, row.ID...)
+	b.scratch = rec
+	if _, err := b.spillBuf.Write(rec); err != nil {
+		return err
+	}
+	if _, err := b.spillBuf.WriteString(row.Contents); err != nil {
+		return err
+	}
+	b.docBytes += uint64(len(rec) + len(row.Contents))
+	b.docOffsets = append(b.docOffsets, b.docBytes)
+	return nil
+}
+
+// write assembles the index file next to path and renames it into place.
+func (b *builder) write(path string, p Params) (int64, error) {
+	order := make([]uint32, len(b.terms))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(x, y uint32) int {
+		switch {
+		case b.terms[x] < b.terms[y]:
+			return -1
+		case b.terms[x] > b.terms[y]:
+			return 1
+		}
+		return 0
+	})
+	n, t := uint64(len(b.docLens)), uint64(len(b.terms))
+	var termBytes, postingBytes uint64
+	for i := range b.terms {
+		termBytes += uint64(len(b.terms[i]))
+		postingBytes += uint64(len(b.postings[i]))
+	}
+	lengths := [numSections]uint64{
+		secDocLens: 4 * n, secTermOffsets: 8 * (t + 1), secTermBytes: termBytes,
+		secDocFreqs: 4 * t, secPostingOffsets: 8 * (t + 1), secPostings: postingBytes,
+		secDocOffsets: 8 * (n + 1), secDocBytes: b.docBytes,
+	}
+
+	out, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	crc := crc32.New(castagnoli)
+	w := &countingWriter{w: bufio.NewWriterSize(io.MultiWriter(out, crc), 1<<20)}
+
+	hdr := make([]byte, 0, headerSize)
+	hdr = append(hdr, magic...)
+	hdr = binary.LittleEndian.AppendUint32(hdr, formatVersion)
+	hdr = binary.LittleEndian.AppendUint32(hdr, headerSize)
+	hdr = binary.LittleEndian.AppendUint64(hdr, math.Float64bits(p.K1))
+	hdr = binary.LittleEndian.AppendUint64(hdr, math.Float64bits(p.B))
+	hdr = binary.LittleEndian.AppendUint64(hdr, n)
+	hdr = binary.LittleEndian.AppendUint64(hdr, t)
+	hdr = binary.LittleEndian.AppendUint64(hdr, b.totalTokens)
+	off := uint64(headerSize)
+	for _, l := range lengths {
+		hdr = binary.LittleEndian.AppendUint64(hdr, off)
+		hdr = binary.LittleEndian.AppendUint64(hdr, l)
+		off += l
+	}
+	w.Write(hdr)
+
+	var buf [8]byte
+	for _, l := range b.docLens {
+		binary.LittleEndian.PutUint32(buf[:4], l)
+		w.Write(buf[:4])
+	}
+	writeOffsets := func(sizes func(i uint32) uint64) {
+		var o uint64
+		binary.LittleEndian.PutUint64(buf[:], 0)
+		w.Write(buf[:])
+		for _, id := range order {
+			o += sizes(id)
+			binary.LittleEndian.PutUint64(buf[:], o)
+			w.Write(buf[:])
+		}
+	}
+	writeOffsets(func(id uint32) uint64 { return uint64(len(b.terms[id])) })
+	for _, id := range order {
+		w.WriteString(b.terms[id])
+	}
+	for _, id := range order {
+		binary.LittleEndian.PutUint32(buf[:4], b.docFreq[id])
+		w.Write(buf[:4])
+	}
+	writeOffsets(func(id uint32) uint64 { return uint64(len(b.postings[id])) })
+	for _, id := range order {
+		w.Write(b.postings[id])
+	}
+	for _, o := range b.docOffsets {
+		binary.LittleEndian.PutUint64(buf[:], o)
+		w.Write(buf[:])
+	}
+	if _, err := b.spill.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(w, b.spill); err != nil {
+		return 0, err
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.n != off {
+		return 0, fmt.Errorf("internal error: wrote %d bytes of sections, planned %d", w.n, off)
+	}
+	if err := writeTrailer(w, crc); err != nil {
+		return 0, err
+	}
+	if err := out.Sync(); err != nil {
+		return 0, err
+	}
+	if err := out.Close(); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(out.Name(), path); err != nil {
+		return 0, err
+	}
+	committed = true
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return int64(off + trailerSize), nil
+}
+
+func writeTrailer(w *countingWriter, crc hash.Hash32) error {
+	if err := w.w.Flush(); err != nil {
+		return err
+	}
+	var tr [trailerSize]byte
+	binary.LittleEndian.PutUint32(tr[:4], crc.Sum32())
+	copy(tr[4:], trailerMagic)
+	w.Write(tr[:])
+	if w.err != nil {
+		return w.err
+	}
+	return w.w.Flush()
+}
+
+// countingWriter remembers the first error so the write sequence above can
+// stay linear; the caller checks err once.
+type countingWriter struct {
+	w   *bufio.Writer
+	n   uint64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	c.err = err
+	return n, err
+}
+
+func (c *countingWriter) WriteString(s string) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.WriteString(s)
+	c.n += uint64(n)
+	c.err = err
+	return n, err
+}

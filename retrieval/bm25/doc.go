@@ -1,0 +1,44 @@
+// Package bm25 is an embedded, on-disk BM25 index: a streaming builder, a
+// versioned single-file format with a checksum, and a searcher that many
+// goroutines may query at once.
+//
+// Scoring is Lucene's BM25 (the form Pyserini uses, without the constant
+// (k1+1) factor), with exact document lengths:
+//
+//	score(q, d) = Σ_{t ∈ q} qtf(t) · idf(t) · tf(t,d) / (tf(t,d) + k1·(1 − b + b·|d|/avgdl))
+//	idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))
+//
+// where qtf counts repeats of t in the query (Lucene's boolean query sums one
+// clause per repeat), N is the number of passages and avgdl the mean passage
+// length in tokens. Defaults are Pyserini's k1 = 0.9, b = 0.4. The analyzer is
+// Tokens: a Unicode word split and lower case, no stemming, no stop words.
+//
+// Invariants:
+//   - Passages are numbered 0..N−1 in corpus order; a search returns only
+//     passages that contain at least one query term, by descending score,
+//     equal scores by ascending passage number, so ranking is deterministic.
+//   - Per passage, term contributions are added in the sorted order of the
+//     query's distinct terms, so a score is the same in every run.
+//   - An Index is immutable after Open and safe for concurrent use.
+//   - Open checks the magic, version, section table and checksum, and the
+//     structure of every offset table and the term order; posting lists and
+//     stored passages are bounds-checked when read. A damaged file gives an
+//     error wrapping ErrCorrupt, never a panic.
+//   - Build writes the file atomically: a temporary file in the target
+//     directory, fsynced, then renamed.
+//
+// File format, version 1, all integers little-endian:
+//
+//	header   "DARTBM25" | version u32 | header size u32 | k1 f64 | b f64 |
+//	         N u64 | T u64 (terms) | total tokens u64 |
+//	         8 × (offset u64, length u64) section table
+//	sections doc lengths      u32 × N
+//	         term offsets     u64 × (T+1) into term bytes
+//	         term bytes       the terms, sorted bytewise, concatenated
+//	         document freqs   u32 × T
+//	         posting offsets  u64 × (T+1) into postings
+//	         postings         per term: (uvarint doc delta, uvarint tf) × df
+//	         doc offsets      u64 × (N+1) into doc bytes
+//	         doc bytes        per passage: uvarint len(id) | id | contents
+//	trailer  CRC-32C (Castagnoli) of everything before it, u32 | "BM25"
+package bm25

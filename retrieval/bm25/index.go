@@ -1,0 +1,215 @@
+package bm25
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"sync"
+)
+
+// Index is an opened BM25 index. It is immutable and safe for concurrent use.
+type Index struct {
+	params      Params
+	n           uint32
+	t           uint32
+	totalTokens uint64
+	avgdl       float64
+
+	docLens        []byte
+	termOffsets    []byte
+	termBytes      []byte
+	docFreqs       []byte
+	postingOffsets []byte
+	postings       []byte
+	docOffsets     []byte
+	docBytes       []byte
+
+	// norm[d] = k1·(1 − b + b·|d|/avgdl), computed once at open.
+	norm []float64
+
+	// scratchPool holds *scratch sized for this index.
+	scratchPool sync.Pool
+}
+
+// Open reads and checks the index file at path.
+func Open(path string) (*Index, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bm25: open index: %w", err)
+	}
+	ix, err := openBytes(data, true)
+	if err != nil {
+		return nil, fmt.Errorf("bm25: open %s: %w (rebuild it with `dartc search index`)", path, err)
+	}
+	return ix, nil
+}
+
+// OpenBytes checks an index held in memory; the Index keeps data.
+func OpenBytes(data []byte) (*Index, error) {
+	return openBytes(data, true)
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+func openBytes(data []byte, verifyChecksum bool) (*Index, error) {
+	if len(data) < len(magic) || string(data[:len(magic)]) != magic {
+		return nil, ErrNotIndex
+	}
+	if len(data) < headerSize+trailerSize {
+		return nil, corrupt("%d bytes is shorter than the header and trailer (%d bytes)", len(data), headerSize+trailerSize)
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(data[8:]); v != formatVersion {
+		return nil, fmt.Errorf("%w %d (this build reads version %d)", ErrVersion, v, formatVersion)
+	}
+	if hs := le.Uint32(data[12:]); hs != headerSize {
+		return nil, corrupt("header size %d, want %d", hs, headerSize)
+	}
+	body := len(data) - trailerSize
+	if string(data[body+4:]) != trailerMagic {
+		return nil, corrupt("trailer missing (file truncated?)")
+	}
+	if verifyChecksum {
+		if got, want := crc32.Checksum(data[:body], castagnoli), le.Uint32(data[body:]); got != want {
+			return nil, corrupt("checksum mismatch: computed %08x, stored %08x", got, want)
+		}
+	}
+	ix := &Index{params: Params{K1: math.Float64frombits(le.Uint64(data[16:])), B: math.Float64frombits(le.Uint64(data[24:]))}}
+	if err := ix.params.check(); err != nil {
+		return nil, corrupt("%v", err)
+	}
+	n, t, total := le.Uint64(data[32:]), le.Uint64(data[40:]), le.Uint64(data[48:])
+	if n == 0 || n >= math.MaxUint32 || t >= math.MaxUint32 {
+		return nil, corrupt("%d passages and %d terms are out of range", n, t)
+	}
+	ix.n, ix.t, ix.totalTokens = uint32(n), uint32(t), total
+	want := [numSections]uint64{secDocLens: 4 * n, secTermOffsets: 8 * (t + 1), secDocFreqs: 4 * t,
+		secPostingOffsets: 8 * (t + 1), secDocOffsets: 8 * (n + 1)}
+	var secs [numSections][]byte
+	next := uint64(headerSize)
+	for i := range secs {
+		off, l := le.Uint64(data[56+16*i:]), le.Uint64(data[64+16*i:])
+		if off != next || l > uint64(body) || off+l > uint64(body) {
+			return nil, corrupt("section %q at %d+%d does not follow at %d within %d bytes", sectionNames[i], off, l, next, body)
+		}
+		if want[i] != 0 && l != want[i] {
+			return nil, corrupt("section %q has %d bytes, want %d", sectionNames[i], l, want[i])
+		}
+		secs[i] = data[off : off+l : off+l]
+		next = off + l
+	}
+	if next != uint64(body) {
+		return nil, corrupt("%d stray bytes before the trailer", uint64(body)-next)
+	}
+	ix.docLens, ix.termOffsets, ix.termBytes = secs[secDocLens], secs[secTermOffsets], secs[secTermBytes]
+	ix.docFreqs, ix.postingOffsets, ix.postings = secs[secDocFreqs], secs[secPostingOffsets], secs[secPostings]
+	ix.docOffsets, ix.docBytes = secs[secDocOffsets], secs[secDocBytes]
+
+	if err := checkOffsets(ix.termOffsets, len(ix.termBytes), "term"); err != nil {
+		return nil, err
+	}
+	if err := checkOffsets(ix.postingOffsets, len(ix.postings), "posting"); err != nil {
+		return nil, err
+	}
+	if err := checkOffsets(ix.docOffsets, len(ix.docBytes), "doc"); err != nil {
+		return nil, err
+	}
+	var prev []byte
+	for i := uint32(0); i < ix.t; i++ {
+		term := ix.term(i)
+		if len(term) == 0 || (i > 0 && bytes.Compare(prev, term) >= 0) {
+			return nil, corrupt("term %d is empty or out of order", i)
+		}
+		prev = term
+		if df := le.Uint32(ix.docFreqs[4*i:]); df == 0 || df > ix.n {
+			return nil, corrupt("term %d has document frequency %d of %d passages", i, df, ix.n)
+		}
+	}
+	var sum uint64
+	for d := uint32(0); d < ix.n; d++ {
+		sum += uint64(le.Uint32(ix.docLens[4*d:]))
+	}
+	if sum != total {
+		return nil, corrupt("passage lengths sum to %d tokens, header says %d", sum, total)
+	}
+	ix.avgdl = float64(total) / float64(n)
+	ix.norm = make([]float64, n)
+	k1, b := ix.params.K1, ix.params.B
+	for d := range ix.norm {
+		dl := float64(le.Uint32(ix.docLens[4*d:]))
+		if ix.avgdl > 0 {
+			ix.norm[d] = k1 * (1 - b + b*dl/ix.avgdl)
+		} else {
+			ix.norm[d] = k1 * (1 - b)
+		}
+	}
+	return ix, nil
+}
+
+// checkOffsets verifies an offset table: starts at 0, never decreases, ends
+// at the length of the section it points into.
+func checkOffsets(tab []byte, end int, what string) error {
+	le := binary.LittleEndian
+	var prev uint64
+	for i := 0; i+8 <= len(tab); i += 8 {
+		o := le.Uint64(tab[i:])
+		if (i == 0 && o != 0) || o < prev || o > uint64(end) {
+			return corrupt("%s offset %d is %d (previous %d, section length %d)", what, i/8, o, prev, end)
+		}
+		prev = o
+	}
+	if prev != uint64(end) {
+		return corrupt("%s offsets end at %d, section length %d", what, prev, end)
+	}
+	return nil
+}
+
+// Params returns the BM25 parameters the index was built with.
+func (ix *Index) Params() Params { return ix.params }
+
+// Len returns the number of passages.
+func (ix *Index) Len() int { return int(ix.n) }
+
+// NumTerms returns the number of distinct terms.
+func (ix *Index) NumTerms() int { return int(ix.t) }
+
+func (ix *Index) term(i uint32) []byte {
+	le := binary.LittleEndian
+	return ix.termBytes[le.Uint64(ix.termOffsets[8*i:]):le.Uint64(ix.termOffsets[8*i+8:])]
+}
+
+// lookup finds a term by binary search over the sorted term table.
+func (ix *Index) lookup(term []byte) (uint32, bool) {
+	lo, hi := uint32(0), ix.t
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		switch c := bytes.Compare(ix.term(mid), term); {
+		case c == 0:
+			return mid, true
+		case c < 0:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
+	}
+	return 0, false
+}
+
+// Doc returns the id and contents of passage d.
+func (ix *Index) Doc(d int) (id, contents string, err error) {
+	if d < 0 || d >= int(ix.n) {
+		return "", "", fmt.Errorf("bm25: passage %d out of range [0, %d)", d, ix.n)
+	}
+	le := binary.LittleEndian
+	rec := ix.docBytes[le.Uint64(ix.docOffsets[8*d:]):le.Uint64(ix.docOffsets[8*d+8:])]
+	l, k := binary.Uvarint(rec)
+	if k <= 0 || l > uint64(len(rec)-k) {
+		return "", "", corrupt("passage %d record is malformed", d)
+	}
+	return string(rec[k : k+int(l)]), string(rec[k+int(l):]), nil
+}
