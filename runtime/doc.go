@@ -1,13 +1,31 @@
 // Package runtime runs dartc's compiled graphs on ONNX Runtime.
 //
 // It owns finding the ONNX Runtime shared library, creating sessions on the
-// CPU or CUDA execution providers, and the generation loop over decode.onnx.
+// CPU or CUDA execution providers, host tensors, and batched generation with
+// the KV cache over decoder graphs.
 //
 // Library discovery, in order: the ONNXRUNTIME_SHARED_LIBRARY_PATH
 // environment variable; then the project cache .cache/ort/<version>/ that
 // `make` fills from the npm package onnxruntime-node, looked up from the
 // working directory and from the executable's directory upwards.
 //
-// The ONNX Runtime environment is process-wide: Init is idempotent and safe
-// for concurrent use; it is never torn down while the process lives.
+// Invariants:
+//
+//   - The ONNX Runtime environment is process-wide: Init is idempotent and
+//     safe for concurrent use; it is never torn down while the process lives.
+//   - A Tensor lives in Go memory, 8-byte aligned, in C order. ONNX Runtime
+//     values that wrap it exist only for the duration of one Session.Run and
+//     are released before Run returns, so Tensors need no Destroy.
+//   - A Session checks every input against the graph's declared dtype and
+//     dims before ONNX Runtime sees it; symbolic dims must agree across inputs
+//     (every input named "batch" has the same size). Session.Destroy releases
+//     the ONNX Runtime session; a Session is not safe for concurrent Run calls.
+//   - onnxruntime_go v1.27.0 cannot auto-allocate float16/bfloat16 outputs,
+//     so such outputs are always pre-allocated, with their shape resolved from
+//     the symbolic dims that the inputs bind.
+//   - Generation uses the Hugging Face KV-cache convention: left padding,
+//     attention mask 0 on padding, position ids = cumsum(mask) − 1 (1 on
+//     padding), caches shaped [batch, kv_heads, length, head_dim]. The
+//     log-prob stored for each sampled token is the policy's: log_softmax of
+//     the raw logits at temperature 1, untruncated.
 package runtime

@@ -1,0 +1,468 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Devices a session can run on.
+const (
+	DeviceCPU  = "cpu"
+	DeviceCUDA = "cuda"
+)
+
+// ErrNoCUDA is returned when the CUDA execution provider cannot be loaded.
+var ErrNoCUDA = errors.New("runtime: CUDA execution provider unavailable")
+
+// Optimization is an ONNX Runtime graph optimization level.
+type Optimization int
+
+// Graph optimization levels; the zero value is ONNX Runtime's default (all).
+const (
+	OptimizeAll Optimization = iota
+	OptimizeNone
+	OptimizeBasic
+	OptimizeExtended
+)
+
+// Options configure a Session. A nil *Options means the defaults.
+type Options struct {
+	// Device is "cpu" (default) or "cuda".
+	Device string
+	// CUDADevice is the GPU ordinal for Device "cuda".
+	CUDADevice int
+	// IntraOpThreads bounds ONNX Runtime's threads per operator (0: its default).
+	IntraOpThreads int
+	// Optimization is the graph optimization level.
+	Optimization Optimization
+	// Config holds session config entries, for example
+	// "optimization.disable_specified_optimizers".
+	Config map[string]string
+	// Outputs restricts the outputs the session computes (default: all).
+	Outputs []string
+}
+
+// IOInfo describes a graph input or output.
+type IOInfo struct {
+	Name  string
+	DType DType
+	// Dims are the declared dims, -1 where symbolic.
+	Dims []int64
+	// Params name the symbolic dims ("batch_size"), "" for fixed or unnamed.
+	Params []string
+}
+
+func (io IOInfo) String() string {
+	parts := make([]string, len(io.Dims))
+	for i, d := range io.Dims {
+		switch {
+		case d >= 0:
+			parts[i] = strconv.FormatInt(d, 10)
+		case io.Params[i] != "":
+			parts[i] = io.Params[i]
+		default:
+			parts[i] = "?"
+		}
+	}
+	return fmt.Sprintf("%s %v[%s]", io.Name, io.DType, strings.Join(parts, ","))
+}
+
+// Session is an ONNX Runtime inference session over one .onnx file.
+type Session struct {
+	path    string
+	sess    *ort.DynamicAdvancedSession
+	inputs  []IOInfo
+	outputs []IOInfo
+	// runTime accumulates the wall time spent inside ONNX Runtime's Run.
+	runTime time.Duration
+}
+
+// NewSession opens the model at path. Init is called if needed.
+func NewSession(path string, opts *Options) (*Session, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if _, err := Init(); err != nil {
+		return nil, err
+	}
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
+	}
+	params, err := graphDims(path)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
+	}
+	s := &Session{path: path}
+	if s.inputs, err = ioInfos(ins, params); err != nil {
+		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
+	}
+	if s.outputs, err = ioInfos(outs, params); err != nil {
+		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
+	}
+	if len(opts.Outputs) > 0 {
+		var kept []IOInfo
+		for _, name := range opts.Outputs {
+			o, ok := find(s.outputs, name)
+			if !ok {
+				return nil, fmt.Errorf("runtime: open %s: no output %q (outputs: %s)", path, name, names(s.outputs))
+			}
+			kept = append(kept, o)
+		}
+		s.outputs = kept
+	}
+	so, err := sessionOptions(opts)
+	if errors.Is(err, ErrNoCUDA) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
+	}
+	defer so.Destroy()
+	s.sess, err = ort.NewDynamicAdvancedSession(path, names(s.inputs), names(s.outputs), so)
+	if err != nil {
+		if opts.Device == DeviceCUDA {
+			return nil, cudaError(err)
+		}
+		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func cudaError(err error) error {
+	lib, _ := FindLibrary()
+	return fmt.Errorf("%w: %v\n(the ONNX Runtime library %s has no CUDA provider libraries "+
+		"libonnxruntime_providers_{shared,cuda}.so next to it; the npm CPU build never has them: "+
+		"point %s at a GPU release of ONNX Runtime %s with CUDA 12 and cuDNN 9, or use --device cpu)",
+		ErrNoCUDA, err, lib, LibraryEnv, ORTVersion)
+}
+
+func sessionOptions(opts *Options) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*ort.SessionOptions, error) { so.Destroy(); return nil, err }
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return fail(fmt.Errorf("intra-op threads: %w", err))
+		}
+	}
+	level := map[Optimization]ort.GraphOptimizationLevel{
+		OptimizeAll: ort.GraphOptimizationLevelEnableAll, OptimizeNone: ort.GraphOptimizationLevelDisableAll,
+		OptimizeBasic: ort.GraphOptimizationLevelEnableBasic, OptimizeExtended: ort.GraphOptimizationLevelEnableExtended,
+	}
+	lv, ok := level[opts.Optimization]
+	if !ok {
+		return fail(fmt.Errorf("unknown optimization level %d", opts.Optimization))
+	}
+	if err := so.SetGraphOptimizationLevel(lv); err != nil {
+		return fail(fmt.Errorf("optimization level: %w", err))
+	}
+	keys := make([]string, 0, len(opts.Config))
+	for k := range opts.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := so.AddSessionConfigEntry(k, opts.Config[k]); err != nil {
+			return fail(fmt.Errorf("session config %s=%s: %w", k, opts.Config[k], err))
+		}
+	}
+	switch opts.Device {
+	case "", DeviceCPU:
+	case DeviceCUDA:
+		cuda, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return fail(cudaError(err))
+		}
+		defer cuda.Destroy()
+		if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(opts.CUDADevice)}); err != nil {
+			return fail(cudaError(err))
+		}
+		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+			return fail(cudaError(err))
+		}
+	default:
+		return fail(fmt.Errorf("unknown device %q (want cpu or cuda)", opts.Device))
+	}
+	return so, nil
+}
+
+func ioInfos(infos []ort.InputOutputInfo, params map[string][]string) ([]IOInfo, error) {
+	out := make([]IOInfo, 0, len(infos))
+	for _, in := range infos {
+		if in.OrtValueType != ort.ONNXTypeTensor {
+			return nil, fmt.Errorf("%s is a %v, only tensors are supported", in.Name, in.OrtValueType)
+		}
+		dt, ok := dtypeFromORT(in.DataType)
+		if !ok {
+			return nil, fmt.Errorf("%s has element type %v, not supported by dartc's runtime", in.Name, in.DataType)
+		}
+		io := IOInfo{Name: in.Name, DType: dt, Dims: append([]int64(nil), in.Dimensions...)}
+		io.Params = make([]string, len(io.Dims))
+		if p := params[in.Name]; len(p) == len(io.Dims) {
+			for i := range p {
+				if io.Dims[i] < 0 {
+					io.Params[i] = p[i]
+				}
+			}
+		}
+		out = append(out, io)
+	}
+	return out, nil
+}
+
+func names(ios []IOInfo) []string {
+	out := make([]string, len(ios))
+	for i, io := range ios {
+		out[i] = io.Name
+	}
+	return out
+}
+
+func find(ios []IOInfo, name string) (IOInfo, bool) {
+	for _, io := range ios {
+		if io.Name == name {
+			return io, true
+		}
+	}
+	return IOInfo{}, false
+}
+
+// Path returns the model file the session was opened from.
+func (s *Session) Path() string { return s.path }
+
+// Inputs describes the graph inputs, in graph order.
+func (s *Session) Inputs() []IOInfo { return append([]IOInfo(nil), s.inputs...) }
+
+// Outputs describes the outputs the session computes, in order.
+func (s *Session) Outputs() []IOInfo { return append([]IOInfo(nil), s.outputs...) }
+
+// Input returns the named input's description.
+func (s *Session) Input(name string) (IOInfo, bool) { return find(s.inputs, name) }
+
+// Output returns the named output's description.
+func (s *Session) Output(name string) (IOInfo, bool) { return find(s.outputs, name) }
+
+// RunTime returns the total wall time spent inside ONNX Runtime's Run so far.
+func (s *Session) RunTime() time.Duration { return s.runTime }
+
+// Destroy releases the ONNX Runtime session. It is safe to call twice.
+func (s *Session) Destroy() error {
+	if s.sess == nil {
+		return nil
+	}
+	err := s.sess.Destroy()
+	s.sess = nil
+	return err
+}
+
+// Run feeds every graph input and returns the named outputs (all of the
+// session's outputs when names is empty). Outputs whose shape the inputs'
+// symbolic dims determine are written in place; others are allocated by
+// ONNX Runtime and copied.
+func (s *Session) Run(inputs map[string]*Tensor, outputNames ...string) (map[string]*Tensor, error) {
+	return s.RunInto(inputs, nil, outputNames...)
+}
+
+// RunInto is Run with caller-allocated outputs: ONNX Runtime writes into
+// each tensor of into, which must have the output's dtype and the shape the
+// graph produces. The result map holds those tensors and the other
+// requested outputs.
+func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string) (map[string]*Tensor, error) {
+	if s.sess == nil {
+		return nil, fmt.Errorf("runtime: run %s: session destroyed", s.path)
+	}
+	if len(outputNames) == 0 {
+		outputNames = names(s.outputs)
+	}
+	want := map[string]bool{}
+	for _, n := range outputNames {
+		if _, ok := find(s.outputs, n); !ok {
+			return nil, fmt.Errorf("runtime: run %s: no output %q (outputs: %s)", s.path, n, strings.Join(names(s.outputs), ", "))
+		}
+		want[n] = true
+	}
+	bound, err := s.checkInputs(inputs)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
+	}
+
+	var values []ort.Value
+	defer func() {
+		for _, v := range values {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	in := make([]ort.Value, len(s.inputs))
+	for i, io := range s.inputs {
+		v, err := ortValue(inputs[io.Name])
+		if err != nil {
+			return nil, fmt.Errorf("runtime: run %s: input %s: %w", s.path, io.Name, err)
+		}
+		values = append(values, v)
+		in[i] = v
+	}
+	result := map[string]*Tensor{}
+	out := make([]ort.Value, len(s.outputs))
+	for i, io := range s.outputs {
+		t := into[io.Name]
+		if t == nil {
+			if shape, ok := resolve(io, bound); ok {
+				t = NewTensor(io.DType, shape...)
+			} else if io.DType == Float16 || io.DType == BFloat16 {
+				return nil, fmt.Errorf("runtime: run %s: output %s: cannot derive its shape from the inputs' dims, "+
+					"and onnxruntime_go v1.27.0 cannot allocate %v outputs itself: pre-allocate it with RunInto", s.path, io, io.DType)
+			}
+		} else if err := checkTensor(io, t, nil); err != nil {
+			return nil, fmt.Errorf("runtime: run %s: output buffer: %w", s.path, err)
+		}
+		if t == nil {
+			continue // ONNX Runtime allocates it
+		}
+		v, err := ortValue(t)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: run %s: output %s: %w", s.path, io.Name, err)
+		}
+		values = append(values, v)
+		out[i] = v
+		result[io.Name] = t
+	}
+
+	start := time.Now()
+	err = s.sess.Run(in, out)
+	s.runTime += time.Since(start)
+	// Values ONNX Runtime allocated are Go copies now; release them too.
+	for i, io := range s.outputs {
+		if _, ours := result[io.Name]; ours || out[i] == nil {
+			continue
+		}
+		values = append(values, out[i])
+		if err == nil {
+			t, cerr := fromORT(out[i], io.DType)
+			if cerr != nil {
+				return nil, fmt.Errorf("runtime: run %s: output %s: %w", s.path, io.Name, cerr)
+			}
+			result[io.Name] = t
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
+	}
+	for name := range result {
+		if !want[name] {
+			delete(result, name)
+		}
+	}
+	return result, nil
+}
+
+// checkInputs validates inputs against the graph and returns the values
+// the symbolic dims take.
+func (s *Session) checkInputs(inputs map[string]*Tensor) (map[string]int64, error) {
+	var missing []string
+	for _, io := range s.inputs {
+		if inputs[io.Name] == nil {
+			missing = append(missing, io.String())
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing input(s) %s", strings.Join(missing, "; "))
+	}
+	for name := range inputs {
+		if _, ok := find(s.inputs, name); !ok {
+			return nil, fmt.Errorf("unknown input %q (the graph's inputs: %s)", name, strings.Join(names(s.inputs), ", "))
+		}
+	}
+	bound := map[string]int64{}
+	for _, io := range s.inputs {
+		if err := checkTensor(io, inputs[io.Name], bound); err != nil {
+			return nil, err
+		}
+	}
+	return bound, nil
+}
+
+// checkTensor checks t against io's dtype and dims; symbolic dims are
+// recorded in bound (when not nil) and must agree with earlier inputs.
+func checkTensor(io IOInfo, t *Tensor, bound map[string]int64) error {
+	if t.dtype != io.DType {
+		return fmt.Errorf("%s: got %v, want %v", io.Name, t, io)
+	}
+	if len(t.shape) != len(io.Dims) {
+		return fmt.Errorf("%s: got shape %v (rank %d), want %v (rank %d)", io.Name, t.shape, len(t.shape), io, len(io.Dims))
+	}
+	for i, d := range io.Dims {
+		got := t.shape[i]
+		if d >= 0 && got != d {
+			return fmt.Errorf("%s: dim %d is %d, want %d (%v)", io.Name, i, got, d, io)
+		}
+		if p := io.Params[i]; d < 0 && p != "" && bound != nil {
+			if prev, ok := bound[p]; ok && prev != got {
+				return fmt.Errorf("%s: dim %d (%s) is %d, but another input set %s = %d", io.Name, i, p, got, p, prev)
+			}
+			bound[p] = got
+		}
+	}
+	return nil
+}
+
+// resolve returns io's concrete shape when every symbolic dim is bound.
+func resolve(io IOInfo, bound map[string]int64) ([]int64, bool) {
+	shape := make([]int64, len(io.Dims))
+	for i, d := range io.Dims {
+		if d >= 0 {
+			shape[i] = d
+			continue
+		}
+		v, ok := bound[io.Params[i]]
+		if io.Params[i] == "" || !ok {
+			return nil, false
+		}
+		shape[i] = v
+	}
+	return shape, true
+}
+
+// emptyBacking stands in for a zero-element tensor's storage: ONNX Runtime
+// accepts a larger buffer than the shape needs, never an empty one.
+var emptyBacking = make([]byte, 8)
+
+func ortValue(t *Tensor) (ort.Value, error) {
+	shape := ort.NewShape(t.shape...)
+	data := t.bytes
+	if len(data) == 0 {
+		data = emptyBacking
+	}
+	return ort.NewCustomDataTensor(shape, data, t.dtype.ort())
+}
+
+// fromORT copies a value ONNX Runtime allocated into a Tensor.
+func fromORT(v ort.Value, dt DType) (*Tensor, error) {
+	shape := []int64(v.GetShape())
+	t := NewTensor(dt, shape...)
+	switch x := v.(type) {
+	case *ort.Tensor[float32]:
+		copy(t.Float32(), x.GetData())
+	case *ort.Tensor[float64]:
+		copy(t.Float64(), x.GetData())
+	case *ort.Tensor[int64]:
+		copy(t.Int64(), x.GetData())
+	case *ort.Tensor[int32]:
+		copy(t.Int32(), x.GetData())
+	case *ort.Tensor[bool]:
+		copy(t.Bool(), x.GetData())
+	default:
+		return nil, fmt.Errorf("unexpected %T for a %v output", v, dt)
+	}
+	return t, nil
+}
