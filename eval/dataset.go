@@ -1,0 +1,296 @@
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Example is one benchmark question.
+type Example struct {
+	ID       string   `json:"id"`
+	Question string   `json:"question"`
+	Golden   []string `json:"golden_answers"`
+	Source   string   `json:"source"`
+}
+
+// Format names a dataset file layout.
+type Format string
+
+// The supported layouts.
+const (
+	FlashRAG        Format = "flashrag"
+	R1Searcher      Format = "r1-searcher"
+	SearchR1Parquet Format = "search-r1-parquet"
+)
+
+// ErrUnknownFormat is returned by Load for a file whose layout it cannot tell.
+var ErrUnknownFormat = errors.New("eval: unknown dataset format")
+
+// Load reads a dataset file, telling the format from its extension
+// (.parquet) or, for JSONL, from the keys of its first row
+// (golden_answers: FlashRAG; answer: R1-Searcher).
+func Load(path string) ([]Example, error) {
+	if strings.HasSuffix(path, ".parquet") {
+		return LoadSearchR1Parquet(path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	format, err := sniffJSONL(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnknownFormat, path, err)
+	}
+	name := DatasetName(path)
+	if format == FlashRAG {
+		return parseJSONL(path, b, name, flashRAGRow)
+	}
+	return parseJSONL(path, b, name, r1SearcherRow)
+}
+
+// LoadFlashRAG reads FlashRAG JSONL rows {id, question, golden_answers}.
+func LoadFlashRAG(path string) ([]Example, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	return parseJSONL(path, b, DatasetName(path), flashRAGRow)
+}
+
+// LoadR1Searcher reads R1-Searcher JSONL rows {idx, question, answer}.
+func LoadR1Searcher(path string) ([]Example, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	return parseJSONL(path, b, DatasetName(path), r1SearcherRow)
+}
+
+func sniffJSONL(b []byte) (Format, error) {
+	for line := range bytes.Lines(b) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(line, &keys); err != nil {
+			return "", fmt.Errorf("first row is not a JSON object: %v", err)
+		}
+		if _, ok := keys["golden_answers"]; ok {
+			return FlashRAG, nil
+		}
+		if _, ok := keys["answer"]; ok {
+			return R1Searcher, nil
+		}
+		return "", errors.New(`first row has neither "golden_answers" (FlashRAG) nor "answer" (R1-Searcher)`)
+	}
+	return "", errors.New("no rows")
+}
+
+type rowParser func(line []byte, lineNo int, source string) (Example, error)
+
+func parseJSONL(path string, b []byte, source string, parse rowParser) ([]Example, error) {
+	var out []Example
+	r := bufio.NewReader(bytes.NewReader(b))
+	for lineNo := 1; ; lineNo++ {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			ex, perr := parse(line, lineNo, source)
+			if perr != nil {
+				return nil, fmt.Errorf("eval: %s:%d: %w", path, lineNo, perr)
+			}
+			out = append(out, ex)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("eval: %s: %w", path, err)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("eval: %s: no rows", path)
+	}
+	return out, nil
+}
+
+// answers decodes a gold answer field that is a string, a number or a list
+// of them (datasets differ; numbers appear as years and counts).
+type answers []string
+
+func (a *answers) UnmarshalJSON(b []byte) error {
+	var list []json.RawMessage
+	if err := json.Unmarshal(b, &list); err != nil {
+		list = []json.RawMessage{b}
+	}
+	for _, item := range list {
+		var s string
+		if err := json.Unmarshal(item, &s); err == nil {
+			*a = append(*a, s)
+			continue
+		}
+		var n json.Number
+		if err := json.Unmarshal(item, &n); err == nil {
+			*a = append(*a, n.String())
+			continue
+		}
+		return fmt.Errorf("gold answer %s is neither a string nor a number", item)
+	}
+	return nil
+}
+
+// id decodes an identifier that is a string or a number.
+type id string
+
+func (i *id) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*i = id(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("id %s is neither a string nor a number", b)
+	}
+	*i = id(n.String())
+	return nil
+}
+
+func check(ex Example) (Example, error) {
+	ex.Question = strings.TrimSpace(ex.Question)
+	if ex.Question == "" {
+		return ex, errors.New("question is missing or empty")
+	}
+	if len(ex.Golden) == 0 {
+		return ex, errors.New("no gold answer")
+	}
+	return ex, nil
+}
+
+func flashRAGRow(line []byte, lineNo int, source string) (Example, error) {
+	var row struct {
+		ID       id       `json:"id"`
+		Question string   `json:"question"`
+		Golden   *answers `json:"golden_answers"`
+		Source   string   `json:"data_source"`
+	}
+	if err := json.Unmarshal(line, &row); err != nil {
+		return Example{}, err
+	}
+	if row.Golden == nil {
+		return Example{}, errors.New(`no "golden_answers" key (is this an R1-Searcher file?)`)
+	}
+	ex := Example{ID: string(row.ID), Question: row.Question, Golden: *row.Golden, Source: source}
+	if row.Source != "" {
+		ex.Source = row.Source
+	}
+	if ex.ID == "" {
+		ex.ID = strconv.Itoa(lineNo - 1)
+	}
+	return check(ex)
+}
+
+func r1SearcherRow(line []byte, lineNo int, source string) (Example, error) {
+	var row struct {
+		Idx      *id      `json:"idx"`
+		Question string   `json:"question"`
+		Answer   *answers `json:"answer"`
+	}
+	if err := json.Unmarshal(line, &row); err != nil {
+		return Example{}, err
+	}
+	if row.Answer == nil {
+		return Example{}, errors.New(`no "answer" key (is this a FlashRAG file?)`)
+	}
+	ex := Example{Question: row.Question, Golden: *row.Answer, Source: source}
+	if row.Idx != nil {
+		ex.ID = string(*row.Idx)
+	} else {
+		ex.ID = strconv.Itoa(lineNo - 1)
+	}
+	return check(ex)
+}
+
+// searchR1Row is the part of the Search-R1 parquet schema the loader reads.
+type searchR1Row struct {
+	ID            string   `parquet:"id,optional"`
+	Question      string   `parquet:"question,optional"`
+	GoldenAnswers []string `parquet:"golden_answers,list,optional"`
+	DataSource    string   `parquet:"data_source,optional"`
+	RewardModel   struct {
+		GroundTruth struct {
+			Target []string `parquet:"target,list,optional"`
+		} `parquet:"ground_truth,optional"`
+	} `parquet:"reward_model,optional"`
+}
+
+// LoadSearchR1Parquet reads a Search-R1 / veRL parquet file. The gold answers
+// are golden_answers, or reward_model.ground_truth.target when that is empty.
+func LoadSearchR1Parquet(path string) ([]Example, error) {
+	rows, err := parquet.ReadFile[searchR1Row](path)
+	if err != nil {
+		return nil, fmt.Errorf("eval: read parquet %s: %w", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("eval: %s: no rows", path)
+	}
+	name := DatasetName(path)
+	out := make([]Example, 0, len(rows))
+	for i, r := range rows {
+		ex := Example{ID: r.ID, Question: r.Question, Golden: r.GoldenAnswers, Source: r.DataSource}
+		if len(ex.Golden) == 0 {
+			ex.Golden = r.RewardModel.GroundTruth.Target
+		}
+		if ex.Source == "" {
+			ex.Source = name
+		}
+		if ex.ID == "" {
+			ex.ID = strconv.Itoa(i)
+		}
+		ex, err := check(ex)
+		if err != nil {
+			return nil, fmt.Errorf("eval: %s: row %d: %w", path, i, err)
+		}
+		out = append(out, ex)
+	}
+	return out, nil
+}
+
+// DatasetName derives a dataset's short name from its file name: the base
+// name without extension and without a trailing split or size marker
+// (_test, _dev, _train, _search, _500…); a bare split name such as
+// test.jsonl takes its directory's name instead.
+func DatasetName(path string) string {
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	if isSplit(base) {
+		return DatasetName(filepath.Dir(path))
+	}
+	for {
+		i := strings.LastIndexByte(base, '_')
+		if i <= 0 {
+			return base
+		}
+		suffix := base[i+1:]
+		if _, err := strconv.Atoi(suffix); err != nil && !isSplit(suffix) && suffix != "search" {
+			return base
+		}
+		base = base[:i]
+	}
+}
+
+func isSplit(s string) bool {
+	switch s {
+	case "test", "dev", "train", "val", "validation":
+		return true
+	}
+	return false
+}
