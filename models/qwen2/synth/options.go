@@ -1,0 +1,128 @@
+package synth
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DType is the floating-point type of the graph's weights and activations.
+type DType int
+
+// The supported dtypes.
+const (
+	Float32 DType = iota
+	Float64
+)
+
+func (d DType) String() string {
+	if d == Float64 {
+		return "float64"
+	}
+	return "float32"
+}
+
+// ParseDType accepts float32 (or fp32) and float64 (or fp64).
+func ParseDType(s string) (DType, error) {
+	switch strings.ToLower(s) {
+	case "float32", "fp32", "":
+		return Float32, nil
+	case "float64", "fp64", "double":
+		return Float64, nil
+	}
+	return 0, fmt.Errorf("synth: unknown dtype %q (want float32 or float64)", s)
+}
+
+// LinearForm selects how target linears appear in the graph.
+type LinearForm int
+
+// The three forms real exporters write.
+const (
+	// TorchScript is torch.onnx.export(dynamo=False) as optimum runs it:
+	// MatMul(x, W[in,out]) with an anonymous pre-transposed initializer
+	// onnx::MatMul_N, node names /model/layers.N/self_attn/q_proj/MatMul.
+	TorchScript LinearForm = iota
+	// Dynamo is torch.onnx.export(dynamo=True, optimize=False):
+	// MatMul(x, Transpose(W[out,in])) with the parameter's own name, node
+	// names node_<Op>_<n> and pkg.torch.onnx.name_scopes metadata.
+	Dynamo
+	// Gemm flattens x to 2-D and uses Gemm(x, W[out,in], b, transB=1).
+	Gemm
+)
+
+func (f LinearForm) String() string {
+	switch f {
+	case Dynamo:
+		return "dynamo"
+	case Gemm:
+		return "gemm"
+	}
+	return "torchscript"
+}
+
+// ParseLinearForm accepts torchscript, dynamo or gemm.
+func ParseLinearForm(s string) (LinearForm, error) {
+	switch strings.ToLower(s) {
+	case "torchscript", "":
+		return TorchScript, nil
+	case "dynamo":
+		return Dynamo, nil
+	case "gemm":
+		return Gemm, nil
+	}
+	return 0, fmt.Errorf("synth: unknown linear form %q (want torchscript, dynamo or gemm)", s)
+}
+
+// WeightMode selects the weights' values.
+type WeightMode int
+
+// Weight modes.
+const (
+	// WeightsAuto draws random weights up to RandomWeightLimit parameters
+	// and uses zeros above it.
+	WeightsAuto WeightMode = iota
+	// WeightsRandom draws seeded random weights.
+	WeightsRandom
+	// WeightsZero makes every weight zero; external data is then a sparse
+	// file with no bytes written.
+	WeightsZero
+)
+
+// StorageMode selects where weights are stored.
+type StorageMode int
+
+// Storage modes.
+const (
+	// StorageAuto stores weights inline up to InlineLimit bytes, externally above.
+	StorageAuto StorageMode = iota
+	// StorageInline keeps every tensor in model.onnx.
+	StorageInline
+	// StorageExternal puts every tensor of at least ExternalMinElements
+	// elements in model.onnx.data.
+	StorageExternal
+)
+
+// Limits of the automatic modes.
+const (
+	// RandomWeightLimit is the largest parameter count that WeightsAuto fills
+	// with random values (the drawn weights are also kept as float64).
+	RandomWeightLimit = 64 << 20
+	// InlineLimit is the largest total weight size that StorageAuto keeps inline.
+	InlineLimit = 1 << 30
+	// ExternalMinElements is the smallest tensor moved to external data;
+	// smaller ones stay inline, as onnx.save_model's size_threshold does.
+	ExternalMinElements = 1024
+	// ExternalAlign is the alignment of every tensor's offset in the data file.
+	ExternalAlign = 4096
+)
+
+// Options control Synthesize. The zero value is a float32 TorchScript-form
+// graph without KV cache, seed 0, automatic weights and storage.
+type Options struct {
+	DType      DType
+	KVCache    bool // add past_key_values.* inputs and present.* outputs
+	LinearForm LinearForm
+	Seed       uint64
+	Weights    WeightMode
+	Storage    StorageMode
+	Force      bool // replace an existing output directory
+}

@@ -1,0 +1,209 @@
+package synth
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/dartc/dartc/compiler/onnxpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrExists is returned when the output directory exists and Force is unset.
+var ErrExists = errors.New("synth: output directory exists")
+
+// File names inside the output directory.
+const (
+	ModelFile = "model.onnx"
+	DataFile  = "model.onnx.data"
+)
+
+// layout assigns each tensor to inline or external storage and returns the
+// data file's size (0 when nothing is external).
+func layout(tensors []*weightTensor, elemSize int, external bool) int64 {
+	var end int64
+	for _, t := range tensors {
+		if !external || t.numel < ExternalMinElements {
+			continue
+		}
+		off := (end + ExternalAlign - 1) / ExternalAlign * ExternalAlign
+		n := int64(t.numel) * int64(elemSize)
+		t.proto.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+		t.proto.ExternalData = []*onnxpb.StringStringEntryProto{
+			{Key: proto.String("location"), Value: proto.String(DataFile)},
+			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(off, 10))},
+			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(n, 10))},
+		}
+		end = off + n
+	}
+	return end
+}
+
+func isExternal(t *weightTensor) bool {
+	return t.proto.GetDataLocation() == onnxpb.TensorProto_EXTERNAL
+}
+
+// encode writes t's values (zeros when values is nil) in little-endian dtype.
+func encode(w io.Writer, t *weightTensor, values []float64, dtype DType) error {
+	put := func(x float64, buf []byte) []byte {
+		if dtype == Float64 {
+			return binary.LittleEndian.AppendUint64(buf, math.Float64bits(x))
+		}
+		return binary.LittleEndian.AppendUint32(buf, math.Float32bits(float32(x)))
+	}
+	buf := make([]byte, 0, 64<<10)
+	flush := func() error {
+		_, err := w.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	for i := 0; i < t.numel; i++ {
+		var x float64
+		if values != nil {
+			if t.transpose { // stored [in, out]: element (j, o) is W[o, j]
+				j, o := i/t.rows, i%t.rows
+				x = values[o*t.cols+j]
+			} else {
+				x = values[i]
+			}
+		}
+		buf = put(x, buf)
+		if len(buf) >= cap(buf)-8 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+type sliceWriter struct{ b *[]byte }
+
+func (s sliceWriter) Write(p []byte) (int, error) { *s.b = append(*s.b, p...); return len(p), nil }
+
+// writeFiles writes model.onnx (and model.onnx.data when dataSize > 0) into
+// dir. With nil weights the data file is only extended to its size, so it is
+// one hole and costs no disk blocks.
+func writeFiles(dir string, model *onnxpb.ModelProto, tensors []*weightTensor, weights map[string][]float64, dtype DType, dataSize int64) error {
+	elemSize := 4
+	if dtype == Float64 {
+		elemSize = 8
+	}
+	for _, t := range tensors {
+		if isExternal(t) {
+			continue
+		}
+		raw := make([]byte, 0, t.numel*elemSize)
+		if err := encode(sliceWriter{&raw}, t, weights[t.param], dtype); err != nil {
+			return err
+		}
+		t.proto.RawData = raw
+	}
+	if dataSize > 0 {
+		if err := writeData(filepath.Join(dir, DataFile), tensors, weights, dtype, dataSize); err != nil {
+			return err
+		}
+	}
+	b, err := proto.Marshal(model)
+	if err != nil {
+		return fmt.Errorf("synth: marshal model: %w", err)
+	}
+	for _, t := range tensors { // the drawn weights stay in the map; drop the copies
+		t.proto.RawData = nil
+	}
+	return writeSynced(filepath.Join(dir, ModelFile), func(f *os.File) error {
+		_, err := f.Write(b)
+		return err
+	})
+}
+
+func writeData(path string, tensors []*weightTensor, weights map[string][]float64, dtype DType, size int64) error {
+	return writeSynced(path, func(f *os.File) error {
+		if weights != nil {
+			for _, t := range tensors {
+				if !isExternal(t) {
+					continue
+				}
+				off, _ := strconv.ParseInt(t.proto.ExternalData[1].GetValue(), 10, 64)
+				bw := bufio.NewWriterSize(io.NewOffsetWriter(f, off), 1<<20)
+				if err := encode(bw, t, weights[t.param], dtype); err != nil {
+					return err
+				}
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+		// Gaps between tensors and, for zero weights, the whole file stay holes.
+		return f.Truncate(size)
+	})
+}
+
+func writeSynced(path string, fill func(*os.File) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		return fmt.Errorf("synth: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("synth: sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("synth: close %s: %w", path, err)
+	}
+	return nil
+}
+
+// atomicDir fills a temporary sibling of dir and renames it into place, so
+// dir either does not change or appears complete.
+func atomicDir(dir string, force bool, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	_, statErr := os.Stat(dir)
+	exists := statErr == nil
+	if exists && !force {
+		return fmt.Errorf("%w: %s (choose another directory or pass --force to replace it)", ErrExists, dir)
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if exists {
+		old := tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("synth: move the old %s aside: %w", dir, err)
+		}
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("synth: %w", err)
+	}
+	if d, err := os.Open(parent); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
