@@ -1,0 +1,199 @@
+package httpretrieve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/dartc/dartc/retrieval"
+)
+
+var errNonFiniteScore = errors.New("httpretrieve: a score is NaN or infinite")
+
+// ServerOptions configure a /retrieve handler. Zero fields take the defaults.
+type ServerOptions struct {
+	DefaultTopK  int   // topk when the request omits it; default 3 (Search-R1's)
+	MaxTopK      int   // largest accepted topk; default 1000
+	MaxQueries   int   // most queries in one request; default 4096
+	MaxBodyBytes int64 // request body limit; default 4 MiB
+	Logger       *slog.Logger
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.DefaultTopK <= 0 {
+		o.DefaultTopK = 3
+	}
+	if o.MaxTopK <= 0 {
+		o.MaxTopK = 1000
+	}
+	if o.MaxQueries <= 0 {
+		o.MaxQueries = 4096
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+type handler struct {
+	s    retrieval.Searcher
+	opts ServerOptions
+}
+
+// NewHandler returns an http.Handler that serves POST /retrieve from s and
+// logs every request.
+func NewHandler(s retrieval.Searcher, opts ServerOptions) http.Handler {
+	return &handler{s: s, opts: opts.withDefaults()}
+}
+
+// request is the decoded /retrieve body; pointers tell missing from zero.
+type request struct {
+	Queries      *[]string        `json:"queries"`
+	TopK         *json.RawMessage `json:"topk"`
+	ReturnScores *bool            `json:"return_scores"`
+}
+
+// statusWriter records the status for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	queries, topk := h.serve(sw, r)
+	level := slog.LevelInfo
+	if sw.status >= 500 {
+		level = slog.LevelError
+	}
+	h.opts.Logger.LogAttrs(r.Context(), level, "retrieve",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+		slog.Int("queries", queries), slog.Int("topk", topk),
+		slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+}
+
+// serve answers one request and returns what the log line reports.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) (queries, topk int) {
+	if r.URL.Path != "/retrieve" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %q: the endpoint is POST /retrieve", r.URL.Path))
+		return 0, 0
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use POST /retrieve", r.Method))
+		return 0, 0
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("request body is over the limit of %d bytes: send fewer queries per request", h.opts.MaxBodyBytes))
+		} else {
+			writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		}
+		return 0, 0
+	}
+	req, topk, err := h.parse(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, 0
+	}
+	results, err := h.s.Search(r.Context(), *req.Queries, topk)
+	if err != nil {
+		h.opts.Logger.Error("retrieve: search failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "search failed: "+err.Error())
+		return len(*req.Queries), topk
+	}
+	out, err := appendResponse(make([]byte, 0, 4096), results, req.ReturnScores != nil && *req.ReturnScores)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return len(*req.Queries), topk
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.Write(out)
+	return len(*req.Queries), topk
+}
+
+// parse decodes and checks a request body.
+func (h *handler) parse(body []byte) (request, int, error) {
+	var req request
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return req, 0, fmt.Errorf("malformed JSON body: %v; want {\"queries\": [\"...\"], \"topk\": 3, \"return_scores\": true}", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, 0, errors.New("malformed JSON body: data after the request object")
+	}
+	if req.Queries == nil {
+		return req, 0, errors.New(`missing field "queries": want a list of query strings`)
+	}
+	if n := len(*req.Queries); n > h.opts.MaxQueries {
+		return req, 0, fmt.Errorf(`"queries" has %d entries, the limit is %d: split the batch`, n, h.opts.MaxQueries)
+	}
+	topk := h.opts.DefaultTopK
+	if req.TopK != nil && string(*req.TopK) != "null" {
+		k, err := strconv.ParseInt(string(*req.TopK), 10, 64)
+		if err != nil {
+			return req, 0, fmt.Errorf(`"topk" must be an integer, got %s`, *req.TopK)
+		}
+		if k < 1 || k > int64(h.opts.MaxTopK) {
+			return req, 0, fmt.Errorf(`"topk" is %d: want 1 to %d`, k, h.opts.MaxTopK)
+		}
+		topk = int(k)
+	}
+	return req, topk, nil
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// Serve serves h on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish (up to grace), and returns nil.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("httpretrieve: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("httpretrieve: shutdown: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("httpretrieve: serve: %w", err)
+	}
+	return nil
+}
