@@ -29,12 +29,8 @@ in standard ONNX ops, and trains them with GRPO against a search engine.`,
 		Flags:    globalFlags,
 		Before:   setupLogging,
 		Commands: commands,
-		ExitErrHandler: func(c *cli.Context, err error) {
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "dartc: %v\n", err)
-				os.Exit(1)
-			}
-		},
+		// Errors return from Run; main prints them and exits non-zero.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
 

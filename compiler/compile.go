@@ -1,0 +1,309 @@
+package compiler
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/passes"
+)
+
+// ErrOutputExists reports an output directory that exists without Force.
+var ErrOutputExists = errors.New("compiler: output directory exists")
+
+// Options configure a compilation.
+type Options struct {
+	Targets []string // default passes.DefaultTargets
+	Roles   []string // default reason, tool
+	Rank    int      // default 16
+	Alpha   float64  // default 32
+	Seed    uint64   // adapter initialization
+	Force   bool     // replace an existing output directory
+	Check   bool     // ir.Check after every pass
+}
+
+func (o *Options) defaults() {
+	if len(o.Targets) == 0 {
+		o.Targets = passes.DefaultTargets
+	}
+	if len(o.Roles) == 0 {
+		o.Roles = []string{"reason", "tool"}
+	}
+	if o.Rank == 0 {
+		o.Rank = 16
+	}
+	if o.Alpha == 0 {
+		o.Alpha = 32
+	}
+}
+
+func (o *Options) validate() error {
+	if o.Rank < 1 {
+		return fmt.Errorf("compiler: rank %d: must be ≥ 1", o.Rank)
+	}
+	if o.Alpha <= 0 {
+		return fmt.Errorf("compiler: alpha %g: must be > 0", o.Alpha)
+	}
+	seen := map[string]bool{}
+	for _, r := range o.Roles {
+		if !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(r) {
+			return fmt.Errorf("compiler: role %q: use lower-case letters, digits and _", r)
+		}
+		if seen[r] {
+			return fmt.Errorf("compiler: role %q given twice", r)
+		}
+		seen[r] = true
+	}
+	return nil
+}
+
+// Compile compiles the model at src into the directory out.
+func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
+	opts.defaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(out); err == nil && !opts.Force {
+		return nil, fmt.Errorf("%w: %s (pass --force to replace it)", ErrOutputExists, out)
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		return nil, fmt.Errorf("compiler: %w", err)
+	}
+	absSrc, err := filepath.Abs(src)
+	if err != nil {
+		return nil, fmt.Errorf("compiler: %w", err)
+	}
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("compiler: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("compiler: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+
+	sum := sha256.Sum256(raw)
+	man := &manifest.Manifest{
+		Format: manifest.Format,
+		Source: manifest.Source{Path: absSrc, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(raw))},
+		Family: "qwen2",
+		Tags: manifest.Tags{ToolOpen: "<search>", ToolClose: "</search>", ObsOpen: "<information>",
+			ObsClose: "</information>", Answer: "answer"},
+		Graphs:       map[string]*manifest.Graph{},
+		AdaptersFile: "adapters.safetensors",
+	}
+	links := newLinker(tmp)
+
+	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha}
+	m, err := ir.Parse(raw, absSrc)
+	if err != nil {
+		return nil, err
+	}
+	s := passes.NewState(m, popts)
+	if err := runPipeline("decode", s, opts.Check); err != nil {
+		return nil, err
+	}
+	if err := ir.CheckModel(m); err != nil {
+		return nil, fmt.Errorf("compiler: decode graph: %w", err)
+	}
+	m.Doc = "dartc decode graph: dual gated LoRA (" + strings.Join(opts.Roles, ", ") + "), logits of the last position"
+	m.ProducerName, m.ProducerVersion = "dartc", Version
+	if err := ir.Save(m, filepath.Join(tmp, "decode.onnx"), ir.EmitOptions{Location: links.location}); err != nil {
+		return nil, err
+	}
+	if links.err != nil {
+		return nil, links.err
+	}
+	man.Graphs[manifest.GraphDecode] = graphSpec("decode.onnx", m.Graph)
+	man.Opset, man.IRVersion = m.OpsetVersion(""), m.IRVersion
+	man.Source.ExternalData = links.names()
+	man.LoRA = manifest.LoRA{Rank: opts.Rank, Alpha: opts.Alpha, Scale: popts.Scale(), Roles: opts.Roles, RoleInput: passes.RoleInput}
+	for _, t := range s.Targets {
+		mt := manifest.Target{Module: t.Module, Layer: t.Layer, Kind: t.Kind, In: t.In, Out: t.Out, Form: t.Form,
+			Node: t.Node.Name, A: map[string]string{}, B: map[string]string{}}
+		for _, r := range opts.Roles {
+			mt.A[r] = passes.AdapterName(t.Module, "A", r)
+			mt.B[r] = passes.AdapterName(t.Module, "B", r)
+		}
+		man.LoRA.Targets = append(man.LoRA.Targets, mt)
+	}
+	man.Model = modelInfo(m.Graph, s.Targets)
+
+	if err := WriteInitialAdapters(filepath.Join(tmp, man.AdaptersFile), s, opts.Seed, absSrc); err != nil {
+		return nil, err
+	}
+	if err := manifest.Write(tmp, man); err != nil {
+		return nil, err
+	}
+	if err := syncDir(tmp); err != nil {
+		return nil, err
+	}
+	if err := replaceDir(tmp, out, opts.Force); err != nil {
+		return nil, err
+	}
+	done = true
+	slog.Info("compiled", "source", src, "out", out, "targets", len(s.Targets), "rank", opts.Rank, "roles", strings.Join(opts.Roles, ","))
+	return man, nil
+}
+
+// Version is written as the producer version of emitted graphs.
+const Version = "0.1.0"
+
+// graphSpec describes a graph's inputs and outputs for the manifest.
+func graphSpec(file string, g *ir.Graph) *manifest.Graph {
+	conv := func(vs []*ir.ValueInfo) []manifest.Tensor {
+		var out []manifest.Tensor
+		for _, v := range vs {
+			t := manifest.Tensor{Name: v.Name, DType: v.Type.DType.String()}
+			for _, d := range v.Type.Dims {
+				if d.Param != "" {
+					t.Dims = append(t.Dims, manifest.Dim{Param: d.Param})
+				} else if d.Value >= 0 {
+					t.Dims = append(t.Dims, manifest.Dim{Value: d.Value})
+				} else {
+					t.Dims = append(t.Dims, manifest.Dim{Param: "?"})
+				}
+			}
+			out = append(out, t)
+		}
+		return out
+	}
+	return &manifest.Graph{File: file, Inputs: conv(g.Inputs), Outputs: conv(g.Outputs)}
+}
+
+var pastRe = regexp.MustCompile(`^past_key_values\.(\d+)\.key$`)
+
+// modelInfo reads the architecture facts off the rewritten graph.
+func modelInfo(g *ir.Graph, targets []*passes.Target) manifest.ModelInfo {
+	var info manifest.ModelInfo
+	for _, t := range targets {
+		if t.Layer+1 > info.Layers {
+			info.Layers = t.Layer + 1
+		}
+		if t.Kind == "q" || t.Kind == "qkv" {
+			info.Hidden = t.In
+		}
+	}
+	if lg := g.Output(passes.LogitsOutput); lg != nil {
+		info.DType = lg.Type.DType.String()
+		if d := lg.Type.Dims[2]; d.Known() {
+			info.Vocab = d.Value
+		}
+	}
+	var layers []int
+	for _, in := range g.Inputs {
+		if mm := pastRe.FindStringSubmatch(in.Name); mm != nil {
+			l, _ := strconv.Atoi(mm[1])
+			layers = append(layers, l)
+			if d := in.Type.Dims; len(d) == 4 {
+				info.KVHeads, info.HeadDim = d[1].Value, d[3].Value
+			}
+		}
+	}
+	sort.Ints(layers)
+	for _, l := range layers {
+		p := fmt.Sprintf("past_key_values.%d.", l)
+		c := manifest.CacheLayer{PastKey: p + "key", PastValue: p + "value",
+			PresentKey: fmt.Sprintf("present.%d.key", l), PresentValue: fmt.Sprintf("present.%d.value", l)}
+		if g.Input(c.PastValue) != nil && g.Output(c.PresentKey) != nil && g.Output(c.PresentValue) != nil {
+			info.Cache = append(info.Cache, c)
+		}
+	}
+	return info
+}
+
+// linker gives each external data file of the source one link in the
+// output directory, named after the file, and maps references to it.
+type linker struct {
+	dir   string
+	byAbs map[string]string
+	err   error
+}
+
+func newLinker(dir string) *linker { return &linker{dir: dir, byAbs: map[string]string{}} }
+
+func (l *linker) location(e *ir.External) string {
+	if name, ok := l.byAbs[e.File]; ok {
+		return name
+	}
+	name := filepath.Base(e.File)
+	for i := 1; l.taken(name); i++ {
+		name = fmt.Sprintf("%d-%s", i, filepath.Base(e.File))
+	}
+	dst := filepath.Join(l.dir, name)
+	if err := os.Link(e.File, dst); err != nil {
+		abs, _ := filepath.Abs(e.File)
+		if err2 := os.Symlink(abs, dst); err2 != nil && l.err == nil {
+			l.err = fmt.Errorf("compiler: link %s into the output directory: %v; %v", e.File, err, err2)
+		}
+	}
+	l.byAbs[e.File] = name
+	return name
+}
+
+func (l *linker) taken(name string) bool {
+	for _, n := range l.byAbs {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *linker) names() []string {
+	var out []string
+	for _, n := range l.byAbs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("compiler: %w", err)
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// replaceDir renames tmp to out; an existing out (allowed by force) is moved
+// aside first and removed once the new one is in place.
+func replaceDir(tmp, out string, force bool) error {
+	if _, err := os.Stat(out); err == nil {
+		if !force {
+			return fmt.Errorf("%w: %s (pass --force to replace it)", ErrOutputExists, out)
+		}
+		old := tmp + ".old"
+		if err := os.Rename(out, old); err != nil {
+			return fmt.Errorf("compiler: %w", err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			os.Rename(old, out)
+			return fmt.Errorf("compiler: %w", err)
+		}
+		return os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("compiler: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package compiler
+
+import (
+	"fmt"
+
+	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/passes"
+)
+
+// pass is one step of a pipeline.
+type pass struct {
+	name string
+	fn   func(*passes.State) error
+}
+
+// The passes, by name. A pipeline lists names in run order.
+var passTable = map[string]pass{
+	"match-targets":     {"match-targets", passes.MatchTargets},
+	"dual-lora":         {"dual-lora", passes.DualLoRA},
+	"last-token-logits": {"last-token-logits", passes.LastTokenLogits},
+	"dead-code":         {"dead-code", passes.DeadCode},
+}
+
+// passOrder lists constraints: the first pass must run before the second
+// whenever both are in a pipeline.
+var passOrder = [...]struct{ before, after, why string }{
+	{"match-targets", "dual-lora", "the rewrite adapts the matched targets"},
+	{"dual-lora", "dead-code", "the rewrite leaves the replaced outputs to collect"},
+	{"last-token-logits", "dead-code", "the slice leaves the full-sequence head input to collect"},
+}
+
+// pipelines maps each emitted graph to its passes in run order.
+var pipelines = map[string][]string{
+	"decode": {"match-targets", "dual-lora", "last-token-logits", "dead-code"},
+}
+
+func init() {
+	for name, pl := range pipelines {
+		if err := checkPipeline(pl); err != nil {
+			panic(fmt.Sprintf("compiler: pipeline %s: %v", name, err))
+		}
+	}
+}
+
+// checkPipeline verifies that every pass exists and that passOrder holds.
+func checkPipeline(pl []string) error {
+	pos := map[string]int{}
+	for i, p := range pl {
+		if _, ok := passTable[p]; !ok {
+			return fmt.Errorf("unknown pass %q", p)
+		}
+		pos[p] = i
+	}
+	for _, c := range passOrder {
+		a, okA := pos[c.before]
+		b, okB := pos[c.after]
+		if okA && okB && a > b {
+			return fmt.Errorf("%s must run before %s: %s", c.before, c.after, c.why)
+		}
+	}
+	return nil
+}
+
+// runPipeline runs the named pipeline on s, checking the graph after each
+// pass when check is set.
+func runPipeline(name string, s *passes.State, check bool) error {
+	for _, p := range pipelines[name] {
+		if err := passTable[p].fn(s); err != nil {
+			return err
+		}
+		if check {
+			if err := ir.Check(s.Model.Graph); err != nil {
+				return fmt.Errorf("compiler: after pass %s of %s: %w", p, name, err)
+			}
+		}
+	}
+	return nil
+}

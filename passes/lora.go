@@ -1,0 +1,160 @@
+package passes
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dartc/dartc/compiler/ir"
+)
+
+// ErrAlreadyCompiled reports a graph that dartc has already rewritten.
+var ErrAlreadyCompiled = errors.New("passes: graph is already compiled by dartc")
+
+// CompiledMarker is the model metadata key dartc sets on what it emits.
+const CompiledMarker = "dartc.compiled"
+
+// AdapterName is the graph-input name of one adapter matrix ("A" or "B").
+func AdapterName(module, matrix, role string) string {
+	return fmt.Sprintf("%s.lora_%s.%s.weight", module, matrix, role)
+}
+
+// AdapterDType is the type adapters use for a backbone weight type: the
+// backbone's own for float32 and float64, float32 for half types (the
+// adapters, their optimizer state and the loss head stay in fp32).
+func AdapterDType(weight ir.DType) ir.DType {
+	if weight == ir.Float64 {
+		return ir.Float64
+	}
+	return ir.Float32
+}
+
+// DualLoRA rewrites every matched target y = x·W (+b) into
+//
+//	y = x·W (+b) + Σ_k (((x·A_k) ⊙ g_k)·B_k),   g_k = s·[role_ids == k]
+//
+// with A_k [in, rank] and B_k [rank, out] added as graph inputs, and the
+// int64 [batch, seq] input role_ids. The gate multiplies the rank-r
+// intermediate, which equals gating the branch output (g is one scalar per
+// position) at a fraction of the cost; a position's gradient reaches only the
+// adapters of its role.
+func DualLoRA(s *State) error {
+	g := s.Model.Graph
+	if g.Input(RoleInput) != nil {
+		return fmt.Errorf("%w: it already has a %s input; compile the original export instead", ErrAlreadyCompiled, RoleInput)
+	}
+	if _, ok := s.Model.MetadataValue(CompiledMarker); ok {
+		return fmt.Errorf("%w (metadata %s); compile the original export instead", ErrAlreadyCompiled, CompiledMarker)
+	}
+	if len(s.Targets) == 0 {
+		return fmt.Errorf("passes: no targets to adapt (run MatchTargets first)")
+	}
+	if s.Opts.Rank <= 0 || len(s.Opts.Roles) == 0 {
+		return fmt.Errorf("passes: rank %d and %d roles: need rank ≥ 1 and at least one role", s.Opts.Rank, len(s.Opts.Roles))
+	}
+	ids := g.Input("input_ids")
+	if ids == nil || ids.Type == nil || len(ids.Type.Dims) != 2 {
+		return fmt.Errorf("passes: the graph has no input_ids [batch, seq] input to shape %s after", RoleInput)
+	}
+	b := s.Builder()
+	b.Reserve(RoleInput)
+	g.Inputs = append(g.Inputs, &ir.ValueInfo{
+		Name: RoleInput, Type: ir.TensorType(ir.Int64, ids.Type.Dims...),
+		Doc: "role of each position: the adapter whose tokens the position predicts (" + fmt.Sprint(s.Opts.Roles) + ")",
+	})
+	gates := &gateCache{s: s, g3: map[ir.DType][]string{}, g2: map[ir.DType][]string{}}
+	r := int64(s.Opts.Rank)
+	for _, t := range s.Targets {
+		adt := AdapterDType(t.Weight.DType)
+		prefix := "/" + pathOf(t.Module) + "/lora"
+		out := t.Node.Outputs[0]
+		base := b.Unique(out + "/base")
+		t.Node.Outputs[0] = base
+
+		x := t.Node.Inputs[0]
+		if t.Weight.DType != adt {
+			x = b.Op(prefix+"/Cast_x", "Cast", []string{x}, ir.AttrInt("to", int64(adt)))
+		}
+		var branches []string
+		for k, role := range s.Opts.Roles {
+			an, bn := AdapterName(t.Module, "A", role), AdapterName(t.Module, "B", role)
+			b.Reserve(an, bn)
+			in := []*ir.ValueInfo{
+				{Name: an, Type: ir.TensorType(adt, ir.Dims(t.In, r)...), Doc: "LoRA A of " + t.Module + " for role " + role},
+				{Name: bn, Type: ir.TensorType(adt, ir.Dims(r, t.Out)...), Doc: "LoRA B of " + t.Module + " for role " + role},
+			}
+			g.Inputs = append(g.Inputs, in...)
+			s.AdapterInputs = append(s.AdapterInputs, in...)
+			p := prefix + "/" + role
+			gate, err := gates.get(adt, t.Form == FormGemm, k)
+			if err != nil {
+				return err
+			}
+			xa := b.Op(p+"/A/MatMul", "MatMul", []string{x, an})
+			xg := b.Op(p+"/gate/Mul", "Mul", []string{xa, gate})
+			branches = append(branches, b.Op(p+"/B/MatMul", "MatMul", []string{xg, bn}))
+		}
+		delta := branches[0]
+		for i, br := range branches[1:] {
+			delta = b.Op(fmt.Sprintf("%s/Add_%d", prefix, i), "Add", []string{delta, br})
+		}
+		if t.Weight.DType != adt {
+			delta = b.Op(prefix+"/Cast_delta", "Cast", []string{delta}, ir.AttrInt("to", int64(t.Weight.DType)))
+		}
+		b.Add(&ir.Node{Name: prefix + "/Add", OpType: "Add", Inputs: []string{base, delta}, Outputs: []string{out},
+			Doc: fmt.Sprintf("frozen %s plus dual gated LoRA (rank %d, scale %g)", t.Module, s.Opts.Rank, s.Opts.Scale())})
+	}
+	s.Model.SetMetadata(CompiledMarker, "dual-lora")
+	return ir.TopoSort(g)
+}
+
+func pathOf(module string) string {
+	out := []byte(module)
+	// model.layers.0.self_attn.q_proj → model/layers.0/self_attn/q_proj
+	for i := 0; i < len(out); i++ {
+		if out[i] == '.' && !(i+1 < len(out) && out[i+1] >= '0' && out[i+1] <= '9') {
+			out[i] = '/'
+		}
+	}
+	return string(out)
+}
+
+// gateCache builds each role's gate once per dtype: s·[role_ids == k] as
+// [batch, seq, 1], and as [batch·seq, 1] for 2-D (Gemm) activations.
+type gateCache struct {
+	s      *State
+	g3, g2 map[ir.DType][]string
+}
+
+func (c *gateCache) get(dt ir.DType, flat bool, k int) (string, error) {
+	b := c.s.Builder()
+	if c.g3[dt] == nil {
+		for role := range c.s.Opts.Roles {
+			p := fmt.Sprintf("/lora/gate/%s/%s", c.s.Opts.Roles[role], dt)
+			kk := b.Const(ir.NewScalar(p+"/role", ir.Int64, float64(role)))
+			eq := b.Op(p+"/Equal", "Equal", []string{RoleInput, kk})
+			f := b.Op(p+"/Cast", "Cast", []string{eq}, ir.AttrInt("to", int64(dt)))
+			sc := b.Op(p+"/Mul", "Mul", []string{f, b.Scalar(p+"/scale", dt, c.s.Opts.Scale())})
+			c.g3[dt] = append(c.g3[dt], unsqueezeLast(c.s, p+"/Unsqueeze", sc))
+		}
+	}
+	if !flat {
+		return c.g3[dt][k], nil
+	}
+	if c.g2[dt] == nil {
+		for role, g3 := range c.g3[dt] {
+			p := fmt.Sprintf("/lora/gate/%s/%s/flat", c.s.Opts.Roles[role], dt)
+			c.g2[dt] = append(c.g2[dt], b.Op(p, "Reshape", []string{g3, b.Ints(p+"/shape", -1, 1)}))
+		}
+	}
+	return c.g2[dt][k], nil
+}
+
+// unsqueezeLast appends a trailing axis, with axes as an input from opset
+// 13 and as an attribute before.
+func unsqueezeLast(s *State, name, x string) string {
+	b := s.Builder()
+	if s.Model.OpsetVersion("") >= 13 {
+		return b.Op(name, "Unsqueeze", []string{x, b.Ints(name+"/axes", -1)})
+	}
+	return b.Op(name, "Unsqueeze", []string{x}, ir.AttrInts("axes", -1))
+}

@@ -1,0 +1,90 @@
+package passes
+
+import (
+	"fmt"
+
+	"github.com/dartc/dartc/compiler/ir"
+)
+
+// Options are the user's choices for the rewrite.
+type Options struct {
+	// Targets are the module kinds to adapt (q, k, v, o, gate, up, down).
+	Targets []string
+	// Roles name the adapters; role k serves positions where role_ids == k.
+	Roles []string
+	Rank  int
+	Alpha float64
+}
+
+// Scale is the LoRA scale alpha / rank.
+func (o Options) Scale() float64 { return o.Alpha / float64(o.Rank) }
+
+// RoleInput is the name of the per-position role input.
+const RoleInput = "role_ids"
+
+// State is what a pipeline of passes works on.
+type State struct {
+	Model *ir.Model
+	Opts  Options
+
+	// Targets are the linears found by MatchTargets, in graph order.
+	Targets []*Target
+	// AdapterInputs lists the adapter graph inputs added by DualLoRA.
+	AdapterInputs []*ir.ValueInfo
+
+	b *ir.Builder
+}
+
+// NewState starts a pipeline over m.
+func NewState(m *ir.Model, opts Options) *State {
+	return &State{Model: m, Opts: opts}
+}
+
+// Builder returns the state's builder over the main graph, created on first
+// use.
+func (s *State) Builder() *ir.Builder {
+	if s.b == nil {
+		s.b = ir.NewBuilder(s.Model.Graph)
+	}
+	return s.b
+}
+
+// producers maps each value name to the node that writes it.
+func producers(g *ir.Graph) map[string]*ir.Node {
+	p := make(map[string]*ir.Node, len(g.Nodes))
+	for _, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			p[o] = n
+		}
+	}
+	return p
+}
+
+// consumers maps each value name to the nodes that read it.
+func consumers(g *ir.Graph) map[string][]*ir.Node {
+	c := make(map[string][]*ir.Node, len(g.Nodes))
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			if in != "" {
+				c[in] = append(c[in], n)
+			}
+		}
+	}
+	return c
+}
+
+// activationType finds the floating-point type of the model's activations:
+// the element type of the logits output.
+func activationType(g *ir.Graph) (ir.DType, error) {
+	for _, o := range g.Outputs {
+		if o.Name == "logits" && o.Type != nil {
+			return o.Type.DType, nil
+		}
+	}
+	for _, o := range g.Outputs {
+		if o.Type != nil && o.Type.DType.IsFloat() {
+			return o.Type.DType, nil
+		}
+	}
+	return ir.Undefined, fmt.Errorf("passes: the graph has no floating-point output to take the activation type from")
+}
