@@ -1,0 +1,558 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dartc/dartc/compiler/manifest"
+)
+
+// DecoderSpec describes a decoder graph with the Hugging Face KV-cache
+// convention. Empty names take the defaults in brackets.
+type DecoderSpec struct {
+	// Path is the .onnx file.
+	Path string
+	// Options configure the session (nil: CPU defaults).
+	Options *Options
+	// InputIDs [input_ids], AttentionMask [attention_mask], PositionIDs
+	// [position_ids] name the int64 inputs; the mask and the positions are fed
+	// only when the graph has them.
+	InputIDs, AttentionMask, PositionIDs string
+	// Logits [logits] names the [batch, seq or 1, vocab] output.
+	Logits string
+	// Cache names each layer's past and present tensors. When empty, inputs
+	// named past_key_values.N.key/value with outputs present.N.key/value are
+	// found by name; a graph without them runs in full recomputation only.
+	Cache []manifest.CacheLayer
+	// KVHeads and HeadDim are the cache dims, needed only when the graph
+	// leaves them symbolic.
+	KVHeads, HeadDim int64
+	// RoleInput, when set, is an int64 [batch, seq] input fed with the role
+	// of every position (Generate's Roles callback; 0 without one).
+	RoleInput string
+	// MaxLength is the model's context in tokens (0: unlimited).
+	MaxLength int64
+}
+
+// Decoder runs generation over one decoder graph.
+type Decoder struct {
+	spec       DecoderSpec
+	sess       *Session
+	cacheDType DType
+	logits     IOInfo
+	vocab      int64
+	lastOnly   bool // logits hold the last position only: [batch, 1, vocab]
+	dynamic    map[string]bool
+}
+
+var hfPast = regexp.MustCompile(`^past_key_values\.(\d+)\.key$`)
+
+// NewDecoder opens the decoder graph of spec.
+func NewDecoder(spec DecoderSpec) (*Decoder, error) {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&spec.InputIDs, "input_ids")
+	def(&spec.AttentionMask, "attention_mask")
+	def(&spec.PositionIDs, "position_ids")
+	def(&spec.Logits, "logits")
+	sess, err := NewSession(spec.Path, spec.Options)
+	if err != nil {
+		return nil, err
+	}
+	d := &Decoder{spec: spec, sess: sess, dynamic: map[string]bool{}}
+	if err := d.init(); err != nil {
+		sess.Destroy()
+		return nil, fmt.Errorf("runtime: decoder %s: %w", spec.Path, err)
+	}
+	return d, nil
+}
+
+func (d *Decoder) init() error {
+	s := &d.spec
+	if len(s.Cache) == 0 {
+		s.Cache = findHFCache(d.sess)
+	}
+	ids, ok := d.sess.Input(s.InputIDs)
+	if !ok || ids.DType != Int64 {
+		return fmt.Errorf("no int64 input %q (inputs: %s); set DecoderSpec.InputIDs", s.InputIDs, strings.Join(names(d.sess.inputs), ", "))
+	}
+	d.dynamic[s.InputIDs] = true
+	for _, name := range []string{s.AttentionMask, s.PositionIDs, s.RoleInput} {
+		if name == "" {
+			continue
+		}
+		io, ok := d.sess.Input(name)
+		if !ok {
+			if name == s.RoleInput {
+				return fmt.Errorf("no role input %q", name)
+			}
+			continue
+		}
+		if io.DType != Int64 {
+			return fmt.Errorf("input %v must be int64", io)
+		}
+		d.dynamic[name] = true
+	}
+	d.logits, ok = d.sess.Output(s.Logits)
+	if !ok || len(d.logits.Dims) != 3 {
+		return fmt.Errorf("no [batch, seq, vocab] output %q (outputs: %s); set DecoderSpec.Logits", s.Logits, strings.Join(names(d.sess.outputs), ", "))
+	}
+	d.vocab = d.logits.Dims[2]
+	if d.vocab < 0 {
+		return fmt.Errorf("logits %v have a symbolic vocab dim", d.logits)
+	}
+	d.lastOnly = d.logits.Dims[1] == 1
+	for i, c := range s.Cache {
+		past, ok := d.sess.Input(c.PastKey)
+		if !ok {
+			return fmt.Errorf("cache layer %d: no input %q", i, c.PastKey)
+		}
+		for _, n := range []string{c.PastKey, c.PastValue} {
+			io, ok := d.sess.Input(n)
+			if !ok || len(io.Dims) != 4 || io.DType != past.DType {
+				return fmt.Errorf("cache layer %d: want a 4-d %v input %q [batch, kv_heads, past, head_dim]", i, past.DType, n)
+			}
+			d.dynamic[n] = true
+		}
+		for _, n := range []string{c.PresentKey, c.PresentValue} {
+			if _, ok := d.sess.Output(n); !ok {
+				return fmt.Errorf("cache layer %d: no output %q", i, n)
+			}
+		}
+		d.cacheDType = past.DType
+		if s.KVHeads == 0 {
+			s.KVHeads = past.Dims[1]
+		}
+		if s.HeadDim == 0 {
+			s.HeadDim = past.Dims[3]
+		}
+	}
+	if len(s.Cache) > 0 && (s.KVHeads <= 0 || s.HeadDim <= 0) {
+		return fmt.Errorf("cache dims are symbolic: set DecoderSpec.KVHeads and HeadDim")
+	}
+	return nil
+}
+
+func findHFCache(s *Session) []manifest.CacheLayer {
+	var layers []int
+	for _, in := range s.inputs {
+		if m := hfPast.FindStringSubmatch(in.Name); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			layers = append(layers, n)
+		}
+	}
+	sort.Ints(layers)
+	var cache []manifest.CacheLayer
+	for i, n := range layers {
+		if n != i {
+			return nil // a gap: not the convention, leave it to the caller
+		}
+		cache = append(cache, manifest.CacheLayer{
+			PastKey: fmt.Sprintf("past_key_values.%d.key", n), PastValue: fmt.Sprintf("past_key_values.%d.value", n),
+			PresentKey: fmt.Sprintf("present.%d.key", n), PresentValue: fmt.Sprintf("present.%d.value", n),
+		})
+	}
+	return cache
+}
+
+// NewDecoderFromManifest opens decode.onnx of a directory written by
+// `dartc compile`, with the names, cache layout, role input, context length
+// and session config entries its manifest.json records.
+func NewDecoderFromManifest(dir string, opts *Options) (*Decoder, error) {
+	m, err := manifest.Read(dir)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	g := m.Graphs[manifest.GraphDecode]
+	if g == nil {
+		return nil, fmt.Errorf("runtime: %s/%s lists no %q graph: recompile the model", dir, manifest.FileName, manifest.GraphDecode)
+	}
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if len(g.SessionConfig) > 0 {
+		cfg := map[string]string{}
+		for k, v := range g.SessionConfig {
+			cfg[k] = v
+		}
+		for k, v := range o.Config {
+			cfg[k] = v
+		}
+		o.Config = cfg
+	}
+	return NewDecoder(DecoderSpec{
+		Path: filepath.Join(dir, g.File), Options: &o,
+		Cache: m.Model.Cache, KVHeads: m.Model.KVHeads, HeadDim: m.Model.HeadDim,
+		RoleInput: m.LoRA.RoleInput, MaxLength: m.Model.MaxLength,
+	})
+}
+
+// Session returns the decoder's session.
+func (d *Decoder) Session() *Session { return d.sess }
+
+// Spec returns the spec with its defaults and detected cache filled in.
+func (d *Decoder) Spec() DecoderSpec { return d.spec }
+
+// HasCache reports whether the graph carries a KV cache.
+func (d *Decoder) HasCache() bool { return len(d.spec.Cache) > 0 }
+
+// Vocab returns the logits' vocabulary size.
+func (d *Decoder) Vocab() int64 { return d.vocab }
+
+// StaticInputs lists the inputs Generate does not compute (adapters and
+// the like), which GenerateConfig.Inputs must supply.
+func (d *Decoder) StaticInputs() []IOInfo {
+	var out []IOInfo
+	for _, in := range d.sess.inputs {
+		if !d.dynamic[in.Name] {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// Destroy releases the session.
+func (d *Decoder) Destroy() error { return d.sess.Destroy() }
+
+// StopReason says why a row stopped generating.
+type StopReason string
+
+// Reasons a row stops.
+const (
+	StopToken   StopReason = "stop-token"  // a stop token id was sampled (it is kept)
+	StopString  StopReason = "stop-string" // the decoded text reached a stop string
+	StopLength  StopReason = "max-new-tokens"
+	StopContext StopReason = "context" // the row filled the model's context
+)
+
+// GenerateConfig controls one Generate call.
+type GenerateConfig struct {
+	// MaxNewTokens bounds the tokens generated per row (required, > 0).
+	MaxNewTokens int
+	// Sampling picks greedy (zero value) or sampled decoding.
+	Sampling Sampling
+	// Seed seeds every row's RNG: PCG(Seed, row).
+	Seed uint64
+	// StopTokens end a row when sampled (e.g. EOS); the token is kept.
+	StopTokens []int64
+	// StopStrings end a row when its decoded generated text contains one;
+	// Decode (required with StopStrings) turns generated ids into text.
+	StopStrings []string
+	Decode      func(tokens []int64) string
+	// Roles gives the role id of the last position of tokens (the row's
+	// prompt and generated ids so far); nil feeds role 0 everywhere.
+	Roles func(row int, tokens []int64) int64
+	// PadToken fills left padding and the input of finished rows.
+	PadToken int64
+	// Inputs are fed unchanged at every step (the adapters).
+	Inputs map[string]*Tensor
+	// NoCache recomputes the whole sequence at every step, without the KV
+	// cache: the reference the cached path must match.
+	NoCache bool
+}
+
+// Sequence is one row's result.
+type Sequence struct {
+	Prompt []int64
+	// Tokens are the generated ids, the stop token included.
+	Tokens []int64
+	// LogProbs[i] is log π(Tokens[i]): log_softmax of the raw logits at
+	// temperature 1 without top-k/top-p truncation — the policy log-prob
+	// GRPO's ratio uses.
+	LogProbs []float64
+	// SampledLogProbs[i] is the log-prob of Tokens[i] under the distribution
+	// it was drawn from (after temperature, top-k and top-p; 0 for greedy).
+	SampledLogProbs []float64
+	// Roles holds the role fed at each position, prompt first; the last
+	// generated token is never fed, so len(Roles) = len(Prompt)+len(Tokens)-1.
+	Roles      []int64
+	Stop       StopReason
+	StopString string // the stop string matched, for StopString
+}
+
+// Stats time a Generate call.
+type Stats struct {
+	Steps int
+	Total time.Duration // wall time of the generation loop
+	ORT   time.Duration // of which inside ONNX Runtime's Run
+}
+
+// GoShare is the fraction of the loop spent outside ONNX Runtime.
+func (s Stats) GoShare() float64 {
+	if s.Total <= 0 {
+		return 0
+	}
+	return float64(s.Total-s.ORT) / float64(s.Total)
+}
+
+// ErrPromptTooLong is returned when a prompt leaves no room in the context.
+var ErrPromptTooLong = errors.New("runtime: prompt too long")
+
+type rowState struct {
+	seq     []int64 // prompt and generated ids, unpadded
+	pad     int     // left padding of this row
+	done    bool
+	textLen int // length of the decoded text at the last stop-string check
+}
+
+// Generate extends every prompt of the batch, left-padded to the longest.
+func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateConfig) ([]Sequence, Stats, error) {
+	if err := d.check(prompts, &cfg); err != nil {
+		return nil, Stats{}, err
+	}
+	start, ort0 := time.Now(), d.sess.RunTime()
+	B := len(prompts)
+	P := 0
+	for _, p := range prompts {
+		P = max(P, len(p))
+	}
+	rows := make([]rowState, B)
+	out := make([]Sequence, B)
+	rngs := make([]*rand.Rand, B)
+	for i, p := range prompts {
+		rows[i] = rowState{seq: append([]int64(nil), p...), pad: P - len(p)}
+		out[i].Prompt = append([]int64(nil), p...)
+		rngs[i] = RowRNG(cfg.Seed, i)
+	}
+	useCache := d.HasCache() && !cfg.NoCache
+	// cols[i] holds row i's padded column sequence; roles likewise.
+	cols := make([][]int64, B)
+	roles := make([][]int64, B)
+	for i := range rows {
+		cols[i] = make([]int64, 0, P+cfg.MaxNewTokens)
+		for c := 0; c < P; c++ {
+			if c < rows[i].pad {
+				cols[i] = append(cols[i], cfg.PadToken)
+			} else {
+				cols[i] = append(cols[i], rows[i].seq[c-rows[i].pad])
+			}
+		}
+		for c := 0; c < P; c++ {
+			roles[i] = append(roles[i], d.role(&cfg, i, rows[i], c))
+		}
+	}
+	var past map[string]*Tensor
+	logits := make([]float64, 0, d.vocab)
+	steps := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, Stats{}, fmt.Errorf("runtime: generate: %w", err)
+		}
+		total := len(cols[0])
+		from := 0 // first column fed this step
+		if useCache && past != nil {
+			from = total - 1
+		}
+		inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past)
+		res, err := d.sess.RunInto(inputs, outputs)
+		if err != nil {
+			return nil, Stats{}, fmt.Errorf("runtime: generate step %d: %w", steps, err)
+		}
+		steps++
+		if useCache {
+			past = res
+		}
+		lt := res[d.spec.Logits]
+		s := int(lt.shape[1])
+		active := false
+		for i := range rows {
+			r := &rows[i]
+			if r.done {
+				continue
+			}
+			off := (i*s + s - 1) * int(d.vocab)
+			logits = lt.FloatsAt(logits, off, int(d.vocab))
+			tok, lp, slp := cfg.Sampling.Draw(logits, rngs[i])
+			t := int64(tok)
+			r.seq = append(r.seq, t)
+			o := &out[i]
+			o.Tokens = append(o.Tokens, t)
+			o.LogProbs = append(o.LogProbs, lp)
+			o.SampledLogProbs = append(o.SampledLogProbs, slp)
+			d.finish(&cfg, r, o)
+			active = active || !r.done
+		}
+		if !active {
+			break
+		}
+		// Append the next column: the sampled token, or padding for rows
+		// that are done (their outputs are ignored from now on).
+		for i := range rows {
+			next := cfg.PadToken
+			role := int64(0)
+			if !rows[i].done {
+				next = rows[i].seq[len(rows[i].seq)-1]
+				role = d.role(&cfg, i, rows[i], len(cols[i]))
+			}
+			cols[i] = append(cols[i], next)
+			roles[i] = append(roles[i], role)
+		}
+	}
+	for i := range out {
+		n := len(out[i].Prompt) + len(out[i].Tokens) - 1
+		out[i].Roles = append([]int64(nil), roles[i][rows[i].pad:rows[i].pad+n]...)
+	}
+	return out, Stats{Steps: steps, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
+}
+
+// role computes the role of column c of a live row.
+func (d *Decoder) role(cfg *GenerateConfig, row int, r rowState, c int) int64 {
+	if cfg.Roles == nil || c < r.pad {
+		return 0
+	}
+	return cfg.Roles(row, r.seq[:c-r.pad+1])
+}
+
+func (d *Decoder) finish(cfg *GenerateConfig, r *rowState, o *Sequence) {
+	t := r.seq[len(r.seq)-1]
+	for _, s := range cfg.StopTokens {
+		if t == s {
+			r.done, o.Stop = true, StopToken
+			return
+		}
+	}
+	if len(cfg.StopStrings) > 0 {
+		text := cfg.Decode(o.Tokens)
+		for _, s := range cfg.StopStrings {
+			// Search only where a match can end in text new since the last
+			// check, so a string split across tokens is found once.
+			from := max(0, r.textLen-len(s)+1)
+			if from < len(text) && strings.Contains(text[from:], s) {
+				r.done, o.Stop, o.StopString = true, StopString, s
+				return
+			}
+		}
+		r.textLen = len(text)
+	}
+	if len(o.Tokens) >= cfg.MaxNewTokens {
+		r.done, o.Stop = true, StopLength
+		return
+	}
+	if d.spec.MaxLength > 0 && int64(len(r.seq)) >= d.spec.MaxLength {
+		r.done, o.Stop = true, StopContext
+	}
+}
+
+func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
+	if len(prompts) == 0 {
+		return fmt.Errorf("runtime: generate: no prompts")
+	}
+	if cfg.MaxNewTokens <= 0 {
+		return fmt.Errorf("runtime: generate: MaxNewTokens must be > 0, got %d", cfg.MaxNewTokens)
+	}
+	if err := cfg.Sampling.Validate(); err != nil {
+		return err
+	}
+	if len(cfg.StopStrings) > 0 && cfg.Decode == nil {
+		return fmt.Errorf("runtime: generate: stop strings need a Decode function to turn ids into text")
+	}
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return fmt.Errorf("runtime: generate: prompt %d is empty", i)
+		}
+		if d.spec.MaxLength > 0 && int64(len(p)) >= d.spec.MaxLength {
+			return fmt.Errorf("%w: prompt %d has %d tokens, the model's context is %d tokens, leaving no room to generate: shorten the prompt",
+				ErrPromptTooLong, i, len(p), d.spec.MaxLength)
+		}
+		for j, t := range p {
+			if t < 0 || t >= d.vocab {
+				return fmt.Errorf("runtime: generate: prompt %d token %d is id %d, outside the vocabulary [0, %d)", i, j, t, d.vocab)
+			}
+		}
+	}
+	var missing []string
+	for _, in := range d.StaticInputs() {
+		t := cfg.Inputs[in.Name]
+		if t == nil {
+			missing = append(missing, in.String())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("runtime: generate: the graph needs inputs that generation does not compute: %s; pass them in GenerateConfig.Inputs (adapters: load adapters.safetensors, or zeros for the base model)",
+			strings.Join(missing, "; "))
+	}
+	for name := range cfg.Inputs {
+		if d.dynamic[name] {
+			return fmt.Errorf("runtime: generate: input %q is computed by generation and cannot be given in GenerateConfig.Inputs", name)
+		}
+	}
+	return nil
+}
+
+// stepTensors builds the inputs for columns [from, total) and the
+// pre-allocated outputs of one step.
+func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, past map[string]*Tensor) (in, out map[string]*Tensor) {
+	B, s := int64(len(cols)), int64(total-from)
+	in = make(map[string]*Tensor, len(d.sess.inputs))
+	for k, v := range cfg.Inputs {
+		in[k] = v
+	}
+	ids := NewTensor(Int64, B, s)
+	idv := ids.Int64()
+	for i := range cols {
+		copy(idv[int64(i)*s:], cols[i][from:total])
+	}
+	in[d.spec.InputIDs] = ids
+	if d.dynamic[d.spec.AttentionMask] {
+		mask := NewTensor(Int64, B, int64(total))
+		mv := mask.Int64()
+		for i := range cols {
+			for c := rows[i].pad; c < total; c++ {
+				mv[i*total+c] = 1
+			}
+		}
+		in[d.spec.AttentionMask] = mask
+	}
+	if d.dynamic[d.spec.PositionIDs] {
+		pos := NewTensor(Int64, B, s)
+		pv := pos.Int64()
+		for i := range cols {
+			for c := from; c < total; c++ {
+				p := int64(c - rows[i].pad) // cumsum(mask) − 1
+				if p < 0 {
+					p = 1 // padding, as Hugging Face fills it
+				}
+				pv[int64(i)*s+int64(c-from)] = p
+			}
+		}
+		in[d.spec.PositionIDs] = pos
+	}
+	if d.spec.RoleInput != "" {
+		rt := NewTensor(Int64, B, s)
+		rv := rt.Int64()
+		for i := range cols {
+			copy(rv[int64(i)*s:], roles[i][from:total])
+		}
+		in[d.spec.RoleInput] = rt
+	}
+	pastLen := int64(from)
+	out = map[string]*Tensor{}
+	for _, c := range d.spec.Cache {
+		for _, pair := range [][2]string{{c.PastKey, c.PresentKey}, {c.PastValue, c.PresentValue}} {
+			if past != nil {
+				in[pair[0]] = past[pair[1]]
+			} else {
+				in[pair[0]] = NewTensor(d.cacheDType, B, d.spec.KVHeads, 0, d.spec.HeadDim)
+			}
+			out[pair[1]] = NewTensor(d.cacheDType, B, d.spec.KVHeads, pastLen+s, d.spec.HeadDim)
+		}
+	}
+	ls := s
+	if d.lastOnly {
+		ls = 1
+	}
+	out[d.spec.Logits] = NewTensor(d.logits.DType, B, ls, d.vocab)
+	return in, out
+}

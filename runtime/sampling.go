@@ -1,0 +1,202 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// Sampling chooses how the next token is drawn from the logits.
+//
+// The zero value is greedy decoding. With Temperature > 0 the logits are
+// divided by it, then TopK (when > 0) keeps the K most likely tokens, then
+// TopP (when in (0,1)) keeps the smallest set of most likely tokens whose
+// probability reaches TopP; the kept tokens are renormalised and one is
+// drawn. Ties in rank go to the lower token id, so the kept set is a
+// deterministic function of the logits.
+type Sampling struct {
+	Temperature float64
+	TopK        int
+	TopP        float64
+}
+
+// Greedy reports whether s picks the argmax.
+func (s Sampling) Greedy() bool { return s.Temperature <= 0 }
+
+// Validate checks the settings.
+func (s Sampling) Validate() error {
+	switch {
+	case math.IsNaN(s.Temperature) || s.Temperature < 0:
+		return fmt.Errorf("runtime: temperature %v must be ≥ 0 (0 is greedy)", s.Temperature)
+	case s.TopK < 0:
+		return fmt.Errorf("runtime: top-k %d must be ≥ 0 (0 keeps every token)", s.TopK)
+	case math.IsNaN(s.TopP) || s.TopP < 0 || s.TopP > 1:
+		return fmt.Errorf("runtime: top-p %v must be in [0, 1] (0 or 1 keeps every token)", s.TopP)
+	}
+	return nil
+}
+
+// LogSoftmaxAt returns log_softmax(logits)[i], computed stably.
+func LogSoftmaxAt(logits []float64, i int) float64 {
+	return logits[i] - logSumExp(logits)
+}
+
+func logSumExp(x []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	if math.IsInf(m, -1) {
+		return m
+	}
+	sum := 0.0
+	for _, v := range x {
+		sum += math.Exp(v - m)
+	}
+	return m + math.Log(sum)
+}
+
+// Argmax returns the index of the largest value, the lowest on ties.
+func Argmax(x []float64) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// Candidates are the tokens a sampling step may draw, most likely first,
+// with their renormalised probabilities.
+type Candidates struct {
+	Tokens []int
+	Probs  []float64
+}
+
+// Filter applies temperature, top-k and top-p to logits and returns the
+// tokens that survive with their probabilities (which sum to 1). For greedy
+// settings it returns the argmax alone.
+func (s Sampling) Filter(logits []float64) Candidates {
+	if s.Greedy() {
+		return Candidates{Tokens: []int{Argmax(logits)}, Probs: []float64{1}}
+	}
+	order := make([]int, len(logits))
+	for i := range order {
+		order[i] = i
+	}
+	less := func(a, b int) bool {
+		if logits[a] != logits[b] {
+			return logits[a] > logits[b]
+		}
+		return a < b
+	}
+	k := len(order)
+	if s.TopK > 0 && s.TopK < k {
+		k = s.TopK
+		order = topK(order, k, less)
+	} else {
+		sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
+	}
+	order = order[:k]
+	// Softmax of logits/T over the kept tokens; order[0] holds the max.
+	probs := make([]float64, k)
+	m := logits[order[0]] / s.Temperature
+	sum := 0.0
+	for i, tok := range order {
+		probs[i] = math.Exp(logits[tok]/s.Temperature - m)
+		sum += probs[i]
+	}
+	for i := range probs {
+		probs[i] /= sum
+	}
+	if s.TopP > 0 && s.TopP < 1 {
+		// Keep a token while the mass before it is still below TopP.
+		cum, n := 0.0, 0
+		for n < k && cum < s.TopP {
+			cum += probs[n]
+			n++
+		}
+		order, probs = order[:n], probs[:n]
+		for i := range probs {
+			probs[i] /= cum
+		}
+	}
+	return Candidates{Tokens: order, Probs: probs}
+}
+
+// topK returns the k smallest elements of idx under less, sorted, in
+// O(n log k) with a bounded max-heap instead of a full sort of the vocabulary.
+func topK(idx []int, k int, less func(a, b int) bool) []int {
+	h := make([]int, 0, k)
+	// h is a heap whose root is the worst kept element.
+	worse := func(i, j int) bool { return less(h[j], h[i]) }
+	down := func(i int) {
+		for {
+			l, r, w := 2*i+1, 2*i+2, i
+			if l < len(h) && worse(l, w) {
+				w = l
+			}
+			if r < len(h) && worse(r, w) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for _, x := range idx {
+		if len(h) < k {
+			h = append(h, x)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if !worse(i, p) {
+					break
+				}
+				h[i], h[p] = h[p], h[i]
+				i = p
+			}
+			continue
+		}
+		if less(x, h[0]) {
+			h[0] = x
+			down(0)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool { return less(h[i], h[j]) })
+	return h
+}
+
+// Draw samples one token from logits with rng. It returns the token, the
+// policy log-prob log_softmax(logits)[token] (temperature 1, no
+// truncation: what GRPO's ratio needs), and the log-prob of the token under
+// the distribution it was actually drawn from (0 for greedy).
+func (s Sampling) Draw(logits []float64, rng *rand.Rand) (token int, policyLogProb, sampledLogProb float64) {
+	c := s.Filter(logits)
+	i := 0
+	if len(c.Tokens) > 1 {
+		u := rng.Float64()
+		cum := 0.0
+		i = len(c.Tokens) - 1 // rounding may leave cum a hair under u
+		for j, p := range c.Probs {
+			cum += p
+			if u < cum {
+				i = j
+				break
+			}
+		}
+	}
+	token = c.Tokens[i]
+	return token, LogSoftmaxAt(logits, token), math.Log(c.Probs[i])
+}
+
+// RowRNG returns the random source of one batch row: PCG seeded from
+// (seed, row), so a row's samples do not depend on the batch around it.
+func RowRNG(seed uint64, row int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, uint64(row)))
+}
