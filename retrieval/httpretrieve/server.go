@@ -68,6 +68,7 @@ type request struct {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	errMsg string // set by writeError, for the log
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -83,10 +84,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sw.status >= 500 {
 		level = slog.LevelError
 	}
-	h.opts.Logger.LogAttrs(r.Context(), level, "retrieve",
+	attrs := []slog.Attr{
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
 		slog.Int("queries", queries), slog.Int("topk", topk),
-		slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+		slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr),
+	}
+	if sw.errMsg != "" {
+		attrs = append(attrs, slog.String("error", sw.errMsg))
+	}
+	h.opts.Logger.LogAttrs(r.Context(), level, "retrieve", attrs...)
 }
 
 // serve answers one request and returns what the log line reports.
@@ -163,6 +169,9 @@ func (h *handler) parse(body []byte) (request, int, error) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.errMsg = msg
+	}
 	body, _ := json.Marshal(map[string]string{"error": msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -196,7 +196,8 @@ func TestBadRequests(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "status=400") || !strings.Contains(logs.String(), "status=200") {
+	if !strings.Contains(logs.String(), "status=400") || !strings.Contains(logs.String(), "status=200") ||
+		!strings.Contains(logs.String(), `error="\"topk\" is 0`) {
 		t.Errorf("request log lacks status lines:\n%s", logs.String())
 	}
 }
