@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -37,6 +38,51 @@ func BenchmarkEncodeCold(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		tok.cache = newPieceCache(cacheLimit)
+		tok.Encode(text)
+	}
+}
+
+// BenchmarkEncodeNoCache measures the pipeline with BPE run on every piece
+// (a cache that keeps one entry), the worst case of text never seen before.
+func BenchmarkEncodeNoCache(b *testing.B) {
+	tok := qwen2(b)
+	text := benchText(b)
+	saved := tok.cache
+	defer func() { tok.cache = saved }()
+	tok.cache = newPieceCache(1)
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for b.Loop() {
+		tok.Encode(text)
+	}
+}
+
+// BenchmarkEncodeMultilingual measures the hand-written texts of
+// qwen2_reference.json (CJK, Arabic, Cyrillic, emoji, code, NFD input),
+// without a cache.
+func BenchmarkEncodeMultilingual(b *testing.B) {
+	tok := qwen2(b)
+	raw, err := os.ReadFile("testdata/qwen2_reference.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ref referenceFile
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		b.Fatal(err)
+	}
+	var sb strings.Builder
+	for sb.Len() < 1<<20 {
+		for _, c := range ref.Cases[1:] {
+			sb.WriteString(c.Text)
+		}
+	}
+	text := sb.String()
+	saved := tok.cache
+	defer func() { tok.cache = saved }()
+	tok.cache = newPieceCache(1)
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for b.Loop() {
 		tok.Encode(text)
 	}
 }

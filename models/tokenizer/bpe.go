@@ -1,9 +1,6 @@
 package tokenizer
 
-import (
-	"container/heap"
-	"sync"
-)
+import "sync"
 
 // merge is one entry of the merge table: the rank of the pair (its line in
 // merges.txt; lower merges first) and the id of the merged token.
@@ -71,22 +68,52 @@ type candidate struct {
 	left, right int32
 }
 
+// candidates is a binary min-heap ordered by (rank, pos), written out
+// rather than through container/heap to avoid boxing every push.
 type candidates []candidate
 
-func (h candidates) Len() int { return len(h) }
-func (h candidates) Less(i, j int) bool {
+func (h candidates) less(i, j int) bool {
 	if h[i].rank != h[j].rank {
 		return h[i].rank < h[j].rank
 	}
 	return h[i].pos < h[j].pos
 }
-func (h candidates) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *candidates) Push(x any)   { *h = append(*h, x.(candidate)) }
-func (h *candidates) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *candidates) push(c candidate) {
+	*h = append(*h, c)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+}
+
+func (h *candidates) pop() candidate {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < len(q) && q.less(l, small) {
+			small = l
+		}
+		if r < len(q) && q.less(r, small) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		q[i], q[small] = q[small], q[i]
+		i = small
+	}
+	*h = q
+	return top
 }
 
 func (t *Tokenizer) mergeLong(id []int32) []int32 {
@@ -97,21 +124,21 @@ func (t *Tokenizer) mergeLong(id []int32) []int32 {
 	for i := 0; i < n; i++ {
 		prev[i], next[i], alive[i] = i-1, i+1, true
 	}
-	h := &candidates{}
+	h := make(candidates, 0, n)
 	push := func(pos int) {
 		if pos < 0 || next[pos] >= n {
 			return
 		}
 		l, r := id[pos], id[next[pos]]
 		if m, ok := t.merges[pairKey(l, r)]; ok {
-			heap.Push(h, candidate{rank: m.rank, id: m.id, pos: pos, left: l, right: r})
+			h.push(candidate{rank: m.rank, id: m.id, pos: pos, left: l, right: r})
 		}
 	}
 	for i := 0; i < n-1; i++ {
 		push(i)
 	}
-	for h.Len() > 0 {
-		c := heap.Pop(h).(candidate)
+	for len(h) > 0 {
+		c := h.pop()
 		p := c.pos
 		if !alive[p] || next[p] >= n || id[p] != c.left || id[next[p]] != c.right {
 			continue // stale: one side was merged since this pair was queued

@@ -319,20 +319,26 @@ func TestDefaultDir(t *testing.T) {
 	}
 }
 
+// TestConcurrentEncode encodes from 8 goroutines sharing one cold cache
+// (run with -race to check the locking).
 func TestConcurrentEncode(t *testing.T) {
-	tok := qwen2(t)
+	shared := qwen2(t)
+	tok := &Tokenizer{}
+	*tok = *shared // the tables are read-only; only the cache is new
+	tok.cache = newPieceCache(cacheLimit)
 	rs := rollouts(t)
-	want := tok.Encode(rs[0])
+	want := [][]int{shared.Encode(rs[0]), shared.Encode(rs[1])}
 	var wg sync.WaitGroup
-	errs := make(chan string, 8)
+	errs := make(chan string, 16)
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fresh := &Tokenizer{}
-			*fresh = *tok
-			if got := tok.Encode(rs[0]); !slices.Equal(got, want) {
-				errs <- "concurrent Encode differs"
+			for i := range rs {
+				k := (g + i) % len(rs)
+				if got := tok.Encode(rs[k]); !slices.Equal(got, want[k]) {
+					errs <- "concurrent Encode differs"
+				}
 			}
 		}()
 	}
