@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dartc/dartc/eval/stats"
 	"github.com/dartc/dartc/internal/plotpng"
 )
 
@@ -112,20 +113,6 @@ func WriteResults(path string, rs []Result) error {
 	return nil
 }
 
-// MarshalJSON writes NaN fields (empty splits) as null.
-func (d Distribution) MarshalJSON() ([]byte, error) {
-	f := func(v float64) *float64 {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil
-		}
-		return &v
-	}
-	return json.Marshal(struct {
-		N                                               int
-		Mean, Std, Min, P10, P25, Median, P75, P90, Max *float64
-	}{d.N, f(d.Mean), f(d.Std), f(d.Min), f(d.P10), f(d.P25), f(d.Median), f(d.P75), f(d.P90), f(d.Max)})
-}
-
 // WriteSummary writes s as indented JSON, atomically.
 func WriteSummary(path string, s Summary) error {
 	nullable := func(v float64) *float64 {
@@ -135,14 +122,14 @@ func WriteSummary(path string, s Summary) error {
 		return &v
 	}
 	b, err := json.MarshalIndent(struct {
-		Questions              int          `json:"questions"`
-		InterferenceFraction   *float64     `json:"interference_fraction"`
-		Lambda23               Distribution `json:"lambda_23"`
-		UnifiedSolved          Distribution `json:"lambda_23_when_unified_solved"`
-		UnifiedFailed          Distribution `json:"lambda_23_when_unified_failed"`
-		InterferenceWhenSolved *float64     `json:"interference_when_unified_solved"`
-		InterferenceWhenFailed *float64     `json:"interference_when_unified_failed"`
-		Corr                   *float64     `json:"corr_unified_accuracy_lambda_23"`
+		Questions              int                `json:"questions"`
+		InterferenceFraction   *float64           `json:"interference_fraction"`
+		Lambda23               stats.Distribution `json:"lambda_23"`
+		UnifiedSolved          stats.Distribution `json:"lambda_23_when_unified_solved"`
+		UnifiedFailed          stats.Distribution `json:"lambda_23_when_unified_failed"`
+		InterferenceWhenSolved *float64           `json:"interference_when_unified_solved"`
+		InterferenceWhenFailed *float64           `json:"interference_when_unified_failed"`
+		Corr                   *float64           `json:"corr_unified_accuracy_lambda_23"`
 	}{s.Questions, nullable(s.InterferenceFraction), s.Lambda23, s.UnifiedSolved, s.UnifiedFailed,
 		nullable(s.InterferenceWhenSolved), nullable(s.InterferenceWhenFailed), nullable(s.CorrUnifiedLambda23)}, "", "  ")
 	if err != nil {

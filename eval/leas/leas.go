@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+
+	"github.com/dartc/dartc/eval/stats"
 )
 
 // Config is one of the six LEAS configurations.
@@ -166,57 +167,14 @@ func Analyze(qs []Question, alpha float64) ([]Result, error) {
 	return out, nil
 }
 
-// Distribution summarizes a sample of values.
-type Distribution struct {
-	N                               int
-	Mean, Std                       float64
-	Min, P10, P25, Median, P75, P90 float64
-	Max                             float64
-}
-
-// Describe returns the distribution of values (quantiles by linear
-// interpolation between order statistics; Std is the sample standard
-// deviation, 0 for one value). An empty sample gives N = 0 and NaNs.
-func Describe(values []float64) Distribution {
-	d := Distribution{N: len(values)}
-	if d.N == 0 {
-		nan := math.NaN()
-		return Distribution{Mean: nan, Std: nan, Min: nan, P10: nan, P25: nan, Median: nan, P75: nan, P90: nan, Max: nan}
-	}
-	v := append([]float64(nil), values...)
-	sort.Float64s(v)
-	sum := 0.0
-	for _, x := range v {
-		sum += x
-	}
-	d.Mean = sum / float64(d.N)
-	if d.N > 1 {
-		ss := 0.0
-		for _, x := range v {
-			ss += (x - d.Mean) * (x - d.Mean)
-		}
-		d.Std = math.Sqrt(ss / float64(d.N-1))
-	}
-	q := func(p float64) float64 {
-		pos := p * float64(d.N-1)
-		i := int(pos)
-		if i >= d.N-1 {
-			return v[d.N-1]
-		}
-		return v[i] + (pos-float64(i))*(v[i+1]-v[i])
-	}
-	d.Min, d.P10, d.P25, d.Median, d.P75, d.P90, d.Max = v[0], q(0.1), q(0.25), q(0.5), q(0.75), q(0.9), v[d.N-1]
-	return d
-}
-
 // Summary is the corpus-level LEAS report.
 type Summary struct {
 	Questions            int
 	InterferenceFraction float64 // share of questions with λ_23 < 0
-	Lambda23             Distribution
+	Lambda23             stats.Distribution
 	// How M_Unified's success relates to λ_23: questions split by whether
 	// M_Unified solved at least half of its samples.
-	UnifiedSolved, UnifiedFailed Distribution
+	UnifiedSolved, UnifiedFailed stats.Distribution
 	// Interference rate within each split.
 	InterferenceWhenSolved, InterferenceWhenFailed float64
 	// Pearson correlation between M_Unified's raw accuracy and λ_23 (NaN
@@ -250,11 +208,11 @@ func Summarize(rs []Result) Summary {
 			interfering++
 		}
 	}
-	s.Lambda23, s.UnifiedSolved, s.UnifiedFailed = Describe(all), Describe(solved), Describe(failed)
+	s.Lambda23, s.UnifiedSolved, s.UnifiedFailed = stats.Describe(all), stats.Describe(solved), stats.Describe(failed)
 	s.InterferenceFraction = ratio(interfering, len(rs))
 	s.InterferenceWhenSolved = ratio(intSolved, len(solved))
 	s.InterferenceWhenFailed = ratio(intFailed, len(failed))
-	s.CorrUnifiedLambda23 = pearson(acc, all)
+	s.CorrUnifiedLambda23 = stats.Pearson(acc, all)
 	return s
 }
 
@@ -263,27 +221,4 @@ func ratio(a, b int) float64 {
 		return math.NaN()
 	}
 	return float64(a) / float64(b)
-}
-
-func pearson(x, y []float64) float64 {
-	n := float64(len(x))
-	if len(x) < 2 {
-		return math.NaN()
-	}
-	var mx, my float64
-	for i := range x {
-		mx += x[i]
-		my += y[i]
-	}
-	mx, my = mx/n, my/n
-	var sxy, sxx, syy float64
-	for i := range x {
-		sxy += (x[i] - mx) * (y[i] - my)
-		sxx += (x[i] - mx) * (x[i] - mx)
-		syy += (y[i] - my) * (y[i] - my)
-	}
-	if sxx == 0 || syy == 0 {
-		return math.NaN()
-	}
-	return sxy / math.Sqrt(sxx*syy)
 }

@@ -165,17 +165,6 @@ func TestSmooth(t *testing.T) {
 	}
 }
 
-func TestDescribe(t *testing.T) {
-	d := Describe([]float64{5, 1, 4, 2, 3})
-	// Hand-computed: mean 3, sample std sqrt(10/4), P10 at position 0.4 → 1.4.
-	if d.N != 5 || d.Mean != 3 || math.Abs(d.Std-math.Sqrt(2.5)) > 1e-15 || d.Min != 1 || d.Max != 5 || d.Median != 3 || d.P25 != 2 || d.P75 != 4 || math.Abs(d.P10-1.4) > 1e-15 || math.Abs(d.P90-4.6) > 1e-15 {
-		t.Errorf("Describe = %+v", d)
-	}
-	if e := Describe(nil); e.N != 0 || !math.IsNaN(e.Mean) {
-		t.Errorf("empty = %+v", e)
-	}
-}
-
 func TestSummarize(t *testing.T) {
 	// λ_23 = logit U − logit MT − logit MR + logit B (see TestSolveClosedForm).
 	// q1: U 8/8 solved, others 4/8 → λ_23 = logit(8.5/9) > 0.
