@@ -22,6 +22,15 @@ func (r Role) String() string {
 	return "role?"
 }
 
+// Int64s returns roles as the int64 values of a role_ids tensor.
+func Int64s(roles []Role) []int64 {
+	out := make([]int64, len(roles))
+	for i, r := range roles {
+		out[i] = int64(r)
+	}
+	return out
+}
+
 // Vocabulary gives the raw bytes of a token id; *tokenizer.Tokenizer is one.
 // Ids it does not know (nil bytes) count as empty text.
 type Vocabulary interface {

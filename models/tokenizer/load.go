@@ -109,10 +109,13 @@ func LoadJSON(path string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: read %w", err)
 	}
 	var doc struct {
-		Model struct {
-			Type   string          `json:"type"`
-			Vocab  map[string]int  `json:"vocab"`
-			Merges json.RawMessage `json:"merges"`
+		Normalizer   *struct{ Type string } `json:"normalizer"`
+		PreTokenizer json.RawMessage        `json:"pre_tokenizer"`
+		Model        struct {
+			Type         string          `json:"type"`
+			IgnoreMerges bool            `json:"ignore_merges"`
+			Vocab        map[string]int  `json:"vocab"`
+			Merges       json.RawMessage `json:"merges"`
 		} `json:"model"`
 		AddedTokens []struct {
 			ID      int    `json:"id"`
@@ -125,6 +128,9 @@ func LoadJSON(path string) (*Tokenizer, error) {
 	}
 	if doc.Model.Type != "" && doc.Model.Type != "BPE" {
 		return nil, fmt.Errorf("tokenizer: %s: model type %q, want BPE", path, doc.Model.Type)
+	}
+	if err := checkQwen2Pipeline(doc.Normalizer, doc.PreTokenizer, doc.Model.IgnoreMerges); err != nil {
+		return nil, fmt.Errorf("tokenizer: %s: %w; dartc implements the Qwen2 pipeline only", path, err)
 	}
 	var merges [][2]string
 	var asStrings []string
@@ -144,6 +150,42 @@ func LoadJSON(path string) (*Tokenizer, error) {
 		added = append(added, addedToken{content: a.Content, id: a.ID, special: a.Special})
 	}
 	return build(doc.Model.Vocab, merges, added, path)
+}
+
+// checkQwen2Pipeline refuses a tokenizer.json whose pipeline differs from
+// Qwen2's in a way this package would silently get wrong.
+func checkQwen2Pipeline(normalizer *struct{ Type string }, preTokenizer json.RawMessage, ignoreMerges bool) error {
+	if normalizer != nil && normalizer.Type != "NFC" {
+		return fmt.Errorf("normalizer %q, want NFC", normalizer.Type)
+	}
+	if ignoreMerges {
+		return errors.New("model.ignore_merges is set")
+	}
+	// Every Split regex in the pre-tokenizer must be Qwen2's pattern.
+	var walk func(json.RawMessage) error
+	walk = func(raw json.RawMessage) error {
+		var node struct {
+			Type          string `json:"type"`
+			Pattern       struct{ Regex string }
+			Pretokenizers []json.RawMessage `json:"pretokenizers"`
+		}
+		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+			return nil
+		}
+		if err := json.Unmarshal(raw, &node); err != nil {
+			return fmt.Errorf("pre_tokenizer: %w", err)
+		}
+		if node.Type == "Split" && node.Pattern.Regex != Qwen2SplitPattern {
+			return fmt.Errorf("pre-tokenizer pattern %q is not Qwen2's", node.Pattern.Regex)
+		}
+		for _, p := range node.Pretokenizers {
+			if err := walk(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(preTokenizer)
 }
 
 func build(vocab map[string]int, merges [][2]string, added []addedToken, source string) (*Tokenizer, error) {

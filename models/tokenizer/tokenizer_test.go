@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -305,6 +306,27 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := LoadVocabMerges(filepath.Join(empty, "nope.json"), tinyMerges, nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing vocab file: %v; want os.ErrNotExist", err)
+	}
+}
+
+// TestLoadJSONRefusesOtherPipelines: a tokenizer.json with another split
+// pattern (GPT-2's here) is refused instead of being tokenized wrongly.
+func TestLoadJSONRefusesOtherPipelines(t *testing.T) {
+	raw, err := os.ReadFile(tinyJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := json.Marshal(Qwen2SplitPattern)
+	gpt2, _ := json.Marshal(`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`)
+	if !bytes.Contains(raw, old) {
+		t.Fatal("fixture does not hold the Qwen2 pattern")
+	}
+	path := filepath.Join(t.TempDir(), JSONFile)
+	if err := os.WriteFile(path, bytes.Replace(raw, old, gpt2, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadJSON(path); err == nil || !strings.Contains(err.Error(), "not Qwen2's") {
+		t.Fatalf("GPT-2 pattern: %v; want an error", err)
 	}
 }
 
