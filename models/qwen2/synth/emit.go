@@ -20,6 +20,7 @@ type emitter struct {
 	perScope map[string]int // TorchScript: uses of /scope/Op
 	seq      int            // Dynamo: global node counter
 	fxNames  map[string]int // Dynamo: uses of an fx node name
+	fx       string         // Dynamo: fx node the current nodes belong to
 }
 
 func newEmitter(form LinearForm, elem onnxpb.TensorProto_DataType) *emitter {
@@ -54,22 +55,34 @@ func (e *emitter) nameScopes(local string) string {
 // node appends op(inputs) and returns its output's name; out, when not
 // empty, names the output (a graph output such as logits).
 func (e *emitter) node(op string, inputs []string, attrs []*onnxpb.AttributeProto, out string) string {
-	return e.nodeFx(op, "", inputs, attrs, out)
+	return e.emit(op, false, inputs, attrs, out)
 }
 
-// nodeFx is node with an explicit fx node name for the dynamo form (the
-// exporter names the node finishing an aten op after it: node_linear).
-func (e *emitter) nodeFx(op, fx string, inputs []string, attrs []*onnxpb.AttributeProto, out string) string {
+// withFx attributes every node emitted by fn to one fx node named after base
+// (base, base_1, …): the dynamo exporter expands one aten op, such as
+// aten.linear, into several ONNX nodes that share its name scope.
+func (e *emitter) withFx(base string, fn func()) {
+	saved := e.fx
+	e.fx = e.fxName(base)
+	defer func() { e.fx = saved }()
+	fn()
+}
+
+// finish is node for the last node of a withFx group: the dynamo exporter
+// names it node_<fx> and its output <fx>.
+func (e *emitter) finish(op string, inputs []string, attrs []*onnxpb.AttributeProto, out string) string {
+	return e.emit(op, true, inputs, attrs, out)
+}
+
+func (e *emitter) emit(op string, final bool, inputs []string, attrs []*onnxpb.AttributeProto, out string) string {
 	n := &onnxpb.NodeProto{OpType: proto.String(op), Input: inputs, Attribute: attrs}
 	switch e.form {
 	case Dynamo:
-		local := fx
+		local := e.fx
 		if local == "" {
 			local = e.fxName(strings.ToLower(op))
-		} else {
-			local = e.fxName(local)
 		}
-		if fx != "" {
+		if final && e.fx != "" {
 			n.Name = proto.String("node_" + local)
 			if out == "" {
 				out = local

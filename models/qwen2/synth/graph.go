@@ -222,12 +222,17 @@ func (b *builder) linearWeight(x, param string, in, outDim int, bias, out string
 	shape := []int{outDim, in}
 	switch b.opts.LinearForm {
 	case Dynamo:
-		w := e.node("Transpose", []string{b.weight(param, shape, false)}, attrs(attrInts("perm", 1, 0)), "")
-		if bias == "" {
-			return e.nodeFx("MatMul", "linear", []string{x, w}, nil, out)
-		}
-		mm := e.node("MatMul", []string{x, w}, nil, "")
-		return e.nodeFx("Add", "linear", []string{mm, bias}, nil, out)
+		var y string
+		e.withFx("linear", func() {
+			w := e.node("Transpose", []string{b.weight(param, shape, false)}, attrs(attrInts("perm", 1, 0)), "")
+			if bias == "" {
+				y = e.finish("MatMul", []string{x, w}, nil, out)
+				return
+			}
+			mm := e.node("MatMul", []string{x, w}, nil, "")
+			y = e.finish("Add", []string{mm, bias}, nil, out)
+		})
+		return y
 	case Gemm:
 		x2 := e.node("Reshape", []string{x, e.ints(-1, int64(in))}, attrs(attrInt("allowzero", 0)), "")
 		ins := []string{x2, b.weight(param, shape, false)}
