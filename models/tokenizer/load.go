@@ -193,7 +193,6 @@ func build(vocab map[string]int, merges [][2]string, added []addedToken, source 
 		return nil, fmt.Errorf("tokenizer: %s: empty vocabulary", source)
 	}
 	t := &Tokenizer{
-		vocab:   vocab,
 		merges:  make(map[uint64]merge, len(merges)),
 		addedBy: make(map[string]int),
 		cache:   newPieceCache(cacheLimit),
