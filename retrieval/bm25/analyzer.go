@@ -25,10 +25,13 @@ func Tokens(text string, buf []byte, emit func(tok []byte)) []byte {
 	tok := buf[:0]
 	var prevWord rune // last rune appended to tok, 0 when tok is empty
 	for i := 0; i < len(text); {
-		r, size := utf8.DecodeRuneInString(text[i:])
+		r, size := rune(text[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(text[i:])
+		}
 		i += size
-		switch {
-		case isSingleton(r):
+		switch classOf(r) {
+		case classSingleton:
 			if len(tok) > 0 {
 				emit(tok)
 				tok = tok[:0]
@@ -36,29 +39,65 @@ func Tokens(text string, buf []byte, emit func(tok []byte)) []byte {
 			tok = utf8.AppendRune(tok, unicode.ToLower(r))
 			emit(tok)
 			tok, prevWord = tok[:0], 0
-		case isWordRune(r):
-			tok = utf8.AppendRune(tok, unicode.ToLower(r))
+			continue
+		case classWord:
+			if r < utf8.RuneSelf {
+				if 'A' <= r && r <= 'Z' {
+					r += 'a' - 'A'
+				}
+				tok = append(tok, byte(r))
+			} else {
+				tok = utf8.AppendRune(tok, unicode.ToLower(r))
+			}
 			prevWord = r
-		case prevWord != 0 && isMid(r, prevWord):
+			continue
+		}
+		if prevWord != 0 && isMid(r, prevWord) && i < len(text) {
 			next, _ := utf8.DecodeRuneInString(text[i:])
-			if i < len(text) && joins(prevWord, next) && !isSingleton(next) {
+			if classOf(next) == classWord && joins(prevWord, next) {
 				tok = utf8.AppendRune(tok, r)
 				prevWord = 0 // the next rune is a word rune, appended next round
 				continue
 			}
-			fallthrough
-		default:
-			if len(tok) > 0 {
-				emit(tok)
-				tok = tok[:0]
-			}
-			prevWord = 0
 		}
+		if len(tok) > 0 {
+			emit(tok)
+			tok = tok[:0]
+		}
+		prevWord = 0
 	}
 	if len(tok) > 0 {
 		emit(tok)
 	}
 	return tok[:0]
+}
+
+const (
+	classOther = iota
+	classWord
+	classSingleton
+)
+
+// asciiClass classifies the ASCII range without table searches.
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := range t {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' {
+			t[c] = classWord
+		}
+	}
+	return t
+}()
+
+func classOf(r rune) uint8 {
+	switch {
+	case r < utf8.RuneSelf:
+		return asciiClass[r]
+	case isSingleton(r):
+		return classSingleton
+	case isWordRune(r):
+		return classWord
+	}
+	return classOther
 }
 
 func isWordRune(r rune) bool {
