@@ -267,7 +267,7 @@ func LoadSearchR1Parquet(path string) ([]Example, error) {
 
 // DatasetName derives a dataset's short name from its file name: the base
 // name without extension and without a trailing split or size marker
-// (_test, _dev, _train, _search, _500…); a bare split name such as
+// (_test, _dev, _train, _search, _500, _preds…); a bare split name such as
 // test.jsonl takes its directory's name instead.
 func DatasetName(path string) string {
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
@@ -280,7 +280,7 @@ func DatasetName(path string) string {
 			return base
 		}
 		suffix := base[i+1:]
-		if _, err := strconv.Atoi(suffix); err != nil && !isSplit(suffix) && suffix != "search" {
+		if _, err := strconv.Atoi(suffix); err != nil && !isSplit(suffix) && !isMarker(suffix) {
 			return base
 		}
 		base = base[:i]
@@ -290,6 +290,16 @@ func DatasetName(path string) string {
 func isSplit(s string) bool {
 	switch s {
 	case "test", "dev", "train", "val", "validation":
+		return true
+	}
+	return false
+}
+
+// isMarker reports file-name suffixes that say what a file holds rather
+// than which dataset.
+func isMarker(s string) bool {
+	switch s {
+	case "search", "pred", "preds", "predictions", "output", "outputs", "results":
 		return true
 	}
 	return false

@@ -118,6 +118,7 @@ func TestDatasetName(t *testing.T) {
 		"x/nq_search_test.parquet":      "nq",
 		"FlashRAG/nq/test.jsonl":        "nq",
 		"bamboogle.jsonl":               "bamboogle",
+		"runs/musique_500_preds.jsonl":  "musique",
 		"my_data.jsonl":                 "my_data",
 		"2wikimultihopqa_dev.jsonl":     "2wikimultihopqa",
 		"r1searcher_bamboogle_head20.x": "r1searcher_bamboogle_head20",
