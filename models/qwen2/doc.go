@@ -10,7 +10,7 @@
 //   - ModulePath and ParseModulePath are inverses for every layer ≥ 0 and every
 //     TargetKind; ParseModulePath accepts the bare module path and the same
 //     path followed by ".weight" or ".bias", and nothing else.
-//   - Presets returns a fresh copy; changing it never changes the table.
+//   - Preset returns a copy; changing it never changes the table.
 //
 // Graph building lives in the sub-package synth, and an independent
 // float64 forward pass in qwen2ref.

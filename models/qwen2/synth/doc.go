@@ -14,7 +14,9 @@
 // exporter's (/model/layers.0/self_attn/q_proj/MatMul, /lm_head/MatMul), and
 // a tied lm_head is a separate transposed copy of the embedding, as the
 // exporter's constant folding leaves it. Shape computations are simplified to
-// constant Reshape targets with 0 (copy) and -1 (infer) entries.
+// constant Reshape targets with 0 (copy) and -1 (infer) entries, and the
+// norm's Casts go to the model's dtype (transformers casts to float32 even in
+// a float64 model; here a float64 graph stays float64 throughout).
 //
 // The Dynamo form follows torch.onnx.export(dynamo=True, optimize=False):
 // parameters keep their names ([out, in]) and are read through

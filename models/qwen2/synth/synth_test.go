@@ -434,4 +434,10 @@ func TestSeedsAndParams(t *testing.T) {
 	if a.Weights[name][5] != b.Weights[name][5] || a.Weights[name][5] == c.Weights[name][5] {
 		t.Error("weights are not a function of the seed")
 	}
+	drawn := synth.DrawWeights(cfg, 1, synth.Float32)
+	for k, v := range a.Weights {
+		if len(drawn[k]) != len(v) || drawn[k][len(v)-1] != v[len(v)-1] {
+			t.Errorf("DrawWeights differs from Result.Weights at %s", k)
+		}
+	}
 }

@@ -48,6 +48,12 @@ func numel(shape []int) int {
 	return n
 }
 
+// DrawWeights returns the weights Synthesize stores for cfg, seed and dtype
+// (the same values as Result.Weights), without writing a model.
+func DrawWeights(cfg qwen2.Config, seed uint64, dtype DType) map[string][]float64 {
+	return drawWeights(cfg, seed, dtype)
+}
+
 // drawWeights draws every parameter from a PCG stream seeded by seed, in
 // Params order, and rounds to dtype so that the values returned are exactly
 // the values stored. Scales keep activations O(1) at any width:
