@@ -7,9 +7,11 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dartc/dartc/compiler/manifest"
@@ -258,6 +260,8 @@ type GenerateConfig struct {
 	PadToken int64
 	// Inputs are fed unchanged at every step (the adapters).
 	Inputs map[string]*Tensor
+	// KeepLastLogits stores each row's last-step logits in the Sequence.
+	KeepLastLogits bool
 	// NoCache recomputes the whole sequence at every step, without the KV
 	// cache: the reference the cached path must match.
 	NoCache bool
@@ -280,6 +284,9 @@ type Sequence struct {
 	Roles      []int64
 	Stop       StopReason
 	StopString string // the stop string matched, for StopString
+	// LastLogits are the raw logits the last token was drawn from, kept
+	// only with GenerateConfig.KeepLastLogits.
+	LastLogits []float64
 }
 
 // Stats time a Generate call.
@@ -344,7 +351,8 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		}
 	}
 	var past map[string]*Tensor
-	logits := make([]float64, 0, d.vocab)
+	draws := make([]draw, B)
+	scratch := make([][]float64, min(B, goruntime.GOMAXPROCS(0)))
 	steps := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -365,22 +373,20 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			past = res
 		}
 		lt := res[d.spec.Logits]
-		s := int(lt.shape[1])
+		d.drawAll(&cfg, lt, rows, rngs, draws, scratch)
 		active := false
 		for i := range rows {
 			r := &rows[i]
 			if r.done {
 				continue
 			}
-			off := (i*s + s - 1) * int(d.vocab)
-			logits = lt.FloatsAt(logits, off, int(d.vocab))
-			tok, lp, slp := cfg.Sampling.Draw(logits, rngs[i])
-			t := int64(tok)
-			r.seq = append(r.seq, t)
+			dr := draws[i]
+			r.seq = append(r.seq, dr.token)
 			o := &out[i]
-			o.Tokens = append(o.Tokens, t)
-			o.LogProbs = append(o.LogProbs, lp)
-			o.SampledLogProbs = append(o.SampledLogProbs, slp)
+			o.Tokens = append(o.Tokens, dr.token)
+			o.LogProbs = append(o.LogProbs, dr.logProb)
+			o.SampledLogProbs = append(o.SampledLogProbs, dr.sampledLogProb)
+			o.LastLogits = dr.logits
 			d.finish(&cfg, r, o)
 			active = active || !r.done
 		}
@@ -405,6 +411,37 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		out[i].Roles = append([]int64(nil), roles[i][rows[i].pad:rows[i].pad+n]...)
 	}
 	return out, Stats{Steps: steps, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
+}
+
+type draw struct {
+	token                   int64
+	logProb, sampledLogProb float64
+	logits                  []float64 // with KeepLastLogits only
+}
+
+// drawAll samples the next token of every live row from the last position
+// of logits. Rows are independent (each has its own RNG), so they are
+// spread over the CPUs, which sit idle while ONNX Runtime is not running;
+// the results do not depend on the split.
+func (d *Decoder) drawAll(cfg *GenerateConfig, logits *Tensor, rows []rowState, rngs []*rand.Rand, draws []draw, scratch [][]float64) {
+	s, V := int(logits.shape[1]), int(d.vocab)
+	var wg sync.WaitGroup
+	for w := range scratch {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += len(scratch) {
+				if rows[i].done {
+					continue
+				}
+				scratch[w] = logits.FloatsAt(scratch[w], (i*s+s-1)*V, V)
+				tok, lp, slp := cfg.Sampling.Draw(scratch[w], rngs[i])
+				draws[i] = draw{token: int64(tok), logProb: lp, sampledLogProb: slp}
+				if cfg.KeepLastLogits {
+					draws[i].logits = append([]float64(nil), scratch[w]...)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // role computes the role of column c of a live row.

@@ -156,7 +156,10 @@ func (t *Tensor) FloatsAt(dst []float64, off, n int) []float64 {
 	if off < 0 || off+n > t.count {
 		panic(fmt.Sprintf("runtime: elements [%d,%d) out of range of %d", off, off+n, t.count))
 	}
-	dst = append(dst[:0], make([]float64, n)...)
+	if cap(dst) < n {
+		dst = make([]float64, n)
+	}
+	dst = dst[:n]
 	switch t.dtype {
 	case Float32:
 		for i, v := range t.Float32()[off : off+n] {

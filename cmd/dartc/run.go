@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/dartc/dartc/runtime"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { register(runCommand) }
+
+var (
+	runStepsFlag = &cli.IntFlag{Name: "steps", Value: 8, Usage: "number of tokens to generate"}
+	runPromptIDs = &cli.StringFlag{Name: "prompt-ids", Value: "1 2 3", Usage: "prompt token ids, separated by spaces"}
+)
+
+var runCommand = &cli.Command{
+	Name:      "run",
+	Usage:     "run greedy decoding on a model file or a compiled directory",
+	ArgsUsage: "[--steps N] [--prompt-ids \"1 2 3\"] MODEL.onnx|DIR",
+	Description: `Run generates --steps tokens greedily from --prompt-ids with the KV cache and prints
+the generated ids and a summary of the last logits. DIR is a directory written by
+` + "`dartc compile`" + ` (its decode.onnx is run with the adapters set to zero, i.e. the base model);
+MODEL.onnx is a decoder exported with the Hugging Face KV-cache convention.`,
+	Flags: []cli.Flag{runStepsFlag, runPromptIDs, deviceFlag},
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return fmt.Errorf("run: want one MODEL.onnx or compiled DIR, got %d arguments", c.NArg())
+		}
+		prompt, err := parseRunPromptIDs(c.String(runPromptIDs.Name))
+		if err != nil {
+			return fmt.Errorf("run: --prompt-ids: %w", err)
+		}
+		opts := &runtime.Options{Device: c.String(deviceFlag.Name)}
+		path := c.Args().First()
+		st, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		var dec *runtime.Decoder
+		if st.IsDir() {
+			dec, err = runtime.NewDecoderFromManifest(path, opts)
+		} else {
+			dec, err = runtime.NewDecoder(runtime.DecoderSpec{Path: path, Options: opts})
+		}
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		defer dec.Destroy()
+		// Inputs generation does not compute (the adapters) are fed as
+		// zeros: with B = 0 the compiled graph is the base model.
+		static := map[string]*runtime.Tensor{}
+		for _, in := range dec.StaticInputs() {
+			shape := make([]int64, len(in.Dims))
+			for i, d := range in.Dims {
+				if d < 0 {
+					return fmt.Errorf("run: input %v is not part of the Hugging Face KV-cache convention (input_ids, attention_mask, position_ids, past_key_values.N.key/value) and has symbolic dims, so it cannot be fed as a constant", in)
+				}
+				shape[i] = d
+			}
+			static[in.Name] = runtime.NewTensor(in.DType, shape...)
+		}
+		seqs, stats, err := dec.Generate(context.Background(), [][]int64{prompt}, runtime.GenerateConfig{
+			MaxNewTokens: c.Int(runStepsFlag.Name), Inputs: static, KeepLastLogits: true,
+		})
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		w := c.App.Writer
+		fmt.Fprintf(w, "model:     %s (cache: %v, static inputs: %d)\n", filepath.Clean(path), dec.HasCache(), len(static))
+		fmt.Fprintf(w, "prompt:    %v\n", prompt)
+		fmt.Fprintf(w, "generated: %v\n", seqs[0].Tokens)
+		fmt.Fprintf(w, "log-probs: %s\n", formatRunFloats(seqs[0].LogProbs))
+		fmt.Fprintf(w, "stop:      %s after %d steps (%.1f ms, %.1f%% outside ONNX Runtime)\n",
+			seqs[0].Stop, stats.Steps, float64(stats.Total.Microseconds())/1000, 100*stats.GoShare())
+		fmt.Fprintf(w, "last logits: %s\n", summarizeRunLogits(seqs[0].LastLogits))
+		return nil
+	},
+}
+
+func parseRunPromptIDs(s string) ([]int64, error) {
+	var ids []int64
+	for _, f := range strings.Fields(s) {
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a token id", f)
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no token ids in %q", s)
+	}
+	return ids, nil
+}
+
+func formatRunFloats(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 4, 64)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func summarizeRunLogits(x []float64) string {
+	if len(x) == 0 {
+		return "none"
+	}
+	minV, maxV, sum := math.Inf(1), math.Inf(-1), 0.0
+	for _, v := range x {
+		minV, maxV, sum = math.Min(minV, v), math.Max(maxV, v), sum+v
+	}
+	return fmt.Sprintf("vocab %d, argmax %d, max %.4f, min %.4f, mean %.4f", len(x), runtime.Argmax(x), maxV, minV, sum/float64(len(x)))
+}
