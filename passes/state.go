@@ -31,6 +31,11 @@ type State struct {
 	Targets []*Target
 	// AdapterInputs lists the adapter graph inputs added by DualLoRA.
 	AdapterInputs []*ir.ValueInfo
+	// Seeds maps a forward value to the value holding the loss's gradient
+	// with respect to it: where the autodiff starts (set by GRPOHead).
+	Seeds map[string]string
+	// Grads maps each adapter input to its gradient value (set by Autodiff).
+	Grads map[string]string
 
 	b *ir.Builder
 }

@@ -416,3 +416,29 @@ func NewScalar(name string, dt DType, v float64) *Tensor {
 	}
 	return t
 }
+
+// As returns an inline copy of a float tensor converted to another float
+// type (float32, float64, float16).
+func (t *Tensor) As(dt DType) *Tensor {
+	if t.DType == dt {
+		return t
+	}
+	vals, err := t.Float64s()
+	if err != nil {
+		panic("ir: As: " + err.Error())
+	}
+	out := &Tensor{Name: t.Name, DType: dt, Dims: t.Dims, Doc: t.Doc}
+	for _, v := range vals {
+		switch dt {
+		case Float32:
+			out.Raw = binary.LittleEndian.AppendUint32(out.Raw, math.Float32bits(float32(v)))
+		case Float64:
+			out.Raw = binary.LittleEndian.AppendUint64(out.Raw, math.Float64bits(v))
+		case Float16:
+			out.Raw = binary.LittleEndian.AppendUint16(out.Raw, Float32ToHalf(float32(v)))
+		default:
+			panic("ir: As: unsupported dtype " + dt.String())
+		}
+	}
+	return out
+}

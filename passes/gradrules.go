@@ -1,0 +1,599 @@
+package passes
+
+// The gradient rules, one per op type, grouped by kind as JAX groups its
+// rules: zero (no gradient flows: shape, comparison and index ops), linear
+// (the gradient is the adjoint of a linear map), bilinear (products) and
+// general (element-wise non-linear maps and normalizations).
+//
+// A rule receives a gradCtx with the vocabulary of ORT's gradient builders:
+//
+//	I(i)    forward input i         O(i)   forward output i
+//	GO(i)   gradient of output i ("" when no gradient reaches it)
+//	Need(i) whether input i needs a gradient (active and differentiable)
+//
+// and returns one gradient name per forward input, "" for inputs that need
+// none. Every rule emits standard ONNX ops only (stock ONNX Runtime builds
+// ship no gradient kernels), and undoes broadcasting with ReduceSum +
+// Reshape. Every rule has a central-difference test in gradrules_test.go.
+
+import (
+	"fmt"
+
+	"github.com/dartc/dartc/compiler/ir"
+)
+
+type ruleKind int
+
+const (
+	kindZero ruleKind = iota
+	kindLinear
+	kindBilinear
+	kindGeneral
+)
+
+func (k ruleKind) String() string {
+	return [...]string{"zero", "linear", "bilinear", "general"}[k]
+}
+
+type rule struct {
+	kind ruleKind
+	// diff lists the inputs that carry gradient; nil means all.
+	diff []int
+	fn   func(*gradCtx) ([]string, error)
+}
+
+func (r rule) differentiable(i int) bool {
+	if r.kind == kindZero {
+		return false
+	}
+	if r.diff == nil {
+		return true
+	}
+	for _, d := range r.diff {
+		if d == i {
+			return true
+		}
+	}
+	return false
+}
+
+// rules is the registry, keyed by op type ("domain:op" outside the default
+// domain).
+var rules = map[string]rule{}
+
+func register(kind ruleKind, diff []int, fn func(*gradCtx) ([]string, error), ops ...string) {
+	for _, op := range ops {
+		if _, dup := rules[op]; dup {
+			panic("passes: gradient rule registered twice: " + op)
+		}
+		rules[op] = rule{kind: kind, diff: diff, fn: fn}
+	}
+}
+
+// RuleOps lists the op types with a gradient rule, by kind.
+func RuleOps() map[string]string {
+	out := map[string]string{}
+	for op, r := range rules {
+		out[op] = r.kind.String()
+	}
+	return out
+}
+
+func init() {
+	// Zero: outputs are integers, booleans or shapes, or piecewise constant.
+	register(kindZero, nil, nil,
+		"Shape", "Size", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor",
+		"NonZero", "ArgMax", "ArgMin", "Range", "ConstantOfShape", "Constant", "Floor", "Ceil", "Round", "Sign",
+		"IsNaN", "IsInf", "OneHot", "EyeLike")
+
+	// Linear.
+	register(kindLinear, nil, gradIdentity, "Identity")
+	register(kindLinear, []int{0}, gradIdentity, "Dropout")
+	register(kindLinear, []int{0}, gradCast, "Cast")
+	register(kindLinear, nil, gradNeg, "Neg")
+	register(kindLinear, nil, gradAddSub, "Add", "Sub")
+	register(kindLinear, nil, gradSum, "Sum")
+	register(kindLinear, nil, gradTranspose, "Transpose")
+	register(kindLinear, []int{0}, gradReshapeLike, "Reshape", "Squeeze", "Unsqueeze", "Flatten")
+	register(kindLinear, []int{0}, gradExpand, "Expand")
+	register(kindLinear, nil, gradConcat, "Concat")
+	register(kindLinear, []int{0}, gradSplit, "Split")
+	register(kindLinear, []int{0}, gradSlice, "Slice")
+	register(kindLinear, []int{0}, gradReduce, "ReduceSum", "ReduceMean")
+	register(kindLinear, []int{1, 2}, gradWhere, "Where")
+	register(kindLinear, []int{0}, gradTrilu, "Trilu")
+
+	// Bilinear.
+	register(kindBilinear, nil, gradMul, "Mul")
+	register(kindBilinear, nil, gradMatMul, "MatMul")
+	register(kindBilinear, []int{0, 1, 2}, gradGemm, "Gemm")
+
+	// General.
+	register(kindGeneral, nil, gradDiv, "Div")
+	register(kindGeneral, []int{0}, gradPow, "Pow")
+	register(kindGeneral, nil, gradUnary, "Sqrt", "Reciprocal", "Exp", "Log", "Sigmoid", "Tanh", "Cos", "Sin")
+	register(kindGeneral, nil, gradSoftmax, "Softmax", "LogSoftmax")
+}
+
+// grads makes the result slice for c's node.
+func (c *gradCtx) grads() []string { return make([]string, c.NumInputs()) }
+
+// like casts a float constant to the type of v.
+func (c *gradCtx) like(name string, val float64, v string) string {
+	return c.op(name, "CastLike", []string{c.b.Scalar(c.tag+"/"+name+"/value", ir.Float32, val), v})
+}
+
+// zerosLike is a zero tensor with v's shape and type.
+func (c *gradCtx) zerosLike(name, v string) string {
+	z := c.op(name+"/ConstantOfShape", "ConstantOfShape", []string{c.op(name+"/Shape", "Shape", []string{v})})
+	return c.op(name, "CastLike", []string{z, v})
+}
+
+// scalarConst reports whether v is a rank-0 (or one-element rank-1)
+// constant: broadcasting against it never changes the other operand's shape.
+func (c *gradCtx) scalarConst(v string) bool {
+	if t := c.s.Model.Graph.Initializer(v); t != nil {
+		return len(t.Dims) == 0 || (len(t.Dims) == 1 && t.Dims[0] == 1)
+	}
+	for _, n := range c.b.G.Nodes {
+		if n.OpType == "Constant" && len(n.Outputs) == 1 && n.Outputs[0] == v {
+			if a := n.Attr("value"); a != nil && a.GetT() != nil {
+				d := a.GetT().Dims
+				return len(d) == 0 || (len(d) == 1 && d[0] == 1)
+			}
+		}
+	}
+	return false
+}
+
+// unbroadcast sums g over the axes along which x was broadcast and gives it
+// x's shape. other is the operand x was broadcast against ("" if none):
+// when it is a scalar constant, g already has x's shape.
+func (c *gradCtx) unbroadcast(name, g, x, other string) string {
+	if other != "" && c.scalarConst(other) {
+		return g
+	}
+	p := name + "/unbroadcast"
+	sg := c.op(p+"/shape_g", "Shape", []string{g})
+	sx := c.op(p+"/shape_x", "Shape", []string{x})
+	rankDiff := c.op(p+"/rank_diff", "Sub", []string{c.op(p+"/rank_g", "Shape", []string{sg}), c.op(p+"/rank_x", "Shape", []string{sx})})
+	ones := c.op(p+"/lead", "ConstantOfShape", []string{rankDiff}, ir.AttrTensor("value", ir.NewTensorI64("value", []int64{1}, []int64{1})))
+	sxp := c.op(p+"/shape_x_padded", "Concat", []string{ones, sx}, ir.AttrInt("axis", 0))
+	one := c.b.Scalar(c.tag+"/"+p+"/one", ir.Int64, 1)
+	mask := c.op(p+"/broadcast", "And", []string{
+		c.op(p+"/x_is_one", "Equal", []string{sxp, one}),
+		c.op(p+"/g_not_one", "Not", []string{c.op(p+"/g_is_one", "Equal", []string{sg, one})}),
+	})
+	axes := c.op(p+"/axes", "Reshape", []string{c.op(p+"/NonZero", "NonZero", []string{mask}), c.b.Ints(c.tag+"/"+p+"/flat", -1)})
+	sum := c.op(p+"/ReduceSum", "ReduceSum", []string{g, axes}, ir.AttrInt("keepdims", 1), ir.AttrInt("noop_with_empty_axes", 1))
+	return c.op(p+"/Reshape", "Reshape", []string{sum, sx})
+}
+
+// constInts reads an int64 constant (initializer or Constant node).
+func (c *gradCtx) constInts(v string) ([]int64, bool) {
+	if v == "" {
+		return nil, false
+	}
+	if t := c.s.Model.Graph.Initializer(v); t != nil {
+		vals, err := t.Int64s()
+		return vals, err == nil
+	}
+	for _, n := range c.b.G.Nodes {
+		if n.OpType == "Constant" && len(n.Outputs) == 1 && n.Outputs[0] == v {
+			if a := n.Attr("value"); a != nil && a.GetT() != nil {
+				t, err := ir.TensorFromPB(a.GetT(), "")
+				if err != nil {
+					return nil, false
+				}
+				vals, err := t.Int64s()
+				return vals, err == nil
+			}
+			if a := n.Attr("value_ints"); a != nil {
+				return a.GetInts(), true
+			}
+			if a := n.Attr("value_int"); a != nil {
+				return []int64{a.GetI()}, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// staticDims returns the declared dims of an initializer or typed graph
+// input.
+func (c *gradCtx) staticDims(v string) ([]int64, bool) {
+	g := c.s.Model.Graph
+	if t := g.Initializer(v); t != nil {
+		return t.Dims, true
+	}
+	if in := g.Input(v); in != nil && in.Type != nil && in.Type.Shape {
+		dims := make([]int64, len(in.Type.Dims))
+		for i, d := range in.Type.Dims {
+			if !d.Known() {
+				return nil, false
+			}
+			dims[i] = d.Value
+		}
+		return dims, true
+	}
+	return nil, false
+}
+
+func (c *gradCtx) producer(v string) *ir.Node {
+	for _, n := range c.b.G.Nodes {
+		for _, o := range n.Outputs {
+			if o == v {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+func gradIdentity(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	gi[0] = c.GO(0)
+	return gi, nil
+}
+
+func gradCast(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	gi[0] = c.op("CastLike", "CastLike", []string{c.GO(0), c.I(0)})
+	return gi, nil
+}
+
+func gradNeg(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	gi[0] = c.op("Neg", "Neg", []string{c.GO(0)})
+	return gi, nil
+}
+
+func gradAddSub(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	if c.Need(0) {
+		gi[0] = c.unbroadcast("dA", c.GO(0), c.I(0), c.I(1))
+	}
+	if c.Need(1) {
+		g := c.GO(0)
+		if c.n.OpType == "Sub" {
+			g = c.op("dB/Neg", "Neg", []string{g})
+		}
+		gi[1] = c.unbroadcast("dB", g, c.I(1), c.I(0))
+	}
+	return gi, nil
+}
+
+func gradSum(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	for i := range gi {
+		if c.Need(i) {
+			gi[i] = c.unbroadcast(fmt.Sprintf("d%d", i), c.GO(0), c.I(i), "")
+		}
+	}
+	return gi, nil
+}
+
+func gradTranspose(c *gradCtx) ([]string, error) {
+	perm := c.n.AttrInts("perm")
+	if perm == nil {
+		return nil, c.errorf("Transpose without perm: its rank is unknown to dartc; export with an explicit perm")
+	}
+	inv := make([]int64, len(perm))
+	for i, p := range perm {
+		inv[p] = int64(i)
+	}
+	gi := c.grads()
+	gi[0] = c.op("Transpose", "Transpose", []string{c.GO(0)}, ir.AttrInts("perm", inv...))
+	return gi, nil
+}
+
+func gradReshapeLike(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	gi[0] = c.op("Reshape", "Reshape", []string{c.GO(0), c.op("Shape", "Shape", []string{c.I(0)})})
+	return gi, nil
+}
+
+func gradExpand(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	gi[0] = c.unbroadcast("dX", c.GO(0), c.I(0), "")
+	return gi, nil
+}
+
+func gradConcat(c *gradCtx) ([]string, error) {
+	axis := c.n.AttrInt("axis", 0)
+	gi := c.grads()
+	axisIdx := c.b.Ints(c.tag+"/axis", axis)
+	axes := c.b.Ints(c.tag+"/axes", axis)
+	var start string
+	for i, x := range c.n.Inputs {
+		size := c.op(fmt.Sprintf("len%d", i), "Gather", []string{c.op(fmt.Sprintf("shape%d", i), "Shape", []string{x}), axisIdx})
+		from := start
+		if from == "" {
+			from = c.b.Ints(c.tag+"/zero", 0)
+		}
+		end := c.op(fmt.Sprintf("end%d", i), "Add", []string{from, size})
+		if c.Need(i) {
+			gi[i] = c.op(fmt.Sprintf("d%d", i), "Slice", []string{c.GO(0), from, end, axes})
+		}
+		start = end
+	}
+	return gi, nil
+}
+
+func gradSplit(c *gradCtx) ([]string, error) {
+	parts := make([]string, len(c.n.Outputs))
+	for i := range c.n.Outputs {
+		parts[i] = c.GO(i)
+		if parts[i] == "" {
+			parts[i] = c.zerosLike(fmt.Sprintf("zero%d", i), c.O(i))
+		}
+	}
+	gi := c.grads()
+	gi[0] = c.op("Concat", "Concat", parts, ir.AttrInt("axis", c.n.AttrInt("axis", 0)))
+	return gi, nil
+}
+
+// gradSlice pads the gradient back with zeros, one sliced axis at a time:
+// dX = Concat(zeros(prefix), dY, zeros(suffix)) along each axis.
+func gradSlice(c *gradCtx) ([]string, error) {
+	starts, ok1 := c.constInts(c.I(1))
+	ends, ok2 := c.constInts(c.I(2))
+	if !ok1 || !ok2 {
+		return nil, c.errorf("Slice with computed starts/ends on an active path is not supported")
+	}
+	axes := make([]int64, len(starts))
+	for i := range axes {
+		axes[i] = int64(i)
+	}
+	if c.I(3) != "" {
+		a, ok := c.constInts(c.I(3))
+		if !ok {
+			return nil, c.errorf("Slice with computed axes on an active path is not supported")
+		}
+		axes = a
+	}
+	if c.I(4) != "" {
+		steps, ok := c.constInts(c.I(4))
+		if !ok {
+			return nil, c.errorf("Slice with computed steps on an active path is not supported")
+		}
+		for _, s := range steps {
+			if s != 1 {
+				return nil, c.errorf("Slice with step %d on an active path is not supported", s)
+			}
+		}
+	}
+	shapeX := c.op("shape_x", "Shape", []string{c.I(0)})
+	g := c.GO(0)
+	for i, a := range axes {
+		p := fmt.Sprintf("axis%d", i)
+		dim := c.op(p+"/dim", "Gather", []string{shapeX, c.b.Ints(c.tag+"/"+p+"/index", a)})
+		bound := func(name string, v int64) string {
+			if v >= 0 {
+				return c.op(p+"/"+name, "Min", []string{c.b.Ints(c.tag+"/"+p+"/"+name+"/v", v), dim})
+			}
+			shifted := c.op(p+"/"+name+"/shift", "Add", []string{c.b.Ints(c.tag+"/"+p+"/"+name+"/v", v), dim})
+			return c.op(p+"/"+name, "Max", []string{shifted, c.b.Ints(c.tag+"/"+p+"/"+name+"/zero", 0)})
+		}
+		s := bound("start", starts[i])
+		e := bound("end", ends[i])
+		shapeG := c.op(p+"/shape_g", "Shape", []string{g})
+		index := c.b.Ints(c.tag+"/"+p+"/at", a)
+		preShape := c.op(p+"/pre_shape", "ScatterElements", []string{shapeG, index, s}, ir.AttrInt("axis", 0))
+		postShape := c.op(p+"/post_shape", "ScatterElements", []string{shapeG, index, c.op(p+"/post_len", "Sub", []string{dim, e})}, ir.AttrInt("axis", 0))
+		pre := c.op(p+"/pre", "CastLike", []string{c.op(p+"/pre_zeros", "ConstantOfShape", []string{preShape}), g})
+		post := c.op(p+"/post", "CastLike", []string{c.op(p+"/post_zeros", "ConstantOfShape", []string{postShape}), g})
+		g = c.op(p+"/Concat", "Concat", []string{pre, g, post}, ir.AttrInt("axis", a))
+	}
+	gi := c.grads()
+	gi[0] = g
+	return gi, nil
+}
+
+func gradReduce(c *gradCtx) ([]string, error) {
+	var axes []int64
+	hasAxes := false
+	if a := c.n.Attr("axes"); a != nil {
+		axes, hasAxes = a.GetInts(), true
+	} else if c.I(1) != "" {
+		v, ok := c.constInts(c.I(1))
+		if !ok {
+			return nil, c.errorf("computed reduction axes on an active path are not supported")
+		}
+		axes, hasAxes = v, true
+	}
+	g := c.GO(0)
+	if hasAxes && len(axes) == 0 && c.n.AttrInt("noop_with_empty_axes", 0) == 1 {
+		gi := c.grads()
+		gi[0] = g
+		return gi, nil
+	}
+	if c.n.AttrInt("keepdims", 1) == 0 && len(axes) > 0 {
+		g = c.op("Unsqueeze", "Unsqueeze", []string{g, c.b.Ints(c.tag+"/axes", axes...)})
+	}
+	shapeX := c.op("shape_x", "Shape", []string{c.I(0)})
+	g = c.op("Expand", "Expand", []string{g, shapeX})
+	if c.n.OpType == "ReduceMean" {
+		n := c.op("count", "Div", []string{
+			c.op("size_x", "Cast", []string{c.op("Size_x", "Size", []string{c.I(0)})}, ir.AttrInt("to", int64(ir.Float64))),
+			c.op("size_y", "Cast", []string{c.op("Size_y", "Size", []string{c.O(0)})}, ir.AttrInt("to", int64(ir.Float64))),
+		})
+		g = c.op("Div", "Div", []string{g, c.op("count/CastLike", "CastLike", []string{n, g})})
+	}
+	gi := c.grads()
+	gi[0] = g
+	return gi, nil
+}
+
+func gradWhere(c *gradCtx) ([]string, error) {
+	zero := c.like("zero", 0, c.GO(0))
+	gi := c.grads()
+	if c.Need(1) {
+		gi[1] = c.unbroadcast("dX", c.op("dX/Where", "Where", []string{c.I(0), c.GO(0), zero}), c.I(1), "")
+	}
+	if c.Need(2) {
+		gi[2] = c.unbroadcast("dY", c.op("dY/Where", "Where", []string{c.I(0), zero, c.GO(0)}), c.I(2), "")
+	}
+	return gi, nil
+}
+
+func gradTrilu(c *gradCtx) ([]string, error) {
+	in := []string{c.GO(0)}
+	if c.I(1) != "" {
+		in = append(in, c.I(1))
+	}
+	gi := c.grads()
+	gi[0] = c.op("Trilu", "Trilu", in, ir.AttrInt("upper", c.n.AttrInt("upper", 1)))
+	return gi, nil
+}
+
+func gradMul(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	if c.Need(0) {
+		gi[0] = c.unbroadcast("dA", c.op("dA/Mul", "Mul", []string{c.GO(0), c.I(1)}), c.I(0), c.I(1))
+	}
+	if c.Need(1) {
+		gi[1] = c.unbroadcast("dB", c.op("dB/Mul", "Mul", []string{c.GO(0), c.I(0)}), c.I(1), c.I(0))
+	}
+	return gi, nil
+}
+
+// gradMatMul: dA = dY·Bᵀ, dB = Aᵀ·dY. A rank-2 B (a weight or an adapter)
+// takes 2-D Gemms on flattened activations, never materializing Bᵀ (ORT
+// would fold a Transpose of a weight into a second copy); B = Transpose(W)
+// (dynamo) uses W directly; other ranks (attention) use Einsum with
+// broadcasting undone.
+func gradMatMul(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	gy, a, bm := c.GO(0), c.I(0), c.I(1)
+	if p := c.producer(bm); p != nil && p.OpType == "Transpose" && !c.Need(1) {
+		if dims, ok := c.staticDims(p.Input(0)); ok && len(dims) == 2 {
+			gi[0] = c.op("dA/MatMul", "MatMul", []string{gy, p.Input(0)})
+			return gi, nil
+		}
+	}
+	if dims, ok := c.staticDims(bm); ok && len(dims) == 2 {
+		k, n := dims[0], dims[1]
+		gy2 := c.op("dY/flat", "Reshape", []string{gy, c.b.Ints(c.tag+"/flat_n", -1, n)})
+		if c.Need(0) {
+			ga := c.op("dA/Gemm", "Gemm", []string{gy2, bm}, ir.AttrInt("transB", 1))
+			gi[0] = c.op("dA", "Reshape", []string{ga, c.op("dA/shape", "Shape", []string{a})})
+		}
+		if c.Need(1) {
+			a2 := c.op("A/flat", "Reshape", []string{a, c.b.Ints(c.tag+"/flat_k", -1, k)})
+			gi[1] = c.op("dB/Gemm", "Gemm", []string{a2, gy2}, ir.AttrInt("transA", 1))
+		}
+		return gi, nil
+	}
+	if c.Need(0) {
+		ga := c.op("dA/Einsum", "Einsum", []string{gy, bm}, ir.AttrString("equation", "...ij,...kj->...ik"))
+		gi[0] = c.unbroadcast("dA", ga, a, "")
+	}
+	if c.Need(1) {
+		gb := c.op("dB/Einsum", "Einsum", []string{a, gy}, ir.AttrString("equation", "...ij,...ik->...jk"))
+		gi[1] = c.unbroadcast("dB", gb, bm, "")
+	}
+	return gi, nil
+}
+
+// gradGemm: Y = α·op(A)·op(B) + β·C.
+func gradGemm(c *gradCtx) ([]string, error) {
+	ta, tb := c.n.AttrInt("transA", 0), c.n.AttrInt("transB", 0)
+	alpha, beta := c.n.AttrFloat("alpha", 1), c.n.AttrFloat("beta", 1)
+	gy := c.GO(0)
+	gi := c.grads()
+	gemm := func(name, x, y string, tx, ty int64) string {
+		return c.op(name, "Gemm", []string{x, y}, ir.AttrInt("transA", tx), ir.AttrInt("transB", ty), ir.AttrFloat("alpha", alpha))
+	}
+	if c.Need(0) {
+		if ta == 0 {
+			gi[0] = gemm("dA", gy, c.I(1), 0, 1-tb)
+		} else {
+			gi[0] = gemm("dA", c.I(1), gy, tb, 1)
+		}
+	}
+	if c.Need(1) {
+		if tb == 0 {
+			gi[1] = gemm("dB", c.I(0), gy, 1-ta, 0)
+		} else {
+			gi[1] = gemm("dB", gy, c.I(0), 1, ta)
+		}
+	}
+	if c.Need(2) {
+		g := gy
+		if beta != 1 {
+			g = c.op("dC/scale", "Mul", []string{gy, c.like("beta", float64(beta), gy)})
+		}
+		gi[2] = c.unbroadcast("dC", g, c.I(2), "")
+	}
+	return gi, nil
+}
+
+func gradDiv(c *gradCtx) ([]string, error) {
+	gi := c.grads()
+	if c.Need(0) {
+		gi[0] = c.unbroadcast("dA", c.op("dA/Div", "Div", []string{c.GO(0), c.I(1)}), c.I(0), c.I(1))
+	}
+	if c.Need(1) {
+		num := c.op("dB/Mul", "Mul", []string{c.GO(0), c.O(0)})
+		gi[1] = c.unbroadcast("dB", c.op("dB/Neg", "Neg", []string{c.op("dB/Div", "Div", []string{num, c.I(1)})}), c.I(1), c.I(0))
+	}
+	return gi, nil
+}
+
+func gradPow(c *gradCtx) ([]string, error) {
+	p := c.op("p", "CastLike", []string{c.I(1), c.I(0)})
+	pm1 := c.op("p_minus_1", "Sub", []string{p, c.like("one", 1, c.I(0))})
+	d := c.op("dpow", "Mul", []string{p, c.op("Pow", "Pow", []string{c.I(0), pm1})})
+	gi := c.grads()
+	gi[0] = c.unbroadcast("dX", c.op("dX", "Mul", []string{c.GO(0), d}), c.I(0), c.I(1))
+	return gi, nil
+}
+
+func gradUnary(c *gradCtx) ([]string, error) {
+	gy, x, y := c.GO(0), c.I(0), c.O(0)
+	var g string
+	switch c.n.OpType {
+	case "Sqrt": // dy/dx = 1 / (2·y)
+		g = c.op("Div", "Div", []string{c.op("Mul", "Mul", []string{gy, c.like("half", 0.5, gy)}), y})
+	case "Reciprocal": // −y²
+		g = c.op("Neg", "Neg", []string{c.op("Mul", "Mul", []string{gy, c.op("y2", "Mul", []string{y, y})})})
+	case "Exp":
+		g = c.op("Mul", "Mul", []string{gy, y})
+	case "Log":
+		g = c.op("Div", "Div", []string{gy, x})
+	case "Sigmoid": // y·(1 − y)
+		d := c.op("d", "Mul", []string{y, c.op("1-y", "Sub", []string{c.like("one", 1, y), y})})
+		g = c.op("Mul", "Mul", []string{gy, d})
+	case "Tanh": // 1 − y²
+		d := c.op("d", "Sub", []string{c.like("one", 1, y), c.op("y2", "Mul", []string{y, y})})
+		g = c.op("Mul", "Mul", []string{gy, d})
+	case "Cos":
+		g = c.op("Neg", "Neg", []string{c.op("Mul", "Mul", []string{gy, c.op("Sin", "Sin", []string{x})})})
+	case "Sin":
+		g = c.op("Mul", "Mul", []string{gy, c.op("Cos", "Cos", []string{x})})
+	default:
+		return nil, c.errorf("no unary rule")
+	}
+	gi := c.grads()
+	gi[0] = g
+	return gi, nil
+}
+
+func gradSoftmax(c *gradCtx) ([]string, error) {
+	if c.opset() < 13 {
+		return nil, c.errorf("Softmax before opset 13 flattens to 2-D; re-export with opset ≥ 13")
+	}
+	axis := c.n.AttrInt("axis", -1)
+	axes := c.b.Ints(c.tag+"/axes", axis)
+	gy, y := c.GO(0), c.O(0)
+	gi := c.grads()
+	if c.n.OpType == "Softmax" { // y ⊙ (dy − Σ dy⊙y)
+		s := c.op("ReduceSum", "ReduceSum", []string{c.op("dy*y", "Mul", []string{gy, y}), axes}, ir.AttrInt("keepdims", 1))
+		gi[0] = c.op("Mul", "Mul", []string{y, c.op("Sub", "Sub", []string{gy, s})})
+	} else { // dy − exp(y) ⊙ Σ dy
+		s := c.op("ReduceSum", "ReduceSum", []string{gy, axes}, ir.AttrInt("keepdims", 1))
+		gi[0] = c.op("Sub", "Sub", []string{gy, c.op("Mul", "Mul", []string{c.op("Exp", "Exp", []string{y}), s})})
+	}
+	return gi, nil
+}
