@@ -73,12 +73,12 @@ type gradCtx struct {
 	tag  string
 }
 
-func (c *gradCtx) I(i int) string     { return c.n.Input(i) }
-func (c *gradCtx) O(i int) string     { return c.n.Outputs[i] }
-func (c *gradCtx) GO(i int) string    { return c.gy[i] }
-func (c *gradCtx) Need(i int) bool    { return i < len(c.need) && c.need[i] }
-func (c *gradCtx) NumInputs() int     { return len(c.n.Inputs) }
-func (c *gradCtx) opset() int64       { return c.s.Model.OpsetVersion("") }
+func (c *gradCtx) I(i int) string  { return c.n.Input(i) }
+func (c *gradCtx) O(i int) string  { return c.n.Outputs[i] }
+func (c *gradCtx) GO(i int) string { return c.gy[i] }
+func (c *gradCtx) Need(i int) bool { return i < len(c.need) && c.need[i] }
+func (c *gradCtx) NumInputs() int  { return len(c.n.Inputs) }
+func (c *gradCtx) opset() int64    { return c.s.Model.OpsetVersion("") }
 func (c *gradCtx) errorf(f string, a ...any) error {
 	return fmt.Errorf("passes: autodiff: %s: %s", c.n, fmt.Sprintf(f, a...))
 }

@@ -40,9 +40,9 @@ type caseInput struct {
 	lo, hi float64
 }
 
-func act(shape ...int64) caseInput       { return caseInput{shape: shape, active: true, lo: -1.5, hi: 1.5} }
-func pos(shape ...int64) caseInput       { return caseInput{shape: shape, active: true, lo: 0.5, hi: 2} }
-func ints(v ...int64) caseInput          { return caseInput{shape: []int64{int64(len(v))}, ints: v} }
+func act(shape ...int64) caseInput                 { return caseInput{shape: shape, active: true, lo: -1.5, hi: 1.5} }
+func pos(shape ...int64) caseInput                 { return caseInput{shape: shape, active: true, lo: 0.5, hi: 2} }
+func ints(v ...int64) caseInput                    { return caseInput{shape: []int64{int64(len(v))}, ints: v} }
 func fconst(shape []int64, v ...float64) caseInput { return caseInput{shape: shape, f64: v} }
 
 var gradCases = []gradCase{
