@@ -151,8 +151,12 @@ func BuildAdamW(params []AdamWParam, opset int64) (*ir.Model, error) {
 		[]string{maxNorm, b.Scalar("/adamw/clip/zero", acc, 0)})
 	coef := a.op("/adamw/clip/coef", "Where", "clip coefficient c", []string{enabled, capped, one})
 
+	coefIn := map[ir.DType]string{acc: coef} // cast once per param type
 	for _, p := range params {
-		a.param(p, a.cast("/adamw/clip/coef/Cast", coef, acc, p.DType))
+		if _, ok := coefIn[p.DType]; !ok {
+			coefIn[p.DType] = a.cast("/adamw/clip/coef/Cast_"+p.DType.String(), coef, acc, p.DType)
+		}
+		a.param(p, coefIn[p.DType])
 		ty := ir.TensorType(p.DType, ir.Dims(p.Dims...)...)
 		g.Outputs = append(g.Outputs,
 			&ir.ValueInfo{Name: AdamWNewName(p.Name), Type: ty, Doc: "parameter after the step"},
