@@ -59,7 +59,7 @@ func syntheticCorpus(b *testing.B) (corpusPath, indexPath string) {
 			return
 		}
 		c.idx = filepath.Join(c.dir, "synthetic.bm25")
-		c.err = buildFrom(c.path, c.idx)
+		_, c.err = buildFrom(c.path, c.idx)
 	})
 	if benchCorpus.err != nil {
 		b.Fatal(benchCorpus.err)
@@ -67,31 +67,38 @@ func syntheticCorpus(b *testing.B) (corpusPath, indexPath string) {
 	return benchCorpus.path, benchCorpus.idx
 }
 
-func buildFrom(corpusPath, out string) error {
+func buildFrom(corpusPath, out string) (BuildStats, error) {
 	f, err := os.Open(corpusPath)
 	if err != nil {
-		return err
+		return BuildStats{}, err
 	}
 	defer f.Close()
 	r, err := corpus.NewReader(f, corpus.FlashRAG)
 	if err != nil {
-		return err
+		return BuildStats{}, err
 	}
-	_, err = Build(context.Background(), r, out, DefaultParams)
-	return err
+	return Build(context.Background(), r, out, DefaultParams)
 }
 
 // BenchmarkBuild indexes the 120k-passage corpus from its JSONL file.
 func BenchmarkBuild(b *testing.B) {
 	path, _ := syntheticCorpus(b)
 	out := filepath.Join(b.TempDir(), "i.bm25")
+	info, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
+	var stats BuildStats
 	for i := 0; i < b.N; i++ {
-		if err := buildFrom(path, out); err != nil {
+		if stats, err = buildFrom(path, out); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(benchPassages*b.N)/b.Elapsed().Seconds(), "passages/s")
+	b.ReportMetric(float64(info.Size())/1e6, "corpus-MB")
+	b.ReportMetric(float64(stats.Bytes)/1e6, "index-MB")
+	b.ReportMetric(float64(stats.TotalTokens)/1e6, "Mtokens")
 }
 
 // BenchmarkOpen loads the 120k-passage index (read, checksum, checks).
