@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ type Options struct {
 	Seed    uint64   // adapter initialization
 	Force   bool     // replace an existing output directory
 	Check   bool     // ir.Check after every pass
+	// Graphs selects what to emit: decode, logprobs, train (default all).
+	// adamw.onnx comes with train.
+	Graphs []string
 }
 
 func (o *Options) defaults() {
@@ -45,6 +49,9 @@ func (o *Options) defaults() {
 	if o.Alpha == 0 {
 		o.Alpha = 32
 	}
+	if len(o.Graphs) == 0 {
+		o.Graphs = []string{manifest.GraphDecode, manifest.GraphLogprobs, manifest.GraphTrain}
+	}
 }
 
 func (o *Options) validate() error {
@@ -53,6 +60,14 @@ func (o *Options) validate() error {
 	}
 	if o.Alpha <= 0 {
 		return fmt.Errorf("compiler: alpha %g: must be > 0", o.Alpha)
+	}
+	for _, g := range o.Graphs {
+		if g != manifest.GraphDecode && g != manifest.GraphLogprobs && g != manifest.GraphTrain {
+			return fmt.Errorf("compiler: unknown graph %q (choose from decode, logprobs, train)", g)
+		}
+	}
+	if !slices.Contains(o.Graphs, manifest.GraphDecode) {
+		return fmt.Errorf("compiler: --graphs must include decode: the runtime always needs it")
 	}
 	seen := map[string]bool{}
 	for _, r := range o.Roles {
@@ -112,27 +127,67 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	links := newLinker(tmp)
 
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha}
-	m, err := ir.Parse(raw, absSrc)
-	if err != nil {
-		return nil, err
+	var s *passes.State // the decode pipeline's state: targets and adapters
+	for _, gr := range []struct{ name, file, doc string }{
+		{manifest.GraphDecode, "decode.onnx", "generation step: dual gated LoRA, KV cache, logits of the last position"},
+		{manifest.GraphLogprobs, "logprobs.onnx", "whole sequences: per-token log-prob of the next token and entropy"},
+		{manifest.GraphTrain, "train.onnx", "GRPO loss over whole sequences and its gradient with respect to every adapter"},
+	} {
+		// Each graph starts from a fresh parse: passes rewrite in place.
+		m, err := ir.Parse(raw, absSrc)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(opts.Graphs, gr.name) {
+			continue
+		}
+		st := passes.NewState(m, popts)
+		if err := runPipeline(gr.name, st, opts.Check); err != nil {
+			hint := ""
+			if gr.name != manifest.GraphDecode {
+				hint = " (compile with --graphs decode for a generation-only model)"
+			}
+			return nil, fmt.Errorf("compiler: %s graph: %w%s", gr.name, err, hint)
+		}
+		if err := ir.CheckModel(m); err != nil {
+			return nil, fmt.Errorf("compiler: %s graph: %w", gr.name, err)
+		}
+		m.Doc = "dartc " + gr.name + " graph: " + gr.doc + "; roles " + strings.Join(opts.Roles, ", ")
+		m.ProducerName, m.ProducerVersion = "dartc", Version
+		if err := ir.Save(m, filepath.Join(tmp, gr.file), ir.EmitOptions{Location: links.location}); err != nil {
+			return nil, err
+		}
+		if links.err != nil {
+			return nil, links.err
+		}
+		spec := graphSpec(gr.file, m.Graph)
+		spec.SessionConfig = sessionConfig(m)
+		man.Graphs[gr.name] = spec
+		if gr.name == manifest.GraphDecode {
+			s = st
+			man.Opset, man.IRVersion = m.OpsetVersion(""), m.IRVersion
+			man.Model = modelInfo(m.Graph, st.Targets)
+		}
 	}
-	s := passes.NewState(m, popts)
-	if err := runPipeline("decode", s, opts.Check); err != nil {
-		return nil, err
+	if _, ok := man.Graphs[manifest.GraphTrain]; ok {
+		var params []passes.AdamWParam
+		for _, in := range s.AdapterInputs {
+			dims := make([]int64, len(in.Type.Dims))
+			for i, d := range in.Type.Dims {
+				dims[i] = d.Value
+			}
+			params = append(params, passes.AdamWParam{Name: in.Name, DType: in.Type.DType, Dims: dims})
+		}
+		am, err := passes.BuildAdamW(params, passes.DefaultAdamWOpset)
+		if err != nil {
+			return nil, fmt.Errorf("compiler: adamw graph: %w", err)
+		}
+		am.ProducerName, am.ProducerVersion = "dartc", Version
+		if err := ir.Save(am, filepath.Join(tmp, "adamw.onnx"), ir.EmitOptions{}); err != nil {
+			return nil, err
+		}
+		man.Graphs[manifest.GraphAdamW] = graphSpec("adamw.onnx", am.Graph)
 	}
-	if err := ir.CheckModel(m); err != nil {
-		return nil, fmt.Errorf("compiler: decode graph: %w", err)
-	}
-	m.Doc = "dartc decode graph: dual gated LoRA (" + strings.Join(opts.Roles, ", ") + "), logits of the last position"
-	m.ProducerName, m.ProducerVersion = "dartc", Version
-	if err := ir.Save(m, filepath.Join(tmp, "decode.onnx"), ir.EmitOptions{Location: links.location}); err != nil {
-		return nil, err
-	}
-	if links.err != nil {
-		return nil, links.err
-	}
-	man.Graphs[manifest.GraphDecode] = graphSpec("decode.onnx", m.Graph)
-	man.Opset, man.IRVersion = m.OpsetVersion(""), m.IRVersion
 	man.Source.ExternalData = links.names()
 	man.LoRA = manifest.LoRA{Rank: opts.Rank, Alpha: opts.Alpha, Scale: popts.Scale(), Roles: opts.Roles, RoleInput: passes.RoleInput}
 	for _, t := range s.Targets {
@@ -144,7 +199,6 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		}
 		man.LoRA.Targets = append(man.LoRA.Targets, mt)
 	}
-	man.Model = modelInfo(m.Graph, s.Targets)
 
 	if err := WriteInitialAdapters(filepath.Join(tmp, man.AdaptersFile), s, opts.Seed, absSrc); err != nil {
 		return nil, err
@@ -162,6 +216,22 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	slog.Info("compiled", "source", src, "out", out, "targets", len(s.Targets), "rank", opts.Rank, "roles", strings.Join(opts.Roles, ","))
 	return man, nil
 }
+
+// sessionConfig lists the ONNX Runtime settings a graph needs. Two of ORT
+// 1.30's fusions mishandle float64 graphs (QuickGeluFusion emits a
+// float-only node; SimplifiedLayerNormFusion loses precision), so float64
+// graphs turn them off.
+func sessionConfig(m *ir.Model) map[string]string {
+	for _, in := range m.Graph.Inputs {
+		if in.Type != nil && in.Type.DType == ir.Float64 {
+			return map[string]string{"optimization.disable_specified_optimizers": Float64DisabledOptimizers}
+		}
+	}
+	return nil
+}
+
+// Float64DisabledOptimizers are the ORT optimizers float64 graphs run without.
+const Float64DisabledOptimizers = "QuickGeluFusion;SimplifiedLayerNormFusion"
 
 // Version is written as the producer version of emitted graphs.
 const Version = "0.1.0"

@@ -19,6 +19,10 @@ var passTable = map[string]pass{
 	"dual-lora":         {"dual-lora", passes.DualLoRA},
 	"last-token-logits": {"last-token-logits", passes.LastTokenLogits},
 	"dead-code":         {"dead-code", passes.DeadCode},
+	"drop-cache":        {"drop-cache", passes.DropCache},
+	"logprob-head":      {"logprob-head", passes.LogprobHead},
+	"grpo-head":         {"grpo-head", passes.GRPOHead},
+	"autodiff":          {"autodiff", passes.Autodiff},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -27,11 +31,19 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"match-targets", "dual-lora", "the rewrite adapts the matched targets"},
 	{"dual-lora", "dead-code", "the rewrite leaves the replaced outputs to collect"},
 	{"last-token-logits", "dead-code", "the slice leaves the full-sequence head input to collect"},
+	{"dual-lora", "grpo-head", "the head's type follows the adapters"},
+	{"dual-lora", "logprob-head", "the head's type follows the adapters"},
+	{"drop-cache", "grpo-head", "the loss reads the full-sequence logits"},
+	{"drop-cache", "logprob-head", "the head reads the full-sequence logits"},
+	{"grpo-head", "autodiff", "the head seeds the gradient"},
+	{"autodiff", "dead-code", "the forward outputs the loss does not read are collected after differentiation"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode": {"match-targets", "dual-lora", "last-token-logits", "dead-code"},
+	"decode":   {"match-targets", "dual-lora", "last-token-logits", "dead-code"},
+	"logprobs": {"match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
+	"train":    {"match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "dead-code"},
 }
 
 func init() {

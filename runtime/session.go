@@ -341,6 +341,11 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 	start := time.Now()
 	err = s.sess.Run(in, out)
 	s.runTime += time.Since(start)
+	for i, io := range s.outputs {
+		if t := result[io.Name]; t != nil && len(t.shape) == 0 && out[i] != nil {
+			scalarBack(out[i], t)
+		}
+	}
 	// Values ONNX Runtime allocated are Go copies now; release them too.
 	for i, io := range s.outputs {
 		if _, ours := result[io.Name]; ours || out[i] == nil {
@@ -438,12 +443,50 @@ func resolve(io IOInfo, bound map[string]int64) ([]int64, bool) {
 var emptyBacking = make([]byte, 8)
 
 func ortValue(t *Tensor) (ort.Value, error) {
+	if len(t.shape) == 0 {
+		return ortScalar(t)
+	}
 	shape := ort.NewShape(t.shape...)
 	data := t.bytes
 	if len(data) == 0 {
 		data = emptyBacking
 	}
 	return ort.NewCustomDataTensor(shape, data, t.dtype.ort())
+}
+
+// ortScalar wraps a rank-0 tensor: onnxruntime_go's Tensor refuses an
+// empty shape, its Scalar carries the value instead.
+func ortScalar(t *Tensor) (ort.Value, error) {
+	switch t.dtype {
+	case Float32:
+		return ort.NewScalar(t.Float32()[0])
+	case Float64:
+		return ort.NewScalar(t.Float64()[0])
+	case Int64:
+		return ort.NewScalar(t.Int64()[0])
+	case Int32:
+		return ort.NewScalar(t.Int32()[0])
+	case Bool:
+		return ort.NewScalar(t.Bool()[0])
+	}
+	return nil, fmt.Errorf("rank-0 %v tensors are not supported", t.dtype)
+}
+
+// scalarBack copies a rank-0 output written into an ortScalar value back to
+// its tensor.
+func scalarBack(v ort.Value, t *Tensor) {
+	switch x := v.(type) {
+	case *ort.Scalar[float32]:
+		t.Float32()[0] = x.GetData()
+	case *ort.Scalar[float64]:
+		t.Float64()[0] = x.GetData()
+	case *ort.Scalar[int64]:
+		t.Int64()[0] = x.GetData()
+	case *ort.Scalar[int32]:
+		t.Int32()[0] = x.GetData()
+	case *ort.Scalar[bool]:
+		t.Bool()[0] = x.GetData()
+	}
 }
 
 // fromORT copies a value ONNX Runtime allocated into a Tensor.

@@ -35,7 +35,8 @@ in standard ONNX ops, and trains them with GRPO against a search engine.`,
 }
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintf(os.Stderr, "dartc: %v\n", err)
 		os.Exit(1)
 	}

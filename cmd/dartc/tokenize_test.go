@@ -20,7 +20,7 @@ func runDartc(t *testing.T, stdin string, args ...string) (string, error) {
 	app.Writer = &out
 	app.Reader = strings.NewReader(stdin)
 	app.ExitErrHandler = func(*cli.Context, error) {}
-	err := app.Run(append([]string{"dartc"}, args...))
+	err := app.Run(interspersed(app, append([]string{"dartc"}, args...)))
 	return out.String(), err
 }
 
