@@ -1,6 +1,7 @@
 package passes
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,6 +9,9 @@ import (
 	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/compiler/onnxpb"
 )
+
+// ErrNoGradientRule reports an op on an active path without a rule.
+var ErrNoGradientRule = errors.New("passes: no gradient rule")
 
 // ErrNoAdapters reports a training compile of a graph with no adapters.
 var ErrNoAdapters = fmt.Errorf("passes: no adapter inputs to differentiate: the training graph needs the dual-lora pass")
@@ -162,7 +166,7 @@ func differentiate(s *State, wrt []string, seeds map[string]string) (map[string]
 		}
 		r, ok := rules[ruleKey(n)]
 		if !ok {
-			return nil, fmt.Errorf("passes: autodiff: %s is on the path from the adapters to the loss and dartc has no gradient rule for %s; export the model with standard ONNX ops (TorchScript or dynamo exporter) or report the op", n, ruleKey(n))
+			return nil, fmt.Errorf("%w for %s: %s is on the path from the adapters to the loss; export the model in standard ONNX ops (the TorchScript or dynamo exporter: see models/export) rather than with fused inference ops", ErrNoGradientRule, ruleKey(n), n)
 		}
 		need := make([]bool, len(n.Inputs))
 		for j, in := range n.Inputs {
