@@ -72,7 +72,8 @@ def tiny_config() -> Qwen2Config:
         bos_token_id=TINY_ENDOFTEXT_ID,
         eos_token_id=TINY_IM_END_ID,
         pad_token_id=TINY_ENDOFTEXT_ID,
-        torch_dtype="float32",
+        dtype="float32",
+        architectures=["Qwen2ForCausalLM"],
     )
 
 
@@ -114,7 +115,7 @@ def load_checkpoint(path: Path) -> Qwen2ForCausalLM:
     if config.model_type != "qwen2":
         raise SystemExit(f"export: {path}/config.json has model_type {config.model_type!r}; only 'qwen2' "
                          "(Qwen2 and Qwen2.5) is supported")
-    model = Qwen2ForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="eager")
+    model = Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
     return model.eval()
 
 
@@ -216,17 +217,25 @@ def export_dynamo(wrapper: FlatKVModel, path: Path, opset: int) -> None:
         program = torch.onnx.export(wrapper, args, dynamo=True, input_names=inputs, output_names=outputs,
                                     dynamic_shapes=dynamic_shapes, opset_version=opset, optimize=True)
     program.save(str(path), external_data=False)
-    rename_dims(path)
+    tidy_dynamo_graph(path)
 
 
-def rename_dims(path: Path) -> None:
-    """Gives the dynamo graph's symbolic IO dims the same names as the TorchScript graph's."""
+def tidy_dynamo_graph(path: Path) -> None:
+    """Names the dynamo graph's total-length dim as the TorchScript graph does, and makes the source paths
+    in its pkg.torch.onnx.stack_trace metadata relative (to site-packages or to this folder), so that the
+    file does not depend on where the checkout or the venv is."""
     model = onnx.load(str(path))
     total = {f"{DIM_PAST} + {DIM_SEQ}", f"{DIM_SEQ} + {DIM_PAST}"}
     for value in list(model.graph.input) + list(model.graph.output):
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param in total:
                 dim.dim_param = DIM_TOTAL
+    prefixes = [str(Path(torch.__file__).resolve().parent.parent) + os.sep,
+                str(Path(__file__).resolve().parent) + os.sep]
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            for prefix in prefixes:
+                prop.value = prop.value.replace(prefix, "")
     onnx.save_model(model, str(path))
 
 
