@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -19,36 +20,43 @@ import (
 // equal to the base. Each tensor has its own stream derived from the seed and
 // its name, so adding a target does not change the others.
 func WriteInitialAdapters(path string, s *passes.State, seed uint64, base string) error {
-	var tensors []safetensors.Tensor
-	for _, in := range s.AdapterInputs {
+	specs := make([]safetensors.Tensor, len(s.AdapterInputs))
+	for i, in := range s.AdapterInputs {
 		dims := make([]int64, len(in.Type.Dims))
-		n := int64(1)
-		for i, d := range in.Type.Dims {
-			dims[i] = d.Value
-			n *= d.Value
+		for k, d := range in.Type.Dims {
+			dims[k] = d.Value
 		}
-		vals := make([]float64, n)
-		if strings.Contains(in.Name, ".lora_A.") {
-			h := fnv.New64a()
-			h.Write([]byte(in.Name))
-			rng := rand.New(rand.NewPCG(seed, h.Sum64()))
-			bound := 1 / math.Sqrt(float64(dims[0]))
-			for i := range vals {
-				vals[i] = (2*rng.Float64() - 1) * bound
-			}
-		}
+		dt := safetensors.F32
 		switch in.Type.DType {
 		case ir.Float64:
-			tensors = append(tensors, safetensors.FromFloat64(in.Name, dims, vals))
+			dt = safetensors.F64
 		case ir.Float32:
-			f := make([]float32, len(vals))
-			for i, v := range vals {
-				f[i] = float32(v)
-			}
-			tensors = append(tensors, safetensors.FromFloat32(in.Name, dims, f))
 		default:
 			return fmt.Errorf("compiler: adapter %s has unsupported type %s", in.Name, in.Type.DType)
 		}
+		specs[i] = safetensors.Tensor{Name: in.Name, DType: dt, Shape: dims}
+	}
+	// Tensors are drawn one at a time into the writer's buffer: memory
+	// stays at one tensor whatever the model's size.
+	fill := func(i int, dst []byte) error {
+		name := specs[i].Name
+		if !strings.Contains(name, ".lora_A.") {
+			return nil // B starts at zero
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+		bound := 1 / math.Sqrt(float64(specs[i].Shape[0]))
+		if specs[i].DType == safetensors.F64 {
+			for k := 0; k < len(dst); k += 8 {
+				binary.LittleEndian.PutUint64(dst[k:], math.Float64bits((2*rng.Float64()-1)*bound))
+			}
+			return nil
+		}
+		for k := 0; k < len(dst); k += 4 {
+			binary.LittleEndian.PutUint32(dst[k:], math.Float32bits(float32((2*rng.Float64()-1)*bound)))
+		}
+		return nil
 	}
 	meta := map[string]string{
 		"format":     "dartc-adapters",
@@ -58,5 +66,5 @@ func WriteInitialAdapters(path string, s *passes.State, seed uint64, base string
 		"base_model": base,
 		"seed":       strconv.FormatUint(seed, 10),
 	}
-	return safetensors.Write(path, tensors, meta)
+	return safetensors.WriteStream(path, specs, meta, fill)
 }

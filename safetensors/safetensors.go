@@ -234,12 +234,33 @@ func decodeInfo(name string, raw json.RawMessage) (tensorInfo, error) {
 // Encode returns the bytes of a safetensors file holding tensors (data in
 // the given order) and metadata (nil for none).
 func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
+	for _, t := range tensors {
+		if err := checkTensor(t); err != nil {
+			return nil, err
+		}
+	}
+	hdr, size, err := encodeHeader(tensors, metadata)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, int64(len(hdr))+size)
+	out = append(out, hdr...)
+	for _, t := range tensors {
+		out = append(out, t.Data...)
+	}
+	return out, nil
+}
+
+// encodeHeader returns the length prefix and the padded JSON header of a
+// file holding tensors (whose Data lengths follow from dtype and shape),
+// and the size of the data section.
+func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, int64, error) {
 	var hdr bytes.Buffer
 	hdr.WriteByte('{')
 	if len(metadata) > 0 {
 		m, err := json.Marshal(metadata) // keys sorted: deterministic output
 		if err != nil {
-			return nil, fmt.Errorf("safetensors: encode metadata: %w", err)
+			return nil, 0, fmt.Errorf("safetensors: encode metadata: %w", err)
 		}
 		hdr.WriteString(`"` + metadataKey + `":`)
 		hdr.Write(m)
@@ -247,11 +268,8 @@ func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 	seen := map[string]bool{}
 	var offset int64
 	for i, t := range tensors {
-		if err := checkTensor(t); err != nil {
-			return nil, err
-		}
 		if seen[t.Name] {
-			return nil, fmt.Errorf("%w: %q", ErrDuplicate, t.Name)
+			return nil, 0, fmt.Errorf("%w: %q", ErrDuplicate, t.Name)
 		}
 		seen[t.Name] = true
 		name, _ := json.Marshal(t.Name)
@@ -259,29 +277,26 @@ func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 		if shape == nil {
 			shape = []int64{}
 		}
-		info, _ := json.Marshal(tensorInfo{DType: t.DType, Shape: shape, DataOffsets: []int64{offset, offset + int64(len(t.Data))}})
+		size := numElements(t.Shape) * t.DType.Size()
+		info, _ := json.Marshal(tensorInfo{DType: t.DType, Shape: shape, DataOffsets: []int64{offset, offset + size}})
 		if i > 0 || len(metadata) > 0 {
 			hdr.WriteByte(',')
 		}
 		hdr.Write(name)
 		hdr.WriteByte(':')
 		hdr.Write(info)
-		offset += int64(len(t.Data))
+		offset += size
 	}
 	hdr.WriteByte('}')
 	for hdr.Len()%8 != 0 {
 		hdr.WriteByte(' ')
 	}
 	if hdr.Len() > MaxHeaderSize {
-		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrHeaderTooLarge, hdr.Len(), MaxHeaderSize)
+		return nil, 0, fmt.Errorf("%w: %d bytes (limit %d)", ErrHeaderTooLarge, hdr.Len(), MaxHeaderSize)
 	}
-	out := make([]byte, 8, 8+int64(hdr.Len())+offset)
+	out := make([]byte, 8, 8+hdr.Len())
 	binary.LittleEndian.PutUint64(out, uint64(hdr.Len()))
-	out = append(out, hdr.Bytes()...)
-	for _, t := range tensors {
-		out = append(out, t.Data...)
-	}
-	return out, nil
+	return append(out, hdr.Bytes()...), offset, nil
 }
 
 func checkTensor(t Tensor) error {

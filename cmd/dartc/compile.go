@@ -20,6 +20,10 @@ Gemm and packed-qkv forms), rewrites each into frozen W plus one gated LoRA bran
 role keyed by the int64 [batch, seq] input role_ids, and writes the artifacts directory:
 
   decode.onnx            generation step, KV cache kept, logits of the last position
+  logprobs.onnx          whole sequences: log-prob of each next token, and entropy
+  train.onnx             GRPO loss and its gradient for every adapter (generated here,
+                         in standard ONNX ops: runs on any ONNX Runtime build)
+  adamw.onnx             one AdamW step over all adapters with global grad-norm clipping
   adapters.safetensors   initial adapters (A Kaiming-uniform as PEFT, B zero)
   manifest.json          every graph's inputs and outputs, targets, roles, tags
 
@@ -34,6 +38,7 @@ which the directory links to.`,
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the initial adapters"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an existing output directory"},
 		&cli.BoolFlag{Name: "check", Usage: "check the graph invariants after every pass"},
+		&cli.StringFlag{Name: "graphs", Value: "decode,logprobs,train", Usage: "graphs to emit (train brings adamw.onnx); decode alone for generation-only models"},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -47,6 +52,7 @@ which the directory links to.`,
 			Seed:    c.Uint64("seed"),
 			Force:   c.Bool("force"),
 			Check:   c.Bool("check"),
+			Graphs:  splitList(c.String("graphs")),
 		})
 		if err != nil {
 			return err

@@ -1,0 +1,66 @@
+package compiler_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/models/qwen2"
+	"github.com/dartc/dartc/models/qwen2/synth"
+)
+
+// TestBigPresetReadsNoWeights compiles the qwen2.5-3b preset (36 layers,
+// 12.7 GB of weights in a sparse external data file) into every graph and
+// checks that no weight byte was read.
+func TestBigPresetReadsNoWeights(t *testing.T) {
+	cfg, err := qwen2.Preset("qwen2.5-3b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Weights: synth.WeightsZero, Storage: synth.StorageExternal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ir.ExternalReads()
+	man, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ir.ExternalReads() - before; n != 0 {
+		t.Fatalf("compiling read external weight data %d times", n)
+	}
+	if len(man.LoRA.Targets) != 7*36 || len(man.Model.Cache) != 36 || man.Model.Vocab != 151936 {
+		t.Fatalf("manifest: %d targets, %d cache layers, vocab %d", len(man.LoRA.Targets), len(man.Model.Cache), man.Model.Vocab)
+	}
+	for _, g := range []string{"decode", "logprobs", "train", "adamw"} {
+		if man.Graphs[g] == nil {
+			t.Fatalf("no %s graph", g)
+		}
+	}
+}
+
+// BenchmarkCompile compiles each Qwen2.5 preset with zero weights in
+// sparse external data; the time should not grow with the weights' size.
+func BenchmarkCompile(b *testing.B) {
+	for _, preset := range []string{"qwen2.5-0.5b", "qwen2.5-3b", "qwen2.5-7b"} {
+		b.Run(preset, func(b *testing.B) {
+			cfg, err := qwen2.Preset(preset)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dir := b.TempDir()
+			res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Weights: synth.WeightsZero, Storage: synth.StorageExternal})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Force: true}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
