@@ -40,6 +40,7 @@ type builder struct {
 	postings [][]byte // per term id: (doc delta, tf) uvarints
 	lastDoc  []uint32
 	docFreq  []uint32
+	skips    [][]uint32 // per term id: (last doc, end offset) of each full block
 
 	docLens     []uint32
 	docOffsets  []uint64
@@ -129,6 +130,7 @@ func (b *builder) add(row corpus.Row) error {
 			b.postings = append(b.postings, nil)
 			b.lastDoc = append(b.lastDoc, 0)
 			b.docFreq = append(b.docFreq, 0)
+			b.skips = append(b.skips, nil)
 		}
 		b.docTerms = append(b.docTerms, id)
 	})
@@ -152,6 +154,12 @@ func (b *builder) add(row corpus.Row) error {
 		b.postings[id] = binary.AppendUvarint(b.postings[id], uint64(j-i))
 		b.lastDoc[id] = doc
 		b.docFreq[id]++
+		if uint64(len(b.postings[id])) > math.MaxUint32 {
+			return errors.New("a term's postings exceed 4 GiB")
+		}
+		if b.docFreq[id]%blockSize == 0 {
+			b.skips[id] = append(b.skips[id], doc, uint32(len(b.postings[id])))
+		}
 		i = j
 	}
 	rec := binary.AppendUvarint(b.scratch[:0], uint64(len(row.ID)))
@@ -184,16 +192,18 @@ func (b *builder) write(path string, p Params) (int64, error) {
 		return 0
 	})
 	n, t := uint64(len(b.docLens)), uint64(len(b.terms))
-	var termBytes, postingBytes uint64
+	var termBytes, postingBytes, blocks uint64
 	for i := range b.terms {
 		termBytes += uint64(len(b.terms[i]))
 		postingBytes += uint64(len(b.postings[i]))
+		blocks += (uint64(b.docFreq[i]) + blockSize - 1) / blockSize
 	}
 	lengths := [numSections]uint64{
 		secDocLens: 4 * n, secTermOffsets: 8 * (t + 1), secTermBytes: termBytes,
-		secDocFreqs: 4 * t, secPostingOffsets: 8 * (t + 1), secPostings: postingBytes,
-		secDocOffsets: 8 * (n + 1), secDocBytes: b.docBytes,
+		secDocFreqs: 4 * t, secTermBounds: 4 * t, secPostingOffsets: 8 * (t + 1), secPostings: postingBytes,
+		secSkips: 8 * blocks, secDocOffsets: 8 * (n + 1), secDocBytes: b.docBytes,
 	}
+	norm := lengthNorms(b.docLens, b.totalTokens, p)
 
 	out, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -249,9 +259,24 @@ func (b *builder) write(path string, p Params) (int64, error) {
 		binary.LittleEndian.PutUint32(buf[:4], b.docFreq[id])
 		w.Write(buf[:4])
 	}
+	for _, id := range order {
+		binary.LittleEndian.PutUint32(buf[:4], math.Float32bits(termBound(b.postings[id], norm)))
+		w.Write(buf[:4])
+	}
 	writeOffsets(func(id uint32) uint64 { return uint64(len(b.postings[id])) })
 	for _, id := range order {
 		w.Write(b.postings[id])
+	}
+	for _, id := range order {
+		for _, v := range b.skips[id] {
+			binary.LittleEndian.PutUint32(buf[:4], v)
+			w.Write(buf[:4])
+		}
+		if b.docFreq[id]%blockSize != 0 {
+			binary.LittleEndian.PutUint32(buf[:4], b.lastDoc[id])
+			binary.LittleEndian.PutUint32(buf[4:], uint32(len(b.postings[id])))
+			w.Write(buf[:])
+		}
 	}
 	for _, o := range b.docOffsets {
 		binary.LittleEndian.PutUint64(buf[:], o)
@@ -287,6 +312,44 @@ func (b *builder) write(path string, p Params) (int64, error) {
 		d.Close()
 	}
 	return int64(off + trailerSize), nil
+}
+
+// lengthNorms returns k1·(1 − b + b·|d|/avgdl) for every passage; Open
+// computes the same values from the stored lengths.
+func lengthNorms(docLens []uint32, totalTokens uint64, p Params) []float64 {
+	avgdl := float64(totalTokens) / float64(len(docLens))
+	norm := make([]float64, len(docLens))
+	for d, l := range docLens {
+		norm[d] = lengthNorm(l, avgdl, p)
+	}
+	return norm
+}
+
+func lengthNorm(docLen uint32, avgdl float64, p Params) float64 {
+	if avgdl > 0 {
+		return p.K1 * (1 - p.B + p.B*float64(docLen)/avgdl)
+	}
+	return p.K1 * (1 - p.B)
+}
+
+// termBound is the largest tf/(tf + norm) over a term's postings, rounded
+// up to a float32 so that it bounds every contribution of the term.
+func termBound(postings []byte, norm []float64) float32 {
+	var best float64
+	var doc uint64
+	for len(postings) > 0 {
+		delta, n1 := binary.Uvarint(postings)
+		tf, n2 := binary.Uvarint(postings[n1:])
+		postings = postings[n1+n2:]
+		doc += delta
+		f := float64(tf)
+		best = max(best, f/(f+norm[doc]))
+	}
+	b := float32(best)
+	if float64(b) < best {
+		b = math.Nextafter32(b, 2)
+	}
+	return b
 }
 
 func writeTrailer(w *countingWriter, crc hash.Hash32) error {

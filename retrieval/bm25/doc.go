@@ -17,8 +17,12 @@
 //   - Passages are numbered 0..N−1 in corpus order; a search returns only
 //     passages that contain at least one query term, by descending score,
 //     equal scores by ascending passage number, so ranking is deterministic.
-//   - Per passage, term contributions are added in the sorted order of the
-//     query's distinct terms, so a score is the same in every run.
+//   - Per passage, term contributions are added in one fixed order of the
+//     query's distinct terms (descending upper bound, then bytewise), so a
+//     score is the same in every run, pruned or not.
+//   - Search is exact: MaxScore pruning skips only passages whose best
+//     possible score cannot reach the current k-th score, using per-term
+//     upper bounds stored at build time and skip blocks of 128 postings.
 //   - An Index is immutable after Open and safe for concurrent use.
 //   - Open checks the magic, version, section table and checksum, and the
 //     structure of every offset table and the term order; posting lists and
@@ -31,13 +35,19 @@
 //
 //	header   "DARTBM25" | version u32 | header size u32 | k1 f64 | b f64 |
 //	         N u64 | T u64 (terms) | total tokens u64 |
-//	         8 × (offset u64, length u64) section table
+//	         10 × (offset u64, length u64) section table
 //	sections doc lengths      u32 × N
 //	         term offsets     u64 × (T+1) into term bytes
 //	         term bytes       the terms, sorted bytewise, concatenated
 //	         document freqs   u32 × T
+//	         term bounds      f32 × T: max of tf/(tf + k1·(1 − b + b·|d|/avgdl))
+//	                          over the term's postings, rounded up
 //	         posting offsets  u64 × (T+1) into postings
-//	         postings         per term: (uvarint doc delta, uvarint tf) × df
+//	         postings         per term: (uvarint doc delta, uvarint tf) × df,
+//	                          the first delta from passage 0
+//	         skips            per term, per block of 128 postings (the last
+//	                          block may be short): last passage u32 | end of
+//	                          the block in the term's postings u32
 //	         doc offsets      u64 × (N+1) into doc bytes
 //	         doc bytes        per passage: uvarint len(id) | id | contents
 //	trailer  CRC-32C (Castagnoli) of everything before it, u32 | "BM25"

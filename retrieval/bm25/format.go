@@ -6,9 +6,11 @@ const (
 	magic         = "DARTBM25"
 	trailerMagic  = "BM25"
 	formatVersion = 1
-	numSections   = 8
+	numSections   = 10
 	headerSize    = 8 + 4 + 4 + 8 + 8 + 8 + 8 + 8 + numSections*16
 	trailerSize   = 8
+	// blockSize is the number of postings per skip block.
+	blockSize = 128
 )
 
 // Section indices, in file order.
@@ -17,15 +19,17 @@ const (
 	secTermOffsets
 	secTermBytes
 	secDocFreqs
+	secTermBounds
 	secPostingOffsets
 	secPostings
+	secSkips
 	secDocOffsets
 	secDocBytes
 )
 
 var sectionNames = [numSections]string{
-	"doc lengths", "term offsets", "term bytes", "document frequencies",
-	"posting offsets", "postings", "doc offsets", "doc bytes",
+	"doc lengths", "term offsets", "term bytes", "document frequencies", "term bounds",
+	"posting offsets", "postings", "skips", "doc offsets", "doc bytes",
 }
 
 // Errors callers can test with errors.Is.

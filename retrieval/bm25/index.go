@@ -22,13 +22,18 @@ type Index struct {
 	termOffsets    []byte
 	termBytes      []byte
 	docFreqs       []byte
+	termBounds     []byte
 	postingOffsets []byte
 	postings       []byte
+	skips          []byte
 	docOffsets     []byte
 	docBytes       []byte
 
 	// norm[d] = k1·(1 − b + b·|d|/avgdl), computed once at open.
 	norm []float64
+	// blockStart[t] is the index of term t's first skip entry; blockStart[T]
+	// is the number of skip entries.
+	blockStart []uint32
 
 	// scratchPool holds *scratch sized for this index.
 	scratchPool sync.Pool
@@ -89,7 +94,7 @@ func openBytes(data []byte, verifyChecksum bool) (*Index, error) {
 	}
 	ix.n, ix.t, ix.totalTokens = uint32(n), uint32(t), total
 	want := [numSections]uint64{secDocLens: 4 * n, secTermOffsets: 8 * (t + 1), secDocFreqs: 4 * t,
-		secPostingOffsets: 8 * (t + 1), secDocOffsets: 8 * (n + 1)}
+		secTermBounds: 4 * t, secPostingOffsets: 8 * (t + 1), secDocOffsets: 8 * (n + 1)}
 	var secs [numSections][]byte
 	next := uint64(headerSize)
 	for i := range secs {
@@ -107,7 +112,8 @@ func openBytes(data []byte, verifyChecksum bool) (*Index, error) {
 		return nil, corrupt("%d stray bytes before the trailer", uint64(body)-next)
 	}
 	ix.docLens, ix.termOffsets, ix.termBytes = secs[secDocLens], secs[secTermOffsets], secs[secTermBytes]
-	ix.docFreqs, ix.postingOffsets, ix.postings = secs[secDocFreqs], secs[secPostingOffsets], secs[secPostings]
+	ix.docFreqs, ix.termBounds = secs[secDocFreqs], secs[secTermBounds]
+	ix.postingOffsets, ix.postings, ix.skips = secs[secPostingOffsets], secs[secPostings], secs[secSkips]
 	ix.docOffsets, ix.docBytes = secs[secDocOffsets], secs[secDocBytes]
 
 	if err := checkOffsets(ix.termOffsets, len(ix.termBytes), "term"); err != nil {
@@ -129,6 +135,12 @@ func openBytes(data []byte, verifyChecksum bool) (*Index, error) {
 		if df := le.Uint32(ix.docFreqs[4*i:]); df == 0 || df > ix.n {
 			return nil, corrupt("term %d has document frequency %d of %d passages", i, df, ix.n)
 		}
+		if bound := math.Float32frombits(le.Uint32(ix.termBounds[4*i:])); !(bound > 0 && bound <= 1) {
+			return nil, corrupt("term %d has score bound %v, want (0, 1]", i, bound)
+		}
+	}
+	if err := ix.checkSkips(); err != nil {
+		return nil, err
 	}
 	var sum uint64
 	for d := uint32(0); d < ix.n; d++ {
@@ -139,16 +151,46 @@ func openBytes(data []byte, verifyChecksum bool) (*Index, error) {
 	}
 	ix.avgdl = float64(total) / float64(n)
 	ix.norm = make([]float64, n)
-	k1, b := ix.params.K1, ix.params.B
 	for d := range ix.norm {
-		dl := float64(le.Uint32(ix.docLens[4*d:]))
-		if ix.avgdl > 0 {
-			ix.norm[d] = k1 * (1 - b + b*dl/ix.avgdl)
-		} else {
-			ix.norm[d] = k1 * (1 - b)
-		}
+		ix.norm[d] = lengthNorm(le.Uint32(ix.docLens[4*d:]), ix.avgdl, ix.params)
 	}
 	return ix, nil
+}
+
+// checkSkips verifies the skip table: ceil(df/128) blocks per term, last
+// passages increasing and in range, block ends increasing and ending at the
+// end of the term's postings.
+func (ix *Index) checkSkips() error {
+	le := binary.LittleEndian
+	ix.blockStart = make([]uint32, ix.t+1)
+	var total uint64
+	for i := uint32(0); i < ix.t; i++ {
+		ix.blockStart[i] = uint32(total)
+		total += (uint64(le.Uint32(ix.docFreqs[4*i:])) + blockSize - 1) / blockSize
+		if total > uint64(len(ix.skips))/8 {
+			return corrupt("skip table has %d entries, the document frequencies need more", len(ix.skips)/8)
+		}
+	}
+	ix.blockStart[ix.t] = uint32(total)
+	if total*8 != uint64(len(ix.skips)) {
+		return corrupt("skip table has %d bytes, want %d", len(ix.skips), total*8)
+	}
+	for i := uint32(0); i < ix.t; i++ {
+		plen := le.Uint64(ix.postingOffsets[8*i+8:]) - le.Uint64(ix.postingOffsets[8*i:])
+		var prevDoc, prevEnd uint64
+		for k := ix.blockStart[i]; k < ix.blockStart[i+1]; k++ {
+			doc, end := uint64(le.Uint32(ix.skips[8*k:])), uint64(le.Uint32(ix.skips[8*k+4:]))
+			first := k == ix.blockStart[i]
+			if doc >= uint64(ix.n) || end > plen || (!first && (doc <= prevDoc || end <= prevEnd)) || (first && end == 0) {
+				return corrupt("skip block %d of term %d is out of order or range", k-ix.blockStart[i], i)
+			}
+			prevDoc, prevEnd = doc, end
+		}
+		if prevEnd != plen {
+			return corrupt("skip blocks of term %d end at %d, its postings at %d", i, prevEnd, plen)
+		}
+	}
+	return nil
 }
 
 // checkOffsets verifies an offset table: starts at 0, never decreases, ends
