@@ -58,6 +58,7 @@ compiled and inspected without weights. The directory is written atomically.`,
 		&cli.StringFlag{Name: "linear-form", Value: "torchscript", Usage: "torchscript, dynamo or gemm"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the random weights"},
 		&cli.IntFlag{Name: "layers", Usage: "override the preset's number of layers"},
+		&cli.IntFlag{Name: "vocab", Usage: "override the preset's vocabulary size (151936 fits the Qwen2 tokenizer)"},
 		&cli.StringFlag{Name: "weights", Value: "auto", Usage: "auto, random or zero"},
 		&cli.StringFlag{Name: "storage", Value: "auto", Usage: "auto, inline or external"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an existing output directory"},
@@ -75,6 +76,12 @@ compiled and inspected without weights. The directory is written atomically.`,
 				return fmt.Errorf("models synth: --layers must be positive, got %d", c.Int("layers"))
 			}
 			cfg.Layers = c.Int("layers")
+		}
+		if c.IsSet("vocab") {
+			if c.Int("vocab") <= 0 {
+				return fmt.Errorf("models synth: --vocab must be positive, got %d", c.Int("vocab"))
+			}
+			cfg.Vocab = c.Int("vocab")
 		}
 		opts := synth.Options{KVCache: c.Bool("kv-cache"), Seed: c.Uint64("seed"), Force: c.Bool("force")}
 		if opts.DType, err = synth.ParseDType(c.String("dtype")); err != nil {
