@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"regexp"
@@ -247,6 +248,18 @@ type GenerateConfig struct {
 	Sampling Sampling
 	// Seed seeds every row's RNG: PCG(Seed, row).
 	Seed uint64
+	// RNGs, when set (one per prompt), replace the seeded RNGs: a caller
+	// that generates a row over several calls continues its stream.
+	RNGs []*rand.Rand
+	// Force, when set, is asked before each draw of a live row with the
+	// row's prompt and generated ids so far; when it returns ok the row
+	// takes that token instead of drawing one (its log-probs are still the
+	// policy's, from the logits). It scripts a policy for tests and for
+	// teacher forcing. Called from the generation goroutine, rows in order.
+	Force func(row int, tokens []int64) (token int64, ok bool)
+	// OnToken, when set, is called with every generated token as soon as
+	// it is drawn, rows in order within a step: streaming output.
+	OnToken func(row int, token int64)
 	// StopTokens end a row when sampled (e.g. EOS); the token is kept.
 	StopTokens []int64
 	// StopStrings end a row when its decoded generated text contains one;
@@ -331,7 +344,11 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 	for i, p := range prompts {
 		rows[i] = rowState{seq: append([]int64(nil), p...), pad: P - len(p)}
 		out[i].Prompt = append([]int64(nil), p...)
-		rngs[i] = RowRNG(cfg.Seed, i)
+		if cfg.RNGs != nil {
+			rngs[i] = cfg.RNGs[i]
+		} else {
+			rngs[i] = RowRNG(cfg.Seed, i)
+		}
 	}
 	useCache := d.HasCache() && !cfg.NoCache
 	// cols[i] holds row i's padded column sequence; roles likewise.
@@ -352,7 +369,8 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 	}
 	var past map[string]*Tensor
 	draws := make([]draw, B)
-	scratch := make([][]float64, min(B, goruntime.GOMAXPROCS(0)))
+	force := make([]forced, B)
+	scratch := make([]drawScratch, max(1, min(B, goruntime.GOMAXPROCS(0))))
 	steps := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -373,7 +391,14 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			past = res
 		}
 		lt := res[d.spec.Logits]
-		d.drawAll(&cfg, lt, rows, rngs, draws, scratch)
+		if cfg.Force != nil {
+			for i := range rows {
+				if !rows[i].done {
+					force[i].token, force[i].ok = cfg.Force(i, rows[i].seq)
+				}
+			}
+		}
+		d.drawAll(&cfg, lt, rows, rngs, force, draws, scratch)
 		active := false
 		for i := range rows {
 			r := &rows[i]
@@ -387,6 +412,9 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			o.LogProbs = append(o.LogProbs, dr.logProb)
 			o.SampledLogProbs = append(o.SampledLogProbs, dr.sampledLogProb)
 			o.LastLogits = dr.logits
+			if cfg.OnToken != nil {
+				cfg.OnToken(i, dr.token)
+			}
 			d.finish(&cfg, r, o)
 			active = active || !r.done
 		}
@@ -419,29 +447,94 @@ type draw struct {
 	logits                  []float64 // with KeepLastLogits only
 }
 
+// forced marks a token chosen by GenerateConfig.Force for one row.
+type forced struct {
+	token int64
+	ok    bool
+}
+
+// drawScratch holds one worker's buffers, reused across steps so that a
+// decode step allocates nothing per row.
+type drawScratch struct {
+	f32 []float32
+	f64 []float64
+}
+
 // drawAll samples the next token of every live row from the last position
 // of logits. Rows are independent (each has its own RNG), so they are
 // spread over the CPUs, which sit idle while ONNX Runtime is not running;
-// the results do not depend on the split.
-func (d *Decoder) drawAll(cfg *GenerateConfig, logits *Tensor, rows []rowState, rngs []*rand.Rand, draws []draw, scratch [][]float64) {
+// a lone live row splits its vocabulary instead. The results do not depend
+// on the split.
+func (d *Decoder) drawAll(cfg *GenerateConfig, logits *Tensor, rows []rowState, rngs []*rand.Rand, force []forced, draws []draw, scratch []drawScratch) {
 	s, V := int(logits.shape[1]), int(d.vocab)
+	live := 0
+	for i := range rows {
+		if !rows[i].done {
+			live++
+		}
+	}
+	if live == 1 || len(scratch) == 1 {
+		for i := range rows {
+			if !rows[i].done {
+				draws[i] = d.drawRow(cfg, logits, (i*s+s-1)*V, rngs[i], force[i], &scratch[0], len(scratch))
+			}
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	for w := range scratch {
 		wg.Go(func() {
 			for i := w; i < len(rows); i += len(scratch) {
-				if rows[i].done {
-					continue
-				}
-				scratch[w] = logits.FloatsAt(scratch[w], (i*s+s-1)*V, V)
-				tok, lp, slp := cfg.Sampling.Draw(scratch[w], rngs[i])
-				draws[i] = draw{token: int64(tok), logProb: lp, sampledLogProb: slp}
-				if cfg.KeepLastLogits {
-					draws[i].logits = append([]float64(nil), scratch[w]...)
+				if !rows[i].done {
+					draws[i] = d.drawRow(cfg, logits, (i*s+s-1)*V, rngs[i], force[i], &scratch[w], 1)
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// drawRow draws one row's token from the V logits at offset off. The
+// policy log-prob is logit − log-sum-exp at temperature 1, computed in
+// float32 (LogSumExp32); the sampled distribution comes from Filter.
+func (d *Decoder) drawRow(cfg *GenerateConfig, logits *Tensor, off int, rng *rand.Rand, f forced, sc *drawScratch, split int) draw {
+	V := int(d.vocab)
+	var x []float32
+	if logits.dtype == Float32 {
+		x = logits.Float32()[off : off+V]
+	} else {
+		sc.f32 = logits.Float32sAt(sc.f32, off, V)
+		x = sc.f32
+	}
+	lse, arg := logSumExpSplit(x, split)
+	var dr draw
+	switch {
+	case f.ok:
+		dr.token = f.token
+	case cfg.Sampling.Greedy():
+		dr.token = int64(arg)
+	default:
+		sc.f64 = widen(sc.f64, x)
+		tok, p := pick(cfg.Sampling.Filter(sc.f64), rng)
+		dr.token, dr.sampledLogProb = int64(tok), math.Log(p)
+	}
+	dr.logProb = float64(x[dr.token]) - lse
+	if cfg.KeepLastLogits {
+		dr.logits = widen(nil, x)
+	}
+	return dr
+}
+
+// widen converts x to float64 into dst, grown as needed.
+func widen(dst []float64, x []float32) []float64 {
+	if cap(dst) < len(x) {
+		dst = make([]float64, len(x))
+	}
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] = float64(v)
+	}
+	return dst
 }
 
 // role computes the role of column c of a live row.
@@ -491,6 +584,9 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 	}
 	if err := cfg.Sampling.Validate(); err != nil {
 		return err
+	}
+	if cfg.RNGs != nil && len(cfg.RNGs) != len(prompts) {
+		return fmt.Errorf("runtime: generate: %d RNGs for %d prompts: give one per prompt or none", len(cfg.RNGs), len(prompts))
 	}
 	if len(cfg.StopStrings) > 0 && cfg.Decode == nil {
 		return fmt.Errorf("runtime: generate: stop strings need a Decode function to turn ids into text")

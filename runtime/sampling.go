@@ -95,20 +95,33 @@ func (s Sampling) Filter(logits []float64) Candidates {
 		return a < b
 	}
 	k := len(order)
-	if s.TopK > 0 && s.TopK < k {
+	var sum float64 // Σ exp(logit/T − max) over the tokens top-k keeps
+	switch {
+	case s.TopK > 0 && s.TopK < k:
 		k = s.TopK
 		order = topK(order, k, less)
-	} else {
+	case s.TopP > 0 && s.TopP < 1:
+		// Top-p alone: sorting the whole vocabulary is the slow part, and
+		// only the nucleus needs an order. Every token outside the set
+		// {w ≥ τ} is lighter than every token inside it, so once the set
+		// holds TopP of the mass the nucleus lies in it; sort just the set.
+		order, sum = nucleusCandidates(logits, s.Temperature, s.TopP)
+		sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
+		k = len(order)
+	default:
 		sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
 	}
 	order = order[:k]
 	// Softmax of logits/T over the kept tokens; order[0] holds the max.
 	probs := make([]float64, k)
 	m := logits[order[0]] / s.Temperature
-	sum := 0.0
+	partial := 0.0
 	for i, tok := range order {
 		probs[i] = math.Exp(logits[tok]/s.Temperature - m)
-		sum += probs[i]
+		partial += probs[i]
+	}
+	if sum == 0 {
+		sum = partial
 	}
 	for i := range probs {
 		probs[i] /= sum
@@ -126,6 +139,38 @@ func (s Sampling) Filter(logits []float64) Candidates {
 		}
 	}
 	return Candidates{Tokens: order, Probs: probs}
+}
+
+// nucleusCandidates returns, unordered, the tokens whose weight
+// w = exp(logit/T − max) is at least some τ chosen so that they hold at
+// least topP of the total weight, and that total. τ starts at the largest
+// weight and halves until the set is heavy enough.
+func nucleusCandidates(logits []float64, temperature, topP float64) ([]int, float64) {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = max(m, v/temperature)
+	}
+	w := make([]float64, len(logits))
+	total := 0.0
+	for i, v := range logits {
+		w[i] = math.Exp(v/temperature - m)
+		total += w[i]
+	}
+	for tau := 1.0; ; tau /= 2 {
+		var set []int
+		mass := 0.0
+		for i, x := range w {
+			if x >= tau {
+				set = append(set, i)
+				mass += x
+			}
+		}
+		// The margin keeps rounding in the two sums from cutting the
+		// nucleus short; a slightly larger set changes nothing.
+		if mass >= topP*total*(1+1e-9) || len(set) == len(w) || tau == 0 {
+			return set, total
+		}
+	}
 }
 
 // topK returns the k smallest elements of idx under less, sorted, in
@@ -177,7 +222,13 @@ func topK(idx []int, k int, less func(a, b int) bool) []int {
 // truncation: what GRPO's ratio needs), and the log-prob of the token under
 // the distribution it was actually drawn from (0 for greedy).
 func (s Sampling) Draw(logits []float64, rng *rand.Rand) (token int, policyLogProb, sampledLogProb float64) {
-	c := s.Filter(logits)
+	token, p := pick(s.Filter(logits), rng)
+	return token, LogSoftmaxAt(logits, token), math.Log(p)
+}
+
+// pick draws one candidate by inverse CDF; a single candidate takes no
+// random number, so greedy decoding leaves the RNG untouched.
+func pick(c Candidates, rng *rand.Rand) (token int, prob float64) {
 	i := 0
 	if len(c.Tokens) > 1 {
 		u := rng.Float64()
@@ -191,8 +242,7 @@ func (s Sampling) Draw(logits []float64, rng *rand.Rand) (token int, policyLogPr
 			}
 		}
 	}
-	token = c.Tokens[i]
-	return token, LogSoftmaxAt(logits, token), math.Log(c.Probs[i])
+	return c.Tokens[i], c.Probs[i]
 }
 
 // RowRNG returns the random source of one batch row: PCG seeded from

@@ -181,6 +181,37 @@ func (t *Tensor) FloatsAt(dst []float64, off, n int) []float64 {
 	return dst
 }
 
+// Float32sAt converts elements [off, off+n) of a floating-point tensor to
+// float32 into dst (grown as needed) and returns it.
+func (t *Tensor) Float32sAt(dst []float32, off, n int) []float32 {
+	if off < 0 || off+n > t.count {
+		panic(fmt.Sprintf("runtime: elements [%d,%d) out of range of %d", off, off+n, t.count))
+	}
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	switch t.dtype {
+	case Float32:
+		copy(dst, t.Float32()[off:off+n])
+	case Float64:
+		for i, v := range t.Float64()[off : off+n] {
+			dst[i] = float32(v)
+		}
+	case Float16:
+		for i, v := range t.Uint16()[off : off+n] {
+			dst[i] = HalfToFloat32(v)
+		}
+	case BFloat16:
+		for i, v := range t.Uint16()[off : off+n] {
+			dst[i] = BFloat16ToFloat32(v)
+		}
+	default:
+		panic(fmt.Sprintf("runtime: Float32sAt on a %v tensor", t.dtype))
+	}
+	return dst
+}
+
 // Floats returns every element of a floating-point tensor as float64.
 func (t *Tensor) Floats() []float64 { return t.FloatsAt(nil, 0, t.count) }
 
