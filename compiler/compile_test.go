@@ -39,7 +39,7 @@ func compileFixture(t *testing.T, src string, opts compiler.Options) (string, *m
 	return out, man
 }
 
-func session(t *testing.T, path string) *runtime.Session {
+func session(t testing.TB, path string) *runtime.Session {
 	t.Helper()
 	s, err := runtime.NewSession(path, nil)
 	if err != nil {
@@ -49,7 +49,7 @@ func session(t *testing.T, path string) *runtime.Session {
 	return s
 }
 
-func run(t *testing.T, s *runtime.Session, in map[string]*runtime.Tensor) map[string]*runtime.Tensor {
+func run(t testing.TB, s *runtime.Session, in map[string]*runtime.Tensor) map[string]*runtime.Tensor {
 	t.Helper()
 	out, err := s.Run(in)
 	if err != nil {
@@ -225,7 +225,7 @@ func probe(t *testing.T, dir string, extra ...string) string {
 	return path
 }
 
-func randomAdapters(t *testing.T, man *manifest.Manifest, rng *rand.Rand, roles ...string) map[string]*runtime.Tensor {
+func randomAdapters(t testing.TB, man *manifest.Manifest, rng *rand.Rand, roles ...string) map[string]*runtime.Tensor {
 	t.Helper()
 	feeds := map[string]*runtime.Tensor{}
 	dec := man.Graphs[manifest.GraphDecode]

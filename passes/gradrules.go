@@ -334,53 +334,58 @@ func gradSplit(c *gradCtx) ([]string, error) {
 }
 
 // gradSlice pads the gradient back with zeros, one sliced axis at a time:
-// dX = Concat(zeros(prefix), dY, zeros(suffix)) along each axis.
+// dX = Concat(zeros(prefix), dY, zeros(suffix)) along each axis. Starts
+// and ends may be computed in the graph (TorchScript's rotate_half slices at
+// Shape(x)/2); they are normalized at run time as Slice does: negative
+// values count from the end, then clamped to [0, dim]. Axes must be
+// constant and steps 1.
 func gradSlice(c *gradCtx) ([]string, error) {
-	starts, ok1 := c.constInts(c.I(1))
-	ends, ok2 := c.constInts(c.I(2))
-	if !ok1 || !ok2 {
-		return nil, c.errorf("Slice with computed starts/ends on an active path is not supported")
-	}
-	axes := make([]int64, len(starts))
-	for i := range axes {
-		axes[i] = int64(i)
-	}
+	var axes []int64
 	if c.I(3) != "" {
 		a, ok := c.constInts(c.I(3))
 		if !ok {
 			return nil, c.errorf("Slice with computed axes on an active path is not supported")
 		}
 		axes = a
+	} else {
+		starts, ok := c.constInts(c.I(1))
+		if !ok {
+			return nil, c.errorf("Slice without axes and with computed starts on an active path is not supported")
+		}
+		for i := range starts {
+			axes = append(axes, int64(i))
+		}
 	}
 	if c.I(4) != "" {
 		steps, ok := c.constInts(c.I(4))
 		if !ok {
 			return nil, c.errorf("Slice with computed steps on an active path is not supported")
 		}
-		for _, s := range steps {
-			if s != 1 {
-				return nil, c.errorf("Slice with step %d on an active path is not supported", s)
+		for _, st := range steps {
+			if st != 1 {
+				return nil, c.errorf("Slice with step %d on an active path is not supported", st)
 			}
 		}
 	}
 	shapeX := c.op("shape_x", "Shape", []string{c.I(0)})
+	zero := c.b.Ints(c.tag+"/zero", 0)
 	g := c.GO(0)
 	for i, a := range axes {
 		p := fmt.Sprintf("axis%d", i)
+		idx := c.b.Ints(c.tag+"/"+p+"/i", int64(i))
 		dim := c.op(p+"/dim", "Gather", []string{shapeX, c.b.Ints(c.tag+"/"+p+"/index", a)})
-		bound := func(name string, v int64) string {
-			if v >= 0 {
-				return c.op(p+"/"+name, "Min", []string{c.b.Ints(c.tag+"/"+p+"/"+name+"/v", v), dim})
-			}
-			shifted := c.op(p+"/"+name+"/shift", "Add", []string{c.b.Ints(c.tag+"/"+p+"/"+name+"/v", v), dim})
-			return c.op(p+"/"+name, "Max", []string{shifted, c.b.Ints(c.tag+"/"+p+"/"+name+"/zero", 0)})
+		bound := func(name, v string) string {
+			x := c.op(p+"/"+name+"/raw", "Gather", []string{v, idx})
+			neg := c.op(p+"/"+name+"/neg", "Less", []string{x, zero})
+			x = c.op(p+"/"+name+"/wrapped", "Where", []string{neg, c.op(p+"/"+name+"/plus_dim", "Add", []string{x, dim}), x})
+			return c.op(p+"/"+name, "Max", []string{c.op(p+"/"+name+"/min", "Min", []string{x, dim}), zero})
 		}
-		s := bound("start", starts[i])
-		e := bound("end", ends[i])
+		st := bound("start", c.I(1))
+		en := c.op(p+"/end_clamped", "Max", []string{bound("end", c.I(2)), st})
 		shapeG := c.op(p+"/shape_g", "Shape", []string{g})
-		index := c.b.Ints(c.tag+"/"+p+"/at", a)
-		preShape := c.op(p+"/pre_shape", "ScatterElements", []string{shapeG, index, s}, ir.AttrInt("axis", 0))
-		postShape := c.op(p+"/post_shape", "ScatterElements", []string{shapeG, index, c.op(p+"/post_len", "Sub", []string{dim, e})}, ir.AttrInt("axis", 0))
+		at := c.b.Ints(c.tag+"/"+p+"/at", a)
+		preShape := c.op(p+"/pre_shape", "ScatterElements", []string{shapeG, at, st}, ir.AttrInt("axis", 0))
+		postShape := c.op(p+"/post_shape", "ScatterElements", []string{shapeG, at, c.op(p+"/post_len", "Sub", []string{dim, en})}, ir.AttrInt("axis", 0))
 		pre := c.op(p+"/pre", "CastLike", []string{c.op(p+"/pre_zeros", "ConstantOfShape", []string{preShape}), g})
 		post := c.op(p+"/post", "CastLike", []string{c.op(p+"/post_zeros", "ConstantOfShape", []string{postShape}), g})
 		g = c.op(p+"/Concat", "Concat", []string{pre, g, post}, ir.AttrInt("axis", a))

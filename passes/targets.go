@@ -84,10 +84,11 @@ func nodeModule(n *ir.Node, weightName string) (layer int, kind, evidence string
 		}
 	}
 	if v, has := n.MetadataValue("pkg.torch.onnx.name_scopes"); has {
+		// The innermost module scope names the projection; the exporter may
+		// append the functional op ('linear') after it.
 		scopes := quoted.FindAllStringSubmatch(v, -1)
-		if len(scopes) > 0 {
-			last := scopes[len(scopes)-1]
-			s := last[1] + last[2]
+		for i := len(scopes) - 1; i >= 0; i-- {
+			s := scopes[i][1] + scopes[i][2]
 			if l, k, ok := moduleFromPath(s + "."); ok {
 				return l, k, "name-scopes", true
 			}

@@ -1,0 +1,53 @@
+package compiler_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dartc/dartc/models/qwen2/synth"
+	"github.com/dartc/dartc/runtime"
+)
+
+// BenchmarkTrainVsLogprobs runs train.onnx (forward, GRPO loss, backward)
+// and logprobs.onnx (forward only) on the same batch of the tiny model with
+// 4 layers, and reports the ratio of their times.
+func BenchmarkTrainVsLogprobs(b *testing.B) {
+	if _, err := runtime.Init(); err != nil {
+		b.Fatal(err)
+	}
+	out, man := tinyCompiled(b, 4, synth.Options{Seed: 1})
+	train := session(b, filepath.Join(out, "train.onnx"))
+	lp := session(b, filepath.Join(out, "logprobs.onnx"))
+	for _, seq := range []int{64, 256, 512} {
+		b.Run(fmt.Sprintf("batch=2/seq=%d", seq), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, uint64(seq)))
+			bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/7) % 2 })
+			bt.b = 2
+			in := bt.feeds(b)
+			for k, v := range randomAdapters(b, man, rng, man.LoRA.Roles...) {
+				in[k] = v
+			}
+			lpIn := map[string]*runtime.Tensor{}
+			for k, v := range in {
+				lpIn[k] = v
+			}
+			bt.lossFeeds(b, rng, in)
+			var tTrain, tLP time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				run(b, lp, lpIn)
+				tLP += time.Since(start)
+				start = time.Now()
+				run(b, train, in)
+				tTrain += time.Since(start)
+			}
+			b.ReportMetric(float64(tTrain)/float64(tLP), "train/logprobs")
+			b.ReportMetric(float64(tTrain.Milliseconds())/float64(b.N), "train-ms")
+			b.ReportMetric(float64(tLP.Milliseconds())/float64(b.N), "logprobs-ms")
+		})
+	}
+}
