@@ -272,7 +272,8 @@ def run_ort(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def verify(wrapper: FlatKVModel, path: Path) -> dict[str, float]:
-    """Compares ORT and PyTorch on a left-padded prefill (empty cache) and a cached two-token step.
+    """Compares ORT and PyTorch on a left-padded prefill (empty cache), a cached two-token step, and other
+    batch sizes and lengths than the ones the graph was traced with.
 
     Returns the largest absolute difference of the logits and caches over non-pad positions per check, and
     raises if any is above 1e-4 (the tiny model's logits are O(1)).
@@ -280,7 +281,8 @@ def verify(wrapper: FlatKVModel, path: Path) -> dict[str, float]:
     config = wrapper.config
     inputs, outputs = io_names(config.num_hidden_layers)
     result = {}
-    for label, (batch, seq, past) in {"prefill": (2, 5, 0), "decode": (2, 2, 4)}.items():
+    cases = {"prefill": (2, 5, 0), "decode": (2, 2, 4), "single token": (1, 1, 0), "batch 3 step": (3, 1, 6)}
+    for label, (batch, seq, past) in cases.items():
         args = sample_inputs(config, batch, seq, past, seed=7)
         with torch.no_grad():
             want = [t.numpy() for t in wrapper(*args)]
