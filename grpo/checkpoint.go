@@ -1,0 +1,295 @@
+package grpo
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dartc/dartc/safetensors"
+	"gopkg.in/yaml.v3"
+)
+
+// Names inside a run directory and a checkpoint.
+const (
+	CheckpointsDir = "checkpoints"
+	AdaptersFile   = "adapters.safetensors"  // the adapters, loadable like the compiled initial ones
+	OptimizerFile  = "optimizer.safetensors" // AdamW moments m.<name>, v.<name>
+	StateFile      = "state.json"
+	ConfigFile     = "config.yaml"
+	checkpointPre  = "step-"
+	tmpPre         = ".tmp-"
+)
+
+// ErrNoCheckpoint is returned by LatestCheckpoint for a run without one.
+var ErrNoCheckpoint = errors.New("grpo: no checkpoint")
+
+// checkpointHook, when set (tests), runs after each file of a checkpoint
+// is written into its temporary directory, before the rename.
+var checkpointHook func(file string) error
+
+// CheckpointName is the directory name of the checkpoint after step.
+func CheckpointName(step int) string { return fmt.Sprintf("%s%06d", checkpointPre, step) }
+
+// LatestCheckpoint returns the newest complete checkpoint of a run.
+// Checkpoints appear by rename, so every step-N directory is complete;
+// temporary directories of interrupted writes are ignored.
+func LatestCheckpoint(run string) (string, error) {
+	steps, err := checkpointSteps(run)
+	if err != nil {
+		return "", err
+	}
+	if len(steps) == 0 {
+		return "", fmt.Errorf("%w in %s (start without --resume)", ErrNoCheckpoint, run)
+	}
+	return filepath.Join(run, CheckpointsDir, CheckpointName(steps[len(steps)-1])), nil
+}
+
+// checkpointSteps lists the run's checkpoint steps, ascending.
+func checkpointSteps(run string) ([]int, error) {
+	ents, err := os.ReadDir(filepath.Join(run, CheckpointsDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	var steps []int
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), checkpointPre)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if n, err := strconv.Atoi(rest); err == nil {
+			steps = append(steps, n)
+		}
+	}
+	sort.Ints(steps)
+	return steps, nil
+}
+
+// startRun prepares a fresh run directory: it refuses one that already
+// holds checkpoints (resume it or pick another) and records the config.
+func (tr *Trainer) startRun() error {
+	steps, err := checkpointSteps(tr.opts.Run)
+	if err != nil {
+		return err
+	}
+	if len(steps) > 0 {
+		return fmt.Errorf("grpo: %s already holds checkpoints (newest: step %d); pass --resume to continue it or choose another output directory", tr.opts.Run, steps[len(steps)-1])
+	}
+	if err := os.MkdirAll(tr.opts.Run, 0o755); err != nil {
+		return fmt.Errorf("grpo: %w", err)
+	}
+	os.Remove(filepath.Join(tr.opts.Run, MetricsFile))
+	b, err := yaml.Marshal(tr.cfg)
+	if err != nil {
+		return fmt.Errorf("grpo: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(tr.opts.Run, ConfigFile), b)
+}
+
+// Checkpoint writes the current state as RUN/checkpoints/step-N: built in
+// a temporary sibling directory (every file synced), renamed into place,
+// the parent synced; then checkpoints beyond KeepCheckpoints are removed.
+// A crash at any point leaves either the new checkpoint complete or none of
+// it, and the previous ones untouched.
+func (tr *Trainer) Checkpoint() (string, error) {
+	root := filepath.Join(tr.opts.Run, CheckpointsDir)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("grpo: checkpoint: %w", err)
+	}
+	// Leftovers of interrupted writes.
+	if ents, err := os.ReadDir(root); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), tmpPre) {
+				os.RemoveAll(filepath.Join(root, e.Name()))
+			}
+		}
+	}
+	final := filepath.Join(root, CheckpointName(tr.state.Step))
+	tmp, err := os.MkdirTemp(root, tmpPre+CheckpointName(tr.state.Step)+"-")
+	if err != nil {
+		return "", fmt.Errorf("grpo: checkpoint: %w", err)
+	}
+	fail := func(err error) (string, error) {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("grpo: checkpoint %s: %w", final, err)
+	}
+	hook := func(name string) error {
+		if checkpointHook != nil {
+			return checkpointHook(name)
+		}
+		return nil
+	}
+	var params, moments []safetensors.Tensor
+	for _, n := range tr.names {
+		p, err := toSafetensors(n, tr.params[n])
+		if err != nil {
+			return fail(err)
+		}
+		params = append(params, p)
+		m, err := toSafetensors("m."+n, tr.m[n])
+		if err != nil {
+			return fail(err)
+		}
+		v, err := toSafetensors("v."+n, tr.v[n])
+		if err != nil {
+			return fail(err)
+		}
+		moments = append(moments, m, v)
+	}
+	meta := map[string]string{}
+	for k, v := range tr.meta {
+		meta[k] = v
+	}
+	meta["step"] = strconv.Itoa(tr.state.Step)
+	meta["variant"] = tr.cfg.Variant
+	if err := safetensors.Write(filepath.Join(tmp, AdaptersFile), params, meta); err != nil {
+		return fail(err)
+	}
+	if err := hook(AdaptersFile); err != nil {
+		return fail(err)
+	}
+	if err := safetensors.Write(filepath.Join(tmp, OptimizerFile), moments, map[string]string{"step": strconv.Itoa(tr.state.Update)}); err != nil {
+		return fail(err)
+	}
+	if err := hook(OptimizerFile); err != nil {
+		return fail(err)
+	}
+	sb, err := json.MarshalIndent(tr.state, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, StateFile), append(sb, '\n')); err != nil {
+		return fail(err)
+	}
+	if err := hook(StateFile); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return fail(err)
+	}
+	if _, err := os.Stat(final); err == nil {
+		// The same step written again: move the old copy aside (it is
+		// removed with the other leftovers at the next write).
+		aside := filepath.Join(root, tmpPre+CheckpointName(tr.state.Step)+".old")
+		os.RemoveAll(aside)
+		if err := os.Rename(final, aside); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(root); err != nil {
+		return "", fmt.Errorf("grpo: checkpoint %s: %w", final, err)
+	}
+	tr.lastCkpt = tr.state.Step
+	steps, err := checkpointSteps(tr.opts.Run)
+	if err != nil {
+		return final, err
+	}
+	for len(steps) > tr.cfg.KeepCheckpoints {
+		os.RemoveAll(filepath.Join(root, CheckpointName(steps[0])))
+		steps = steps[1:]
+	}
+	return final, nil
+}
+
+// load restores adapters, optimizer moments and state from a checkpoint.
+func (tr *Trainer) load(dir string) error {
+	af, err := safetensors.Read(filepath.Join(dir, AdaptersFile))
+	if err != nil {
+		return fmt.Errorf("grpo: checkpoint %s: %w", dir, err)
+	}
+	of, err := safetensors.Read(filepath.Join(dir, OptimizerFile))
+	if err != nil {
+		return fmt.Errorf("grpo: checkpoint %s: %w", dir, err)
+	}
+	params, err := tr.readAdapters(af, "")
+	if err != nil {
+		return fmt.Errorf("grpo: checkpoint %s: %w (was it written for another model?)", dir, err)
+	}
+	m, err := tr.readAdapters(of, "m.")
+	if err != nil {
+		return fmt.Errorf("grpo: checkpoint %s: %w", dir, err)
+	}
+	v, err := tr.readAdapters(of, "v.")
+	if err != nil {
+		return fmt.Errorf("grpo: checkpoint %s: %w", dir, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return fmt.Errorf("grpo: checkpoint: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("grpo: checkpoint %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	tr.params, tr.m, tr.v, tr.state = params, m, v, st
+	return nil
+}
+
+// LoadAdapters reads the adapters of a checkpoint directory (or any
+// adapters.safetensors written by dartc) as float64 values by name.
+func LoadAdapters(path string) (map[string][]float64, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, AdaptersFile)
+	}
+	f, err := safetensors.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	out := map[string][]float64{}
+	for _, t := range f.Tensors {
+		v, err := t.Float64s()
+		if err != nil {
+			return nil, fmt.Errorf("grpo: %s: %w", path, err)
+		}
+		out[t.Name] = v
+	}
+	return out, nil
+}
+
+// writeFileAtomic writes b to a synced temporary file beside path and
+// renames it over path.
+func writeFileAtomic(path string, b []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("grpo: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(b); err != nil {
+		return fmt.Errorf("grpo: write %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("grpo: write %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("grpo: write %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("grpo: write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,594 @@
+package grpo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/eval"
+	"github.com/dartc/dartc/runtime"
+	"github.com/dartc/dartc/safetensors"
+	"github.com/dartc/dartc/trajectory"
+)
+
+// ErrNonFinite is returned when Config.MaxNonFinite updates in a row had a
+// non-finite loss or gradient.
+var ErrNonFinite = errors.New("grpo: non-finite loss or gradient")
+
+// Options configure a Trainer.
+type Options struct {
+	// Model is a directory written by `dartc compile` (with train.onnx).
+	Model string
+	// Run is the output directory: metrics.jsonl, checkpoints/, config.yaml.
+	Run    string
+	Config Config
+	// Data are the training prompts, read in a seeded order per epoch.
+	Data   []eval.Example
+	Roller Roller
+	// Reward scores rollouts (nil: EMReward).
+	Reward Reward
+	// Resume continues from the newest checkpoint in Run.
+	Resume bool
+	Device string
+	Log    *slog.Logger
+	// OnStep is called after every step with its metrics.
+	OnStep func(Metrics)
+}
+
+// State is what a checkpoint restores besides the tensors. Every random
+// choice of a step is drawn from streams keyed by (Seed, Step) or
+// (Seed, Epoch), so these counters are the complete RNG state.
+type State struct {
+	Step   int    `json:"step"`   // completed GRPO steps
+	Update int    `json:"update"` // completed optimizer updates (AdamW's t)
+	Epoch  int    `json:"epoch"`  // data cursor: epoch and index into its order
+	Cursor int    `json:"cursor"`
+	Seed   uint64 `json:"seed"`
+	// NonFiniteRun counts the consecutive skipped updates; Skipped all of them.
+	NonFiniteRun int `json:"nonfinite_run"`
+	Skipped      int `json:"skipped"`
+}
+
+// Trainer runs GRPO steps over one compiled model.
+type Trainer struct {
+	opts  Options
+	cfg   Config
+	man   *manifest.Manifest
+	log   *slog.Logger
+	dt    runtime.DType // adapter and head dtype
+	names []string      // adapter inputs in manifest order
+	roles int
+
+	train, adamw, logprobs *runtime.Session
+
+	params, m, v map[string]*runtime.Tensor
+	zeros        map[string]*runtime.Tensor // the adapters switched off: the base model
+	meta         map[string]string          // adapters.safetensors metadata, carried into checkpoints
+	state        State
+	order        []int // data order of state.Epoch
+	lastCkpt     int
+}
+
+// New opens the compiled graphs and the initial (or, with Resume, the
+// checkpointed) adapters.
+func New(opts Options) (*Trainer, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Roller == nil {
+		return nil, errors.New("grpo: no roller: the trainer needs a rollout source")
+	}
+	if len(opts.Data) == 0 {
+		return nil, errors.New("grpo: no training examples")
+	}
+	if opts.Reward == nil {
+		opts.Reward = EMReward
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	man, err := manifest.Read(opts.Model)
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	tr := &Trainer{opts: opts, cfg: cfg, man: man, log: opts.Log, names: man.AdapterNames(), roles: len(man.LoRA.Roles), lastCkpt: -1}
+	if cfg.Variant == VariantTwoAgent || cfg.GradTokens != GradAll {
+		if tr.roles != 2 || man.LoRA.Roles[RoleReason] != "reason" || man.LoRA.Roles[RoleTool] != "tool" {
+			return nil, fmt.Errorf("grpo: variant %s / grad_tokens %s need the roles reason, tool; %s has %v", cfg.Variant, cfg.GradTokens, opts.Model, man.LoRA.Roles)
+		}
+	}
+	for _, g := range []string{manifest.GraphTrain, manifest.GraphAdamW, manifest.GraphLogprobs} {
+		if man.Graphs[g] == nil {
+			return nil, fmt.Errorf("grpo: %s has no %s graph; compile it with every graph (no --graphs)", opts.Model, g)
+		}
+	}
+	tw := man.Graphs[manifest.GraphTrain].Input("token_weights")
+	if tw == nil {
+		return nil, fmt.Errorf("grpo: %s/train.onnx has no token_weights input; recompile it", opts.Model)
+	}
+	if tr.dt, err = runtime.ParseDType(tw.DType); err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	open := func(g string) (*runtime.Session, error) {
+		spec := man.Graphs[g]
+		return runtime.NewSession(filepath.Join(opts.Model, spec.File),
+			&runtime.Options{Device: opts.Device, Config: spec.SessionConfig, IntraOpThreads: cfg.Threads})
+	}
+	if tr.train, err = open(manifest.GraphTrain); err != nil {
+		return nil, err
+	}
+	if tr.adamw, err = open(manifest.GraphAdamW); err != nil {
+		tr.Close()
+		return nil, err
+	}
+	if tr.logprobs, err = open(manifest.GraphLogprobs); err != nil {
+		tr.Close()
+		return nil, err
+	}
+	if err := tr.initState(); err != nil {
+		tr.Close()
+		return nil, err
+	}
+	return tr, nil
+}
+
+func (tr *Trainer) initState() error {
+	path := filepath.Join(tr.opts.Model, tr.man.AdaptersFile)
+	f, err := safetensors.Read(path)
+	if err != nil {
+		return fmt.Errorf("grpo: initial adapters: %w", err)
+	}
+	tr.meta = f.Metadata
+	tr.params, err = tr.readAdapters(f, "")
+	if err != nil {
+		return fmt.Errorf("grpo: %s: %w", path, err)
+	}
+	tr.m, tr.v, tr.zeros = map[string]*runtime.Tensor{}, map[string]*runtime.Tensor{}, map[string]*runtime.Tensor{}
+	for _, n := range tr.names {
+		shape := tr.params[n].Shape()
+		tr.m[n] = runtime.NewTensor(tr.dt, shape...)
+		tr.v[n] = runtime.NewTensor(tr.dt, shape...)
+		tr.zeros[n] = runtime.NewTensor(tr.dt, shape...)
+	}
+	tr.state = State{Seed: tr.cfg.Seed}
+	if tr.cfg.Variant == VariantSingle {
+		tr.tieSingle()
+	}
+	if tr.opts.Resume {
+		ck, err := LatestCheckpoint(tr.opts.Run)
+		if err != nil {
+			return err
+		}
+		if err := tr.load(ck); err != nil {
+			return err
+		}
+		tr.lastCkpt = tr.state.Step
+		if err := truncateMetrics(filepath.Join(tr.opts.Run, MetricsFile), tr.state.Step); err != nil {
+			return err
+		}
+		tr.log.Info("resumed", "checkpoint", ck, "step", tr.state.Step)
+	} else if err := tr.startRun(); err != nil {
+		return err
+	}
+	tr.order = epochOrder(tr.state.Seed, tr.state.Epoch, len(tr.opts.Data))
+	return nil
+}
+
+// readAdapters takes every adapter tensor (named prefix+name) from f in the
+// head dtype, checking the shapes the train graph declares.
+func (tr *Trainer) readAdapters(f *safetensors.File, prefix string) (map[string]*runtime.Tensor, error) {
+	spec := tr.man.Graphs[manifest.GraphTrain]
+	out := map[string]*runtime.Tensor{}
+	for _, n := range tr.names {
+		st, err := f.Get(prefix + n)
+		if err != nil {
+			return nil, err
+		}
+		t, err := fromSafetensors(st, tr.dt)
+		if err != nil {
+			return nil, err
+		}
+		if in := spec.Input(n); in != nil {
+			for i, d := range in.Dims {
+				if d.Param == "" && (i >= len(st.Shape) || st.Shape[i] != d.Value) {
+					return nil, fmt.Errorf("adapter %s is %v, the graph wants %v", n, st.Shape, in.Dims)
+				}
+			}
+		}
+		out[n] = t
+	}
+	return out, nil
+}
+
+// Close releases the sessions.
+func (tr *Trainer) Close() error {
+	var errs []error
+	for _, s := range []*runtime.Session{tr.train, tr.adamw, tr.logprobs} {
+		if s != nil {
+			errs = append(errs, s.Destroy())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// State returns the trainer's counters.
+func (tr *Trainer) State() State { return tr.state }
+
+// Adapters returns copies of the current adapters.
+func (tr *Trainer) Adapters() map[string]*runtime.Tensor {
+	out := map[string]*runtime.Tensor{}
+	for n, t := range tr.params {
+		out[n] = cloneTensor(t)
+	}
+	return out
+}
+
+// tieSingle makes every role's slot a copy of role 0's: the single-LoRA
+// baseline is the dual graph with the same tensors in both slots, so the
+// sampling policy does not depend on the roles the agent loop assigns.
+func (tr *Trainer) tieSingle() {
+	r0 := tr.man.LoRA.Roles[0]
+	for _, t := range tr.man.LoRA.Targets {
+		for _, r := range tr.man.LoRA.Roles[1:] {
+			copy(tr.params[t.A[r]].Bytes(), tr.params[t.A[r0]].Bytes())
+			copy(tr.params[t.B[r]].Bytes(), tr.params[t.B[r0]].Bytes())
+		}
+	}
+}
+
+// epochOrder is the data order of one epoch: a permutation drawn from
+// PCG(seed, epoch).
+func epochOrder(seed uint64, epoch, n int) []int {
+	rng := rand.New(rand.NewPCG(seed, uint64(epoch)^0x6a09e667f3bcc908))
+	return rng.Perm(n)
+}
+
+// rolloutSeed is the seed of step's rollouts.
+func rolloutSeed(seed uint64, step int) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(strconv.FormatUint(seed, 10) + "/rollout/" + strconv.Itoa(step)))
+	return h.Sum64()
+}
+
+// nextExamples takes the step's prompts from the data cursor, advancing st
+// and returning the data order of st's epoch.
+func (tr *Trainer) nextExamples(st *State) ([]eval.Example, []int) {
+	var ex []eval.Example
+	order := tr.order
+	for len(ex) < tr.cfg.Prompts {
+		if st.Cursor >= len(order) {
+			st.Epoch++
+			st.Cursor = 0
+			order = epochOrder(st.Seed, st.Epoch, len(tr.opts.Data))
+		}
+		ex = append(ex, tr.opts.Data[order[st.Cursor]])
+		st.Cursor++
+	}
+	return ex, order
+}
+
+// Run trains until Config.Steps, writing metrics every step and checkpoints
+// every CheckpointEvery steps, at the end, and when ctx is cancelled (a
+// signal): then the last completed step is saved and ctx's error returned.
+// On any other error nothing is written: the last checkpoint stays the
+// last good state.
+func (tr *Trainer) Run(ctx context.Context) error {
+	for tr.state.Step < tr.cfg.Steps {
+		met, err := tr.Step(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				if cerr := tr.checkpointIfNew(); cerr != nil {
+					return errors.Join(err, cerr)
+				}
+			}
+			return err
+		}
+		if err := appendMetrics(filepath.Join(tr.opts.Run, MetricsFile), met); err != nil {
+			return err
+		}
+		if tr.opts.OnStep != nil {
+			tr.opts.OnStep(met)
+		}
+		if tr.state.NonFiniteRun >= tr.cfg.MaxNonFinite {
+			last := "none was written"
+			if ck, err := LatestCheckpoint(tr.opts.Run); err == nil {
+				last = ck
+			}
+			return fmt.Errorf("%w: %d updates in a row were skipped (step %d); the run stopped with its last good checkpoint intact (%s); lower lr, raise max_grad_norm's strictness or check the rollouts' log-probs",
+				ErrNonFinite, tr.state.NonFiniteRun, tr.state.Step, last)
+		}
+		if every := tr.cfg.CheckpointEvery; (every > 0 && tr.state.Step%every == 0) || tr.state.Step == tr.cfg.Steps {
+			if err := tr.checkpointIfNew(); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			if cerr := tr.checkpointIfNew(); cerr != nil {
+				return errors.Join(err, cerr)
+			}
+			return fmt.Errorf("grpo: stopped after step %d: %w", tr.state.Step, err)
+		}
+	}
+	return nil
+}
+
+func (tr *Trainer) checkpointIfNew() error {
+	if tr.state.Step == tr.lastCkpt {
+		return nil
+	}
+	path, err := tr.Checkpoint()
+	if err != nil {
+		return err
+	}
+	tr.log.Info("checkpoint", "path", path, "step", tr.state.Step)
+	return nil
+}
+
+// Step runs one GRPO step: rollouts, rewards, advantages, reference
+// log-probs, then per mini-batch the micro-batches through train.onnx and
+// one adamw.onnx update. ctx is honoured until the first update; after
+// that the step runs to its end so that the state stays consistent.
+func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
+	cfg := &tr.cfg
+	st := tr.state
+	met := Metrics{Step: st.Step + 1}
+	start := time.Now()
+	examples, order := tr.nextExamples(&st)
+
+	t0 := time.Now()
+	trajs, err := tr.opts.Roller.Rollout(ctx, examples, cfg.Group, tr.params, rolloutSeed(st.Seed, st.Step))
+	if err != nil {
+		return met, fmt.Errorf("grpo: step %d rollout: %w", st.Step+1, err)
+	}
+	met.RolloutSeconds = time.Since(t0).Seconds()
+	if err := checkRollouts(trajs, len(examples), cfg.Group); err != nil {
+		return met, err
+	}
+	rewards := make([]float64, len(trajs))
+	for i, t := range trajs {
+		rewards[i] = tr.opts.Reward(t)
+	}
+	adv := GroupAdvantages(rewards, cfg.Group)
+	met.addRollouts(trajs, rewards)
+	if err := ctx.Err(); err != nil {
+		return met, err
+	}
+
+	t0 = time.Now()
+	ref := make([][]float64, len(trajs))
+	if cfg.KLCoef > 0 {
+		if ref, err = tr.forwardLogprobs(trajs, tr.zeros, nil); err != nil {
+			return met, err
+		}
+	}
+	old := make([][]float64, len(trajs))
+	for i, t := range trajs {
+		old[i] = t.LogProbs
+	}
+	if cfg.RecomputeOldLP || cfg.Variant == VariantTwoAgent {
+		if old, err = tr.currentLogprobs(trajs); err != nil {
+			return met, err
+		}
+	}
+	met.ReferenceSeconds = time.Since(t0).Seconds()
+	if err := ctx.Err(); err != nil {
+		return met, err
+	}
+
+	mb := cfg.MiniBatchSize()
+	var acc tokenStats
+	for lo := 0; lo < len(trajs); lo += mb {
+		hi := min(lo+mb, len(trajs))
+		if err := tr.update(trajs[lo:hi], adv[lo:hi], old[lo:hi], ref[lo:hi], &st, &met, &acc); err != nil {
+			return met, err
+		}
+		acc.firstDone = true
+	}
+	acc.into(&met)
+	st.Step++
+	tr.state, tr.order = st, order
+	met.LR = cfg.LRAt(max(st.Update, 1))
+	met.Skipped = st.Skipped
+	met.StepSeconds = time.Since(start).Seconds()
+	if met.RolloutSeconds > 0 {
+		met.TokensPerSecond = float64(met.generated) / met.RolloutSeconds
+	}
+	if met.TrainSeconds > 0 {
+		met.TrainTokensPerSecond = float64(met.trained) / met.TrainSeconds
+	}
+	return met, nil
+}
+
+// update trains one mini-batch: accumulate gradients over its micro-batches,
+// then one optimizer update unless the loss or a gradient is not finite.
+func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, ref [][]float64, st *State, met *Metrics, acc *tokenStats) error {
+	cfg := &tr.cfg
+	w, err := TokenWeights(batch, cfg.LossAgg, cfg.GradTokens)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	grads := map[string]*runtime.Tensor{}
+	for _, n := range tr.names {
+		grads[n] = runtime.NewTensor(tr.dt, tr.params[n].Shape()...)
+	}
+	loss, finite := 0.0, true
+	for lo := 0; lo < len(batch); lo += cfg.MicroBatch {
+		hi := min(lo+cfg.MicroBatch, len(batch))
+		for _, pass := range tr.passes() {
+			mw := pass.weights(batch[lo:hi], w[lo:hi])
+			if allZero(mw) {
+				continue
+			}
+			in := tr.packSeqs(batch[lo:hi], pass.roles)
+			in["token_weights"] = packFloats(tr.dt, mw)
+			in["advantages"] = packFloats(tr.dt, broadcast(batch[lo:hi], adv[lo:hi]))
+			in["old_logprobs"] = packFloats(tr.dt, pad(old[lo:hi], batch[lo:hi]))
+			in["ref_logprobs"] = packFloats(tr.dt, pad(ref[lo:hi], batch[lo:hi]))
+			in["clip_low"] = scalar(tr.dt, cfg.ClipLow)
+			in["clip_high"] = scalar(tr.dt, cfg.ClipHigh)
+			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)
+			for n, p := range tr.params {
+				in[n] = p
+			}
+			out, err := tr.train.Run(in)
+			if err != nil {
+				return fmt.Errorf("grpo: train.onnx: %w", err)
+			}
+			l := out["loss"].Floats()[0]
+			loss += l
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				finite = false
+			}
+			for _, n := range tr.names {
+				g := out["grad."+n]
+				if !allFinite(g) {
+					finite = false
+				}
+				addInto(grads[n], g)
+			}
+			acc.add(out, mw, batch[lo:hi])
+			met.trained += countMask(mw)
+		}
+	}
+	met.TrainSeconds += time.Since(t0).Seconds()
+	met.Loss += loss
+	if !finite {
+		st.NonFiniteRun++
+		st.Skipped++
+		met.NonFinite = true
+		tr.log.Warn("skipped an update: non-finite loss or gradient", "step", st.Step+1, "loss", loss, "in_a_row", st.NonFiniteRun)
+		return nil
+	}
+	st.NonFiniteRun = 0
+	t0 = time.Now()
+	t := st.Update + 1
+	in := map[string]*runtime.Tensor{
+		"step": scalar(runtime.Float32, float64(t)), "lr": scalar(runtime.Float32, cfg.LRAt(t)),
+		"beta1": scalar(runtime.Float32, cfg.Beta1), "beta2": scalar(runtime.Float32, cfg.Beta2),
+		"eps": scalar(runtime.Float32, cfg.Eps), "weight_decay": scalar(runtime.Float32, cfg.WeightDecay),
+		"max_grad_norm": scalar(runtime.Float32, cfg.MaxGradNorm),
+	}
+	for _, n := range tr.names {
+		in[n], in["grad."+n], in["m."+n], in["v."+n] = tr.params[n], grads[n], tr.m[n], tr.v[n]
+	}
+	out, err := tr.adamw.Run(in)
+	if err != nil {
+		return fmt.Errorf("grpo: adamw.onnx: %w", err)
+	}
+	for _, n := range tr.names {
+		tr.params[n], tr.m[n], tr.v[n] = out["new."+n], out["new_m."+n], out["new_v."+n]
+	}
+	if cfg.Variant == VariantSingle {
+		tr.tieSingle()
+	}
+	met.GradNorm = out["grad_norm"].Floats()[0]
+	st.Update = t
+	met.OptimizerSeconds += time.Since(t0).Seconds()
+	return nil
+}
+
+// trainPass is one train.onnx call layout over a micro-batch: the role of
+// every position, and which token weights it carries.
+type trainPass struct {
+	roles   func(tr *trajectory.Trajectory, t int) int64
+	weights func(batch []*trajectory.Trajectory, w [][]float64) [][]float64
+}
+
+func keepAll(_ []*trajectory.Trajectory, w [][]float64) [][]float64 { return w }
+
+// passes returns the train.onnx calls per micro-batch of the variant:
+// dual trains each position with its own role; single feeds role 0
+// everywhere; two-agent makes one pass per role with every position
+// encoded by that role's adapter and the weights of that role's positions.
+func (tr *Trainer) passes() []trainPass {
+	switch tr.cfg.Variant {
+	case VariantSingle:
+		return []trainPass{{roles: func(*trajectory.Trajectory, int) int64 { return 0 }, weights: keepAll}}
+	case VariantTwoAgent:
+		var ps []trainPass
+		for r := range tr.roles {
+			role := int64(r)
+			ps = append(ps, trainPass{
+				roles: func(*trajectory.Trajectory, int) int64 { return role },
+				weights: func(batch []*trajectory.Trajectory, w [][]float64) [][]float64 {
+					out := make([][]float64, len(w))
+					for i, tj := range batch {
+						out[i] = make([]float64, len(w[i]))
+						for t, v := range w[i] {
+							if tj.Roles[t] == role {
+								out[i][t] = v
+							}
+						}
+					}
+					return out
+				},
+			})
+		}
+		return ps
+	}
+	return []trainPass{{roles: func(tj *trajectory.Trajectory, t int) int64 { return tj.Roles[t] }, weights: keepAll}}
+}
+
+// forwardLogprobs runs logprobs.onnx over the trajectories with the given
+// adapters and roles (nil: the trajectories' own), in micro-batches.
+func (tr *Trainer) forwardLogprobs(trajs []*trajectory.Trajectory, adapters map[string]*runtime.Tensor, roles func(*trajectory.Trajectory, int) int64) ([][]float64, error) {
+	if roles == nil {
+		roles = func(tj *trajectory.Trajectory, t int) int64 { return tj.Roles[t] }
+	}
+	out := make([][]float64, len(trajs))
+	for lo := 0; lo < len(trajs); lo += tr.cfg.MicroBatch {
+		hi := min(lo+tr.cfg.MicroBatch, len(trajs))
+		in := tr.packSeqs(trajs[lo:hi], roles)
+		for n, p := range adapters {
+			in[n] = p
+		}
+		res, err := tr.logprobs.Run(in, "logprobs")
+		if err != nil {
+			return nil, fmt.Errorf("grpo: logprobs.onnx: %w", err)
+		}
+		lp := res["logprobs"]
+		S := int(lp.Shape()[1])
+		for i := lo; i < hi; i++ {
+			out[i] = lp.FloatsAt(nil, (i-lo)*S, len(trajs[i].Tokens))
+		}
+	}
+	return out, nil
+}
+
+// currentLogprobs recomputes the old log-probs with the current adapters
+// under the variant's layout: for two-agent, each position's log-prob is
+// taken from the pass of its own role.
+func (tr *Trainer) currentLogprobs(trajs []*trajectory.Trajectory) ([][]float64, error) {
+	ps := tr.passes()
+	if len(ps) == 1 {
+		return tr.forwardLogprobs(trajs, tr.params, ps[0].roles)
+	}
+	out := make([][]float64, len(trajs))
+	for i, tj := range trajs {
+		out[i] = make([]float64, len(tj.Tokens))
+	}
+	for r, p := range ps {
+		lp, err := tr.forwardLogprobs(trajs, tr.params, p.roles)
+		if err != nil {
+			return nil, err
+		}
+		for i, tj := range trajs {
+			for t := range tj.Tokens {
+				if tj.Roles[t] == int64(r) && tj.Policy[t] {
+					out[i][t] = lp[i][t]
+				}
+			}
+		}
+	}
+	return out, nil
+}
