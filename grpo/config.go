@@ -27,7 +27,7 @@ const (
 
 // Loss aggregation modes (Config.LossAgg).
 const (
-	AggTokenMean        = "token-mean"         // 1/Σmask over the mini-batch
+	AggTokenMean        = "token-mean"          // 1/Σmask over the mini-batch
 	AggSeqMeanTokenMean = "seq-mean-token-mean" // mean over sequences of each one's token mean
 )
 
