@@ -11,6 +11,7 @@ float64. Every tensor name, shape, dtype and meaning is written to reference.jso
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import copy
 import hashlib
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime
 import safetensors
 import safetensors.numpy
@@ -190,6 +192,47 @@ def compare(got: np.ndarray, want: np.ndarray, rows_cols=None) -> dict[str, floa
     return {"max_abs": float(diff.max()), "max_rel": float(diff.max() / ref.max())}
 
 
+def locate_targets(path: Path, model) -> dict[str, dict]:
+    """Finds every target linear in an export, as dartc must, and checks its weight against PyTorch's.
+
+    TorchScript: the MatMul node named /model/layers.{i}/{self_attn|mlp}/{x}_proj/MatMul. dynamo: the MatMul
+    whose pkg.torch.onnx.name_scopes metadata names the module. Either way the MatMul's second input must be
+    an initializer equal to the module's weight transposed ([in, out]); a Transpose in between is followed.
+    """
+    graph = onnx.load(str(path)).graph  # loads external data too
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    found = {}
+    for node in graph.node:
+        if node.op_type != "MatMul":
+            continue
+        scopes = [p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"]
+        module = None
+        if scopes:
+            path_list = ast.literal_eval(scopes[0])  # a Python list literal
+            if len(path_list) >= 2:
+                module = path_list[-2]
+        elif node.name.endswith("_proj/MatMul"):
+            module = node.name[1:-len("/MatMul")].replace("/", ".")
+        if module is None or not any(module.endswith("." + t) for t, _ in TARGETS):
+            continue
+        weight, transposed = node.input[1], False
+        if weight not in inits and weight in producer and producer[weight].op_type == "Transpose":
+            weight, transposed = producer[weight].input[0], True
+        value = inits[weight] if weight in inits else None
+        want = model.get_submodule(module).weight.detach().numpy()
+        if value is None or not np.array_equal(value if transposed else value.T, want):
+            raise RuntimeError(f"reference: {path}: {node.name} ({module}) does not read {module}.weight")
+        found[module] = {"node": node.name, "weight_initializer": weight,
+                         "weight_shape": list(value.shape), "transpose_node": transposed}
+    layers = model.config.num_hidden_layers
+    want_modules = {f"model.layers.{i}.{t}" for i in range(layers) for t, _ in TARGETS}
+    if set(found) != want_modules:
+        raise RuntimeError(f"reference: {path}: targets found {sorted(found)}, want {sorted(want_modules)}")
+    order = [f"model.layers.{i}.{t}" for i in range(layers) for t, _ in TARGETS]
+    return {module: found[module] for module in order}
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -343,7 +386,7 @@ def main(argv=None) -> int:
     # 4. Check both committed exports against the PyTorch base references with onnxruntime.
     inputs, outputs = ex.io_names(layers)
     empty = {n: np.zeros(ex.kv_shape(config, 2, 0), np.float32) for n in inputs[3:]}
-    ort_check = {}
+    ort_check, targets = {}, {}
     for exporter in ("torchscript", "dynamo"):
         path = out / exporter / "model.onnx"
         got = run_ort(path, {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
@@ -365,6 +408,7 @@ def main(argv=None) -> int:
         if worst > 1e-5:
             raise RuntimeError(f"reference: {path} differs from PyTorch by {worst:g} relative (> 1e-5)")
         ort_check[exporter] = check
+        targets[exporter] = locate_targets(path, model)
 
     files = {}
     for rel in ("config.json", "torchscript/model.onnx", "dynamo/model.onnx", "dynamo/model.onnx.data"):
@@ -395,6 +439,7 @@ def main(argv=None) -> int:
                             "k3 = exp(ref − logp) − (ref − logp) − 1",
                  "logprob_index": "logp[b, t] = log_softmax(logits[b, t])[input_ids[b, t+1]], t = 0..5"},
         "onnxruntime_check": ort_check,
+        "targets": targets,
         "files": files,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
