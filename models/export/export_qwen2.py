@@ -216,7 +216,8 @@ def export_dynamo(wrapper: FlatKVModel, path: Path, opset: int) -> None:
     with torch.no_grad():
         program = torch.onnx.export(wrapper, args, dynamo=True, input_names=inputs, output_names=outputs,
                                     dynamic_shapes=dynamic_shapes, opset_version=opset, optimize=True)
-    program.save(str(path), external_data=False)
+    # raw export: weights always outside, so that graphs over protobuf's 2 GiB limit can be loaded and edited
+    program.save(str(path), external_data=True)
     tidy_dynamo_graph(path)
 
 
@@ -224,7 +225,7 @@ def tidy_dynamo_graph(path: Path) -> None:
     """Names the dynamo graph's total-length dim as the TorchScript graph does, and makes the source paths
     in its pkg.torch.onnx.stack_trace metadata relative (to site-packages or to this folder), so that the
     file does not depend on where the checkout or the venv is."""
-    model = onnx.load(str(path))
+    model = onnx.load(str(path), load_external_data=False)  # the data file stays where it is
     total = {f"{DIM_PAST} + {DIM_SEQ}", f"{DIM_SEQ} + {DIM_PAST}"}
     for value in list(model.graph.input) + list(model.graph.output):
         for dim in value.type.tensor_type.shape.dim:
@@ -318,7 +319,6 @@ def export(model: Qwen2ForCausalLM, exporter: str, out_dir: Path, external_data:
         else:
             raise SystemExit(f"export: unknown exporter {exporter!r}; use torchscript or dynamo")
         model_proto = onnx.load(str(raw))
-    onnx.checker.check_model(model_proto)
     size = initializer_bytes(model_proto)
     if external_data == "always":
         external = True
@@ -332,6 +332,8 @@ def export(model: Qwen2ForCausalLM, exporter: str, out_dir: Path, external_data:
     stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
         write_model(model_proto, stage, external)
+        del model_proto
+        onnx.checker.check_model(str(stage / "model.onnx"))  # by path: works past 2 GiB
         diffs = verify(wrapper, stage / "model.onnx") if check else {}
         out_dir.mkdir(parents=True, exist_ok=True)
         for stale in ("model.onnx", EXTERNAL_DATA_NAME):
