@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/trajectory"
@@ -53,6 +55,9 @@ type Metrics struct {
 	// counts the run's skipped updates so far.
 	NonFinite bool `json:"nonfinite,omitempty"`
 	Skipped   int  `json:"skipped"`
+	// NaNFields names the fields that were NaN or ±Inf (JSON has no such
+	// numbers): they are written as 0.
+	NaNFields []string `json:"nan_fields,omitempty"`
 
 	generated, trained int
 }
@@ -113,8 +118,26 @@ func (s *tokenStats) into(m *Metrics) {
 	m.KL, m.ClipFrac, m.RatioMean, m.Entropy = s.kl/s.n, s.clipped/s.n, s.ratio/s.n, s.entropy/s.n
 }
 
+// finiteRow zeroes the non-finite float fields of m, naming them.
+func finiteRow(m Metrics) Metrics {
+	v := reflect.ValueOf(&m).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() != reflect.Float64 || !f.CanSet() {
+			continue
+		}
+		if x := f.Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+			m.NaNFields = append(m.NaNFields, name)
+			f.SetFloat(0)
+		}
+	}
+	return m
+}
+
 // appendMetrics appends one row and syncs it.
 func appendMetrics(path string, m Metrics) error {
+	m = finiteRow(m)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("grpo: metrics: %w", err)
 	}

@@ -303,7 +303,7 @@ func (tr *Trainer) Run(ctx context.Context) error {
 			if ck, err := LatestCheckpoint(tr.opts.Run); err == nil {
 				last = ck
 			}
-			return fmt.Errorf("%w: %d updates in a row were skipped (step %d); the run stopped with its last good checkpoint intact (%s); lower lr, raise max_grad_norm's strictness or check the rollouts' log-probs",
+			return fmt.Errorf("%w: %d updates in a row were skipped (step %d); the run stopped with its last good checkpoint intact (%s); lower lr or max_grad_norm, or look for NaN in the rollouts' log-probs and rewards",
 				ErrNonFinite, tr.state.NonFiniteRun, tr.state.Step, last)
 		}
 		if every := tr.cfg.CheckpointEvery; (every > 0 && tr.state.Step%every == 0) || tr.state.Step == tr.cfg.Steps {
