@@ -1,0 +1,38 @@
+// Package agent runs the Search-R1 rollout loop over a compiled model and
+// returns each rollout as a trajectory.Trajectory (DESIGN.md §4, §6).
+//
+// One Run extends a batch of rows (questions × group size) turn by turn:
+// every live row generates until "</search>", "</answer>", an EOS token or
+// the per-turn token limit; the turn is cut as Search-R1 cuts it; its action
+// is parsed; the searches of all rows go to the Searcher in one call and the
+// observations "\n\n<information>…</information>\n\n" (or Search-R1's
+// invalid-action message) are appended; after MaxTurns such turns a final
+// turn runs without search. Rows that finish wait for the others.
+//
+// Invariants:
+//
+//   - The text the model sees is Search-R1's byte for byte: the ChatML
+//     prompt with Search-R1's user message, the observation and invalid-action
+//     strings of models/prompt, observations truncated to MaxObsTokens
+//     tokens as Search-R1 truncates them.
+//   - Every token is either sampled by the policy (Policy, with its
+//     log-prob under the sampling policy at temperature 1, untruncated) or
+//     inserted by the environment (prompt, observations, and the re-encoded
+//     tail of a token that ran past a stop string): inserted tokens have
+//     Policy false and log-prob 0.
+//   - Roles come from one router.Router per row, fed token by token as
+//     the tokens enter the context; the role fed to decode.onnx at a position
+//     is the role recorded in the trajectory, and it equals router.Roles
+//     recomputed on the finished sequence with the same generated flags.
+//   - A row's random numbers come from runtime.RowRNG(seed, row) and
+//     continue across its turns, so a rollout does not depend on which other
+//     rows are still generating.
+//
+// Deviations from Search-R1, all at token level: Search-R1 decodes a turn,
+// cuts the text and re-tokenizes it; here the sampled tokens are kept (so
+// their log-probs stay exact) and only a token that carries bytes past the
+// stop string is replaced by the encoding of its bytes up to the stop. An EOS
+// token that ends a turn stays in the context (Search-R1 drops it when it
+// re-tokenizes); it is left out of the response text, as
+// skip_special_tokens does.
+package agent
