@@ -2,6 +2,7 @@ package grpo
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/dartc/dartc/trajectory"
@@ -52,5 +53,38 @@ func TestLearningSignal(t *testing.T) {
 	}
 	if lastDown > firstDown+0.02 {
 		t.Errorf("with flipped advantages the reward rose from %.3f to %.3f", firstDown, lastDown)
+	}
+}
+
+// TestPlotRun draws the curves of a short run: one PNG per plot spec, each
+// a real PNG file; a run without metrics is a clear error.
+func TestPlotRun(t *testing.T) {
+	dir := toyModel(t)
+	run := t.TempDir()
+	if _, err := PlotRun(run, ""); err == nil {
+		t.Fatal("plotting a run without metrics passed")
+	}
+	cfg := toyTrainConfig()
+	cfg.Steps = 2
+	tr, err := New(Options{Model: dir, Run: run, Config: cfg, Data: toyData(4), Roller: newToyRoller(t, dir, 6), Reward: lowTokenReward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := PlotRun(run, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != len(plotSpecs) {
+		t.Fatalf("%d plots, want %d", len(paths), len(plotSpecs))
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 8 || string(b[1:4]) != "PNG" {
+			t.Fatalf("%s is not a PNG (%v)", p, err)
+		}
 	}
 }
