@@ -232,7 +232,8 @@ type row struct {
 	done      bool
 	stop      string
 	promptLen int
-	index     int // the row's number in Run's result
+	index     int             // the row's number in Run's result
+	written   strings.Builder // the text of the row's turns, observations left out
 }
 
 // push feeds tokens[len(roles)] to the router and records its role.
@@ -364,6 +365,7 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 		a.last.Generated += len(s.Tokens)
 		a.absorb(r, s)
 		text := a.text(r.tokens[r.turnStart:])
+		r.written.WriteString(text)
 		act, ok := prompt.ParseAction(text)
 		switch {
 		case ok && act.Kind == "answer":
@@ -478,7 +480,10 @@ func (a *Agent) trajectory(r *row) *trajectory.Trajectory {
 		t.LogProbs[i] = r.logProbs[i+1]
 	}
 	t.Response = a.text(r.tokens[r.promptLen:])
-	t.Answer, _ = qa.ExtractAnswer(t.Response)
+	// The answer is taken from what the policy wrote: the invalid-action
+	// message quotes "<answer> and </answer>", which Search-R1's scorer
+	// (last match in the decoded text) would otherwise take as the answer.
+	t.Answer, _ = qa.ExtractAnswer(r.written.String())
 	return t
 }
 

@@ -238,7 +238,7 @@ func TestSampledRollouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAgent(t, agent.Config{Searcher: idx, MaxTurns: 1, MaxTurnTokens: 12,
-		Sampling: runtime.Sampling{Temperature: 1, TopP: 0.95}})
+		Sampling: runtime.Sampling{Temperature: 1, TopK: 50, TopP: 0.95}})
 	qs := []agent.Question{{ID: "q1", Question: "what fruit is a plum"}, {ID: "q2", Question: "capital of France?"}}
 	trs, err := a.Run(context.Background(), qs, 2, 11)
 	if err != nil {
