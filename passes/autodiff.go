@@ -95,6 +95,8 @@ func (c *gradCtx) op(suffix, opType string, inputs []string, attrs ...*onnxAttr)
 func differentiate(s *State, wrt []string, seeds map[string]string) (map[string]string, error) {
 	g := s.Model.Graph
 	b := s.Builder()
+	s.shapes = inferShapes(g)
+	defer func() { s.shapes = nil }()
 	// Forward activity: values that depend on wrt through differentiable
 	// inputs.
 	fwd := map[string]bool{}

@@ -147,10 +147,11 @@ func (c *gradCtx) scalarConst(v string) bool {
 }
 
 // unbroadcast sums g over the axes along which x was broadcast and gives it
-// x's shape. other is the operand x was broadcast against ("" if none):
-// when it is a scalar constant, g already has x's shape.
-func (c *gradCtx) unbroadcast(name, g, x, other string) string {
-	if other != "" && c.scalarConst(other) {
+// x's shape. like is a forward value with g's shape ("" if none), other the
+// operand x was broadcast against ("" if none): when x provably has like's
+// shape, or other is a scalar constant, g already has x's shape.
+func (c *gradCtx) unbroadcast(name, g, like, x, other string) string {
+	if (other != "" && c.scalarConst(other)) || (like != "" && c.s.shapes != nil && c.s.shapes.sameShape(x, like)) {
 		return g
 	}
 	p := name + "/unbroadcast"
@@ -251,14 +252,14 @@ func gradNeg(c *gradCtx) ([]string, error) {
 func gradAddSub(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	if c.Need(0) {
-		gi[0] = c.unbroadcast("dA", c.GO(0), c.I(0), c.I(1))
+		gi[0] = c.unbroadcast("dA", c.GO(0), c.O(0), c.I(0), c.I(1))
 	}
 	if c.Need(1) {
 		g := c.GO(0)
 		if c.n.OpType == "Sub" {
 			g = c.op("dB/Neg", "Neg", []string{g})
 		}
-		gi[1] = c.unbroadcast("dB", g, c.I(1), c.I(0))
+		gi[1] = c.unbroadcast("dB", g, c.O(0), c.I(1), c.I(0))
 	}
 	return gi, nil
 }
@@ -267,7 +268,7 @@ func gradSum(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	for i := range gi {
 		if c.Need(i) {
-			gi[i] = c.unbroadcast(fmt.Sprintf("d%d", i), c.GO(0), c.I(i), "")
+			gi[i] = c.unbroadcast(fmt.Sprintf("d%d", i), c.GO(0), c.O(0), c.I(i), "")
 		}
 	}
 	return gi, nil
@@ -295,7 +296,7 @@ func gradReshapeLike(c *gradCtx) ([]string, error) {
 
 func gradExpand(c *gradCtx) ([]string, error) {
 	gi := c.grads()
-	gi[0] = c.unbroadcast("dX", c.GO(0), c.I(0), "")
+	gi[0] = c.unbroadcast("dX", c.GO(0), c.O(0), c.I(0), "")
 	return gi, nil
 }
 
@@ -434,10 +435,10 @@ func gradWhere(c *gradCtx) ([]string, error) {
 	zero := c.like("zero", 0, c.GO(0))
 	gi := c.grads()
 	if c.Need(1) {
-		gi[1] = c.unbroadcast("dX", c.op("dX/Where", "Where", []string{c.I(0), c.GO(0), zero}), c.I(1), "")
+		gi[1] = c.unbroadcast("dX", c.op("dX/Where", "Where", []string{c.I(0), c.GO(0), zero}), c.O(0), c.I(1), "")
 	}
 	if c.Need(2) {
-		gi[2] = c.unbroadcast("dY", c.op("dY/Where", "Where", []string{c.I(0), zero, c.GO(0)}), c.I(2), "")
+		gi[2] = c.unbroadcast("dY", c.op("dY/Where", "Where", []string{c.I(0), zero, c.GO(0)}), c.O(0), c.I(2), "")
 	}
 	return gi, nil
 }
@@ -455,10 +456,10 @@ func gradTrilu(c *gradCtx) ([]string, error) {
 func gradMul(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	if c.Need(0) {
-		gi[0] = c.unbroadcast("dA", c.op("dA/Mul", "Mul", []string{c.GO(0), c.I(1)}), c.I(0), c.I(1))
+		gi[0] = c.unbroadcast("dA", c.op("dA/Mul", "Mul", []string{c.GO(0), c.I(1)}), c.O(0), c.I(0), c.I(1))
 	}
 	if c.Need(1) {
-		gi[1] = c.unbroadcast("dB", c.op("dB/Mul", "Mul", []string{c.GO(0), c.I(0)}), c.I(1), c.I(0))
+		gi[1] = c.unbroadcast("dB", c.op("dB/Mul", "Mul", []string{c.GO(0), c.I(0)}), c.O(0), c.I(1), c.I(0))
 	}
 	return gi, nil
 }
@@ -492,11 +493,11 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 	}
 	if c.Need(0) {
 		ga := c.op("dA/Einsum", "Einsum", []string{gy, bm}, ir.AttrString("equation", "...ij,...kj->...ik"))
-		gi[0] = c.unbroadcast("dA", ga, a, "")
+		gi[0] = c.unbroadcast("dA", ga, "", a, "")
 	}
 	if c.Need(1) {
 		gb := c.op("dB/Einsum", "Einsum", []string{a, gy}, ir.AttrString("equation", "...ij,...ik->...jk"))
-		gi[1] = c.unbroadcast("dB", gb, bm, "")
+		gi[1] = c.unbroadcast("dB", gb, "", bm, "")
 	}
 	return gi, nil
 }
@@ -529,7 +530,7 @@ func gradGemm(c *gradCtx) ([]string, error) {
 		if beta != 1 {
 			g = c.op("dC/scale", "Mul", []string{gy, c.like("beta", float64(beta), gy)})
 		}
-		gi[2] = c.unbroadcast("dC", g, c.I(2), "")
+		gi[2] = c.unbroadcast("dC", g, c.O(0), c.I(2), "")
 	}
 	return gi, nil
 }
@@ -537,11 +538,11 @@ func gradGemm(c *gradCtx) ([]string, error) {
 func gradDiv(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	if c.Need(0) {
-		gi[0] = c.unbroadcast("dA", c.op("dA/Div", "Div", []string{c.GO(0), c.I(1)}), c.I(0), c.I(1))
+		gi[0] = c.unbroadcast("dA", c.op("dA/Div", "Div", []string{c.GO(0), c.I(1)}), c.O(0), c.I(0), c.I(1))
 	}
 	if c.Need(1) {
 		num := c.op("dB/Mul", "Mul", []string{c.GO(0), c.O(0)})
-		gi[1] = c.unbroadcast("dB", c.op("dB/Neg", "Neg", []string{c.op("dB/Div", "Div", []string{num, c.I(1)})}), c.I(1), c.I(0))
+		gi[1] = c.unbroadcast("dB", c.op("dB/Neg", "Neg", []string{c.op("dB/Div", "Div", []string{num, c.I(1)})}), c.O(0), c.I(1), c.I(0))
 	}
 	return gi, nil
 }
@@ -551,7 +552,7 @@ func gradPow(c *gradCtx) ([]string, error) {
 	pm1 := c.op("p_minus_1", "Sub", []string{p, c.like("one", 1, c.I(0))})
 	d := c.op("dpow", "Mul", []string{p, c.op("Pow", "Pow", []string{c.I(0), pm1})})
 	gi := c.grads()
-	gi[0] = c.unbroadcast("dX", c.op("dX", "Mul", []string{c.GO(0), d}), c.I(0), c.I(1))
+	gi[0] = c.unbroadcast("dX", c.op("dX", "Mul", []string{c.GO(0), d}), c.O(0), c.I(0), c.I(1))
 	return gi, nil
 }
 

@@ -37,7 +37,8 @@ type State struct {
 	// Grads maps each adapter input to its gradient value (set by Autodiff).
 	Grads map[string]string
 
-	b *ir.Builder
+	b      *ir.Builder
+	shapes *shapeInfo // symbolic shapes of the forward graph, during autodiff
 }
 
 // NewState starts a pipeline over m.

@@ -1,0 +1,569 @@
+package passes
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/dartc/dartc/compiler/ir"
+)
+
+// Symbolic shapes: just enough inference for the autodiff to prove that a
+// gradient already has its input's shape, so that undoing a broadcast can be
+// skipped. A dim is a token: a number ("64", "1"), a graph input's dim name
+// ("batch_size"), or a fresh "?N" for a size nothing else is known to equal.
+// Equal tokens mean equal sizes at run time; different tokens prove nothing.
+// A value with no inferred shape is simply not optimized.
+type shapeInfo struct {
+	dims  map[string][]string // value → its shape
+	vals  map[string][]string // small int64 tensors → their contents (shape arithmetic)
+	fresh int
+}
+
+func (si *shapeInfo) unknown() string {
+	si.fresh++
+	return "?" + strconv.Itoa(si.fresh)
+}
+
+func num(n int64) string { return strconv.FormatInt(n, 10) }
+
+func isNum(t string) (int64, bool) {
+	n, err := strconv.ParseInt(t, 10, 64)
+	return n, err == nil
+}
+
+// sameShape reports whether a and b are provably the same shape.
+func (si *shapeInfo) sameShape(a, b string) bool {
+	da, okA := si.dims[a]
+	db, okB := si.dims[b]
+	if !okA || !okB || len(da) != len(db) {
+		return false
+	}
+	for i := range da {
+		if da[i] != db[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func inferShapes(g *ir.Graph) *shapeInfo {
+	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}}
+	for _, in := range g.Inputs {
+		if in.Type == nil || !in.Type.Shape {
+			continue
+		}
+		d := make([]string, len(in.Type.Dims))
+		for i, x := range in.Type.Dims {
+			switch {
+			case x.Param != "":
+				d[i] = x.Param
+			case x.Value >= 0:
+				d[i] = num(x.Value)
+			default:
+				d[i] = si.unknown()
+			}
+		}
+		si.dims[in.Name] = d
+	}
+	for _, t := range g.Initializers {
+		si.setConst(t)
+	}
+	for _, n := range g.Nodes {
+		si.node(n)
+	}
+	return si
+}
+
+func (si *shapeInfo) setConst(t *ir.Tensor) {
+	d := make([]string, len(t.Dims))
+	for i, x := range t.Dims {
+		d[i] = num(x)
+	}
+	si.dims[t.Name] = d
+	if (t.DType == ir.Int64 || t.DType == ir.Int32) && t.External == nil && t.NumElements() <= 16 && len(t.Dims) <= 1 {
+		if v, err := t.Int64s(); err == nil {
+			s := make([]string, len(v))
+			for i, x := range v {
+				s[i] = num(x)
+			}
+			si.vals[t.Name] = s
+		}
+	}
+}
+
+// constInts reads a tracked int tensor whose entries are all numbers.
+func (si *shapeInfo) constInts(v string) ([]int64, bool) {
+	toks, ok := si.vals[v]
+	if !ok {
+		return nil, false
+	}
+	out := make([]int64, len(toks))
+	for i, t := range toks {
+		n, ok := isNum(t)
+		if !ok {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
+func normAxis(a int64, rank int) (int, bool) {
+	if a < 0 {
+		a += int64(rank)
+	}
+	if a < 0 || a >= int64(rank) {
+		return 0, false
+	}
+	return int(a), true
+}
+
+func (si *shapeInfo) broadcast(shapes ...[]string) []string {
+	rank := 0
+	for _, s := range shapes {
+		rank = max(rank, len(s))
+	}
+	out := make([]string, rank)
+	for i := 0; i < rank; i++ {
+		tok := ""
+		for _, s := range shapes {
+			j := i - (rank - len(s))
+			if j < 0 {
+				continue
+			}
+			t := s[j]
+			switch {
+			case tok == "" || tok == "1":
+				tok = t
+			case t == "1" || t == tok:
+			default:
+				tok = si.unknown()
+			}
+		}
+		out[i] = tok
+	}
+	return out
+}
+
+var sameShapeOps = map[string]bool{
+	"Identity": true, "Cast": true, "CastLike": true, "Neg": true, "Sqrt": true, "Reciprocal": true,
+	"Exp": true, "Log": true, "Sigmoid": true, "Tanh": true, "Cos": true, "Sin": true, "Softmax": true,
+	"LogSoftmax": true, "Dropout": true, "Relu": true, "Erf": true, "Abs": true, "Not": true, "Trilu": true,
+	"Floor": true, "Ceil": true, "Round": true, "IsNaN": true, "IsInf": true, "Sign": true,
+}
+
+var broadcastOps = map[string]bool{
+	"Add": true, "Sub": true, "Mul": true, "Div": true, "Pow": true, "Equal": true, "Less": true,
+	"Greater": true, "LessOrEqual": true, "GreaterOrEqual": true, "And": true, "Or": true, "Xor": true,
+	"Where": true, "Max": true, "Min": true, "Sum": true,
+}
+
+func (si *shapeInfo) node(n *ir.Node) {
+	defer func() {
+		// Shape inference is an optimization: a surprise leaves the
+		// outputs unknown rather than failing the compile.
+		_ = recover()
+	}()
+	in := func(i int) ([]string, bool) {
+		d, ok := si.dims[n.Input(i)]
+		return d, ok && n.Input(i) != ""
+	}
+	set := func(d []string) {
+		if len(n.Outputs) > 0 && n.Outputs[0] != "" {
+			si.dims[n.Outputs[0]] = d
+		}
+	}
+	switch {
+	case n.Domain != "":
+		return
+	case sameShapeOps[n.OpType]:
+		if d, ok := in(0); ok {
+			set(d)
+			if v, ok := si.vals[n.Input(0)]; ok && (n.OpType == "Identity" || n.OpType == "Cast") {
+				si.vals[n.Outputs[0]] = v
+			}
+		}
+		return
+	case broadcastOps[n.OpType]:
+		var all [][]string
+		for i := range n.Inputs {
+			d, ok := in(i)
+			if !ok {
+				return
+			}
+			all = append(all, d)
+		}
+		set(si.broadcast(all...))
+		si.arith(n)
+		return
+	}
+	switch n.OpType {
+	case "Constant":
+		if a := n.Attr("value"); a != nil && a.GetT() != nil {
+			if t, err := ir.TensorFromPB(a.GetT(), ""); err == nil {
+				t.Name = n.Outputs[0]
+				si.setConst(t)
+			}
+		}
+	case "Shape":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		start, end := int(n.AttrInt("start", 0)), int(n.AttrInt("end", int64(len(d))))
+		if start < 0 {
+			start += len(d)
+		}
+		if end < 0 {
+			end += len(d)
+		}
+		start, end = max(0, min(start, len(d))), max(0, min(end, len(d)))
+		v := append([]string(nil), d[start:max(start, end)]...)
+		si.vals[n.Outputs[0]] = v
+		set([]string{num(int64(len(v)))})
+	case "Gather":
+		data, ok1 := in(0)
+		idx, ok2 := in(1)
+		if !ok1 || !ok2 {
+			return
+		}
+		axis, ok := normAxis(n.AttrInt("axis", 0), len(data))
+		if !ok {
+			return
+		}
+		out := append(append(append([]string{}, data[:axis]...), idx...), data[axis+1:]...)
+		set(out)
+		if vals, ok := si.vals[n.Input(0)]; ok && axis == 0 {
+			if ix, ok := si.constInts(n.Input(1)); ok {
+				var v []string
+				for _, i := range ix {
+					if i < 0 {
+						i += int64(len(vals))
+					}
+					v = append(v, vals[i])
+				}
+				si.vals[n.Outputs[0]] = v
+			}
+		}
+	case "Unsqueeze", "Squeeze":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		var axes []int64
+		if a := n.Attr("axes"); a != nil {
+			axes = a.GetInts()
+		} else if n.Input(1) != "" {
+			if axes, ok = si.constInts(n.Input(1)); !ok {
+				return
+			}
+		}
+		if n.OpType == "Unsqueeze" {
+			rank := len(d) + len(axes)
+			out := make([]string, rank)
+			mark := map[int]bool{}
+			for _, a := range axes {
+				i, ok := normAxis(a, rank)
+				if !ok {
+					return
+				}
+				mark[i] = true
+			}
+			j := 0
+			for i := range out {
+				if mark[i] {
+					out[i] = "1"
+				} else {
+					out[i] = d[j]
+					j++
+				}
+			}
+			set(out)
+		} else {
+			if len(axes) == 0 {
+				// Squeeze every dim of size 1; only provable when all are numbers.
+				for i, t := range d {
+					if _, ok := isNum(t); !ok {
+						return
+					}
+					if t == "1" {
+						axes = append(axes, int64(i))
+					}
+				}
+			}
+			drop := map[int]bool{}
+			for _, a := range axes {
+				i, ok := normAxis(a, len(d))
+				if !ok {
+					return
+				}
+				drop[i] = true
+			}
+			var out []string
+			for i, t := range d {
+				if !drop[i] {
+					out = append(out, t)
+				}
+			}
+			set(out)
+		}
+		if v, ok := si.vals[n.Input(0)]; ok {
+			si.vals[n.Outputs[0]] = v
+		}
+	case "Concat":
+		axis := n.AttrInt("axis", 0)
+		var parts [][]string
+		for i := range n.Inputs {
+			d, ok := in(i)
+			if !ok {
+				return
+			}
+			parts = append(parts, d)
+		}
+		a, ok := normAxis(axis, len(parts[0]))
+		if !ok {
+			return
+		}
+		out := append([]string(nil), parts[0]...)
+		total := int64(0)
+		numeric := true
+		for _, p := range parts {
+			v, ok := isNum(p[a])
+			numeric = numeric && ok
+			total += v
+		}
+		if numeric {
+			out[a] = num(total)
+		} else {
+			out[a] = si.unknown()
+		}
+		set(out)
+		var vals []string
+		for _, name := range n.Inputs {
+			v, ok := si.vals[name]
+			if !ok {
+				return
+			}
+			vals = append(vals, v...)
+		}
+		si.vals[n.Outputs[0]] = vals
+	case "Reshape":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		target, ok := si.vals[n.Input(1)]
+		if !ok {
+			return
+		}
+		out := make([]string, len(target))
+		for i, t := range target {
+			switch t {
+			case "0":
+				if n.AttrInt("allowzero", 0) == 0 && i < len(d) {
+					out[i] = d[i]
+				} else {
+					out[i] = "0"
+				}
+			case "-1":
+				out[i] = si.unknown()
+			default:
+				out[i] = t
+			}
+		}
+		set(out)
+	case "Expand":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		target, ok2 := si.vals[n.Input(1)]
+		if !ok2 {
+			// The target's length is known from its shape: the rank.
+			ts, ok := in(1)
+			if !ok || len(ts) != 1 {
+				return
+			}
+			r, ok := isNum(ts[0])
+			if !ok {
+				return
+			}
+			target = make([]string, r)
+			for i := range target {
+				target[i] = si.unknown()
+			}
+		}
+		set(si.broadcast(d, target))
+	case "ConstantOfShape":
+		if target, ok := si.vals[n.Input(0)]; ok {
+			set(append([]string(nil), target...))
+		}
+	case "Transpose":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		perm := n.AttrInts("perm")
+		out := make([]string, len(d))
+		for i := range out {
+			if perm == nil {
+				out[i] = d[len(d)-1-i]
+			} else {
+				out[i] = d[perm[i]]
+			}
+		}
+		set(out)
+	case "MatMul":
+		a, ok1 := in(0)
+		b, ok2 := in(1)
+		if !ok1 || !ok2 || len(a) < 2 || len(b) < 2 {
+			return
+		}
+		batch := si.broadcast(a[:len(a)-2], b[:len(b)-2])
+		set(append(batch, a[len(a)-2], b[len(b)-1]))
+	case "Gemm":
+		a, ok1 := in(0)
+		b, ok2 := in(1)
+		if !ok1 || !ok2 || len(a) != 2 || len(b) != 2 {
+			return
+		}
+		m, k := a[0], b[1]
+		if n.AttrInt("transA", 0) == 1 {
+			m = a[1]
+		}
+		if n.AttrInt("transB", 0) == 1 {
+			k = b[0]
+		}
+		set([]string{m, k})
+	case "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		var axes []int64
+		if a := n.Attr("axes"); a != nil {
+			axes = a.GetInts()
+		} else if n.Input(1) != "" {
+			if axes, ok = si.constInts(n.Input(1)); !ok {
+				return
+			}
+		}
+		if len(axes) == 0 {
+			return
+		}
+		red := map[int]bool{}
+		for _, a := range axes {
+			i, ok := normAxis(a, len(d))
+			if !ok {
+				return
+			}
+			red[i] = true
+		}
+		keep := n.AttrInt("keepdims", 1) == 1
+		var out []string
+		for i, t := range d {
+			switch {
+			case !red[i]:
+				out = append(out, t)
+			case keep:
+				out = append(out, "1")
+			}
+		}
+		set(out)
+	case "Slice":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		out := append([]string(nil), d...)
+		axes, ok := si.constInts(n.Input(3))
+		if !ok {
+			starts, _ := si.vals[n.Input(1)]
+			axes = make([]int64, len(starts))
+			for i := range axes {
+				axes[i] = int64(i)
+			}
+		}
+		for _, a := range axes {
+			if i, ok := normAxis(a, len(d)); ok {
+				out[i] = si.unknown()
+			}
+		}
+		set(out)
+	case "Range":
+		start, ok1 := si.constInts(n.Input(0))
+		delta, ok3 := si.constInts(n.Input(2))
+		if limit, ok2 := si.constInts(n.Input(1)); ok1 && ok2 && ok3 && len(start) == 1 && len(limit) == 1 && len(delta) == 1 && delta[0] != 0 {
+			count := max(0, (limit[0]-start[0]+delta[0]-1)/delta[0])
+			if delta[0] < 0 {
+				count = max(0, (start[0]-limit[0]-delta[0]-1)/(-delta[0]))
+			}
+			set([]string{num(count)})
+		} else if lim, ok := si.vals[n.Input(1)]; ok && ok1 && ok3 && len(lim) == 1 && start[0] == 0 && delta[0] == 1 {
+			set([]string{lim[0]})
+		} else {
+			set([]string{si.unknown()})
+		}
+	case "Flatten":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		axis, ok := normAxis(n.AttrInt("axis", 1), len(d)+1)
+		if !ok {
+			return
+		}
+		prod := func(ts []string) string {
+			p := int64(1)
+			for _, t := range ts {
+				v, ok := isNum(t)
+				if !ok {
+					if len(ts) == 1 {
+						return t
+					}
+					return si.unknown()
+				}
+				p *= v
+			}
+			return num(p)
+		}
+		set([]string{prod(d[:axis]), prod(d[axis:])})
+	case "GatherElements":
+		if d, ok := in(1); ok {
+			set(d)
+		}
+	}
+}
+
+// arith tracks simple integer arithmetic on shape values.
+func (si *shapeInfo) arith(n *ir.Node) {
+	if n.OpType != "Add" && n.OpType != "Sub" && n.OpType != "Mul" && n.OpType != "Div" {
+		return
+	}
+	a, okA := si.constInts(n.Input(0))
+	b, okB := si.constInts(n.Input(1))
+	if !okA || !okB || len(a) != len(b) {
+		return
+	}
+	out := make([]string, len(a))
+	for i := range a {
+		var r int64
+		switch n.OpType {
+		case "Add":
+			r = a[i] + b[i]
+		case "Sub":
+			r = a[i] - b[i]
+		case "Mul":
+			r = a[i] * b[i]
+		case "Div":
+			if b[i] == 0 {
+				return
+			}
+			r = a[i] / b[i]
+		}
+		out[i] = num(r)
+	}
+	si.vals[n.Outputs[0]] = out
+}
+
+func (si *shapeInfo) String() string { return fmt.Sprintf("%d shapes", len(si.dims)) }
