@@ -11,7 +11,7 @@ GO      ?= go
 DARTC   := bin/dartc
 DEMO    ?= demo-out
 
-.PHONY: all build ort test demo bench fuzz golden proto proto-check clean
+.PHONY: all build ort test demo bench fuzz golden proto proto-check fixtures clean
 
 all: build
 
@@ -46,6 +46,13 @@ proto-check:
 
 golden: ort
 	$(GO) test ./... -run Golden -update
+
+# Regenerates the exporter fixtures and their PyTorch references
+# (models/export/testdata); needs Python 3.11 and PyPI (torch, transformers,
+# onnx, onnxscript, onnxruntime: models/export/requirements.txt). Not part
+# of make test, which reads the committed files.
+fixtures:
+	models/export/regen.sh
 
 clean:
 	rm -rf bin $(DEMO)
