@@ -23,7 +23,9 @@
 //   - Search is exact: MaxScore pruning skips only passages whose best
 //     possible score cannot reach the current k-th score, using per-term
 //     upper bounds stored at build time and skip blocks of 128 postings.
-//   - An Index is immutable after Open and safe for concurrent use.
+//   - An Index is immutable after Open and safe for concurrent use; at most
+//     GOMAXPROCS searches run at once, the others wait. Open reads the whole
+//     file into memory.
 //   - Open checks the magic, version, section table and checksum, and the
 //     structure of every offset table and the term order; posting lists and
 //     stored passages are bounds-checked when read. A damaged file gives an

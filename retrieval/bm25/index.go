@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 )
 
@@ -35,8 +36,12 @@ type Index struct {
 	// is the number of skip entries.
 	blockStart []uint32
 
-	// scratchPool holds *scratch sized for this index.
+	// scratchPool holds *scratch sized for this index; slots bounds how
+	// many searches run at once (searches are CPU-bound, and each holds an
+	// N-sized accumulator), so memory stays GOMAXPROCS × 12 bytes × N however
+	// many goroutines call Search.
 	scratchPool sync.Pool
+	slots       chan struct{}
 }
 
 // Open reads and checks the index file at path.
@@ -149,6 +154,7 @@ func openBytes(data []byte, verifyChecksum bool) (*Index, error) {
 	if sum != total {
 		return nil, corrupt("passage lengths sum to %d tokens, header says %d", sum, total)
 	}
+	ix.slots = make(chan struct{}, runtime.GOMAXPROCS(0))
 	ix.avgdl = float64(total) / float64(n)
 	ix.norm = make([]float64, n)
 	for d := range ix.norm {

@@ -67,6 +67,8 @@ func (ix *Index) searchOne(query string, topk int, prune bool) ([]Hit, error) {
 	if topk < 1 {
 		return nil, retrieval.ErrBadTopK
 	}
+	ix.slots <- struct{}{}
+	defer func() { <-ix.slots }()
 	s := ix.getScratch()
 	defer ix.scratchPool.Put(s)
 	defer func() {
