@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dartc/dartc/eval"
+	"github.com/dartc/dartc/grpo"
+	"github.com/dartc/dartc/retrieval"
+	"github.com/dartc/dartc/retrieval/connect"
+	"github.com/dartc/dartc/retrieval/httpretrieve"
+	"github.com/dartc/dartc/runtime"
+	"github.com/dartc/dartc/runtime/agent"
+	"github.com/dartc/dartc/trajectory"
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { register(trainCommand) }
+
+// trainOverrides maps each config flag to the Config field it sets; a flag
+// given on the command line wins over the --config file.
+var trainOverrides = []struct {
+	flag cli.Flag
+	set  func(c *cli.Context, cfg *grpo.Config)
+}{
+	{&cli.IntFlag{Name: "steps", Usage: "GRPO steps"}, func(c *cli.Context, g *grpo.Config) { g.Steps = c.Int("steps") }},
+	{&cli.IntFlag{Name: "prompts", Usage: "prompts per step"}, func(c *cli.Context, g *grpo.Config) { g.Prompts = c.Int("prompts") }},
+	{&cli.IntFlag{Name: "group", Usage: "rollouts per prompt (G)"}, func(c *cli.Context, g *grpo.Config) { g.Group = c.Int("group") }},
+	{&cli.IntFlag{Name: "mini-batch", Usage: "rollouts per optimizer update (0: all of a step)"}, func(c *cli.Context, g *grpo.Config) { g.MiniBatch = c.Int("mini-batch") }},
+	{&cli.IntFlag{Name: "micro-batch", Usage: "rollouts per train.onnx call"}, func(c *cli.Context, g *grpo.Config) { g.MicroBatch = c.Int("micro-batch") }},
+	{&cli.StringFlag{Name: "variant", Usage: "dual, single or two-agent"}, func(c *cli.Context, g *grpo.Config) { g.Variant = c.String("variant") }},
+	{&cli.StringFlag{Name: "grad-tokens", Usage: "tokens that carry loss: all, reason or tool"}, func(c *cli.Context, g *grpo.Config) { g.GradTokens = c.String("grad-tokens") }},
+	{&cli.StringFlag{Name: "loss-agg", Usage: "token-mean or seq-mean-token-mean"}, func(c *cli.Context, g *grpo.Config) { g.LossAgg = c.String("loss-agg") }},
+	{&cli.Float64Flag{Name: "lr", Usage: "peak learning rate"}, func(c *cli.Context, g *grpo.Config) { g.LR = c.Float64("lr") }},
+	{&cli.Float64Flag{Name: "warmup-ratio", Usage: "fraction of the updates with linear warmup"}, func(c *cli.Context, g *grpo.Config) { g.WarmupRatio = c.Float64("warmup-ratio") }},
+	{&cli.Float64Flag{Name: "kl-coef", Usage: "coefficient of the k3 KL to the base"}, func(c *cli.Context, g *grpo.Config) { g.KLCoef = c.Float64("kl-coef") }},
+	{&cli.Float64Flag{Name: "clip", Usage: "clip ε (both sides)"}, func(c *cli.Context, g *grpo.Config) { g.ClipLow, g.ClipHigh = c.Float64("clip"), c.Float64("clip") }},
+	{&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature"}, func(c *cli.Context, g *grpo.Config) { g.Temperature = c.Float64("temperature") }},
+	{&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling mass"}, func(c *cli.Context, g *grpo.Config) { g.TopP = c.Float64("top-p") }},
+	{&cli.IntFlag{Name: "max-turns", Usage: "turns that may search"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurns = c.Int("max-turns") }},
+	{&cli.IntFlag{Name: "max-turn-tokens", Usage: "tokens generated per turn"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurnTokens = c.Int("max-turn-tokens") }},
+	{&cli.IntFlag{Name: "topk", Usage: "passages per search"}, func(c *cli.Context, g *grpo.Config) { g.TopK = c.Int("topk") }},
+	{&cli.Uint64Flag{Name: "seed", Usage: "seed of the data order and the rollouts"}, func(c *cli.Context, g *grpo.Config) { g.Seed = c.Uint64("seed") }},
+	{&cli.IntFlag{Name: "checkpoint-every", Usage: "steps between checkpoints (0: only at the end and on a signal)"}, func(c *cli.Context, g *grpo.Config) { g.CheckpointEvery = c.Int("checkpoint-every") }},
+	{&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"}, func(c *cli.Context, g *grpo.Config) { g.Threads = c.Int("threads") }},
+}
+
+var trainCommand = &cli.Command{
+	Name:      "train",
+	Usage:     "train the dual LoRA adapters of a compiled model with GRPO against a search engine",
+	ArgsUsage: " ",
+	Description: `Runs GRPO (Search-R1's settings by default: G = 5, clip 0.2, k3 KL 0.001 to the base,
+temperature 1, top-p 0.95, 4 search turns, 500 tokens per turn and per observation, top-3
+passages, EM reward) over the questions of --data, rolling out with the Search-R1 agent
+loop against --search (a BM25 index file or a /retrieve URL).
+
+Settings come from the defaults, then --config FILE (YAML; keys as in RUN/config.yaml),
+then the flags. Variants: --variant dual (DART: each token trains its role's adapter),
+single (one LoRA for every token), two-agent (each role encodes the whole context with
+its own adapter); --grad-tokens all|reason|tool restricts the loss to one kind of token.
+
+The run directory gets config.yaml, metrics.jsonl (one row per step) and checkpoints/
+step-N (adapters.safetensors, optimizer state, counters), written atomically every
+--checkpoint-every steps, at the end and on SIGINT/SIGTERM. --resume continues from the
+newest checkpoint. ` + "`dartc plot RUN`" + ` draws the curves. See docs/training.md.`,
+	Flags: append([]cli.Flag{
+		&cli.StringFlag{Name: "model", Usage: "compiled model directory (dartc compile)", Required: true},
+		&cli.StringFlag{Name: "data", Usage: "training questions: FlashRAG or R1-Searcher JSONL, or Search-R1 parquet", Required: true},
+		&cli.StringFlag{Name: "search", Usage: "BM25 index file (dartc search index) or /retrieve URL", Required: true},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "run directory", Required: true},
+		&cli.StringFlag{Name: "config", Usage: "YAML settings file"},
+		&cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the bundled one)"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint of --out"},
+		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar on stderr"},
+		deviceFlag,
+	}, overrideFlags()...),
+	Action: runTrain,
+}
+
+func overrideFlags() []cli.Flag {
+	fs := make([]cli.Flag, len(trainOverrides))
+	for i, o := range trainOverrides {
+		fs[i] = o.flag
+	}
+	return fs
+}
+
+// trainConfig resolves the settings: defaults, then the file, then flags.
+func trainConfig(c *cli.Context) (grpo.Config, error) {
+	cfg := grpo.DefaultConfig()
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = grpo.LoadConfig(path); err != nil {
+			return cfg, err
+		}
+	}
+	for _, o := range trainOverrides {
+		if c.IsSet(o.flag.Names()[0]) {
+			o.set(c, &cfg)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+func runTrain(c *cli.Context) error {
+	cfg, err := trainConfig(c)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if _, err := runtime.Init(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	data, err := eval.Load(c.String("data"))
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	searcher, err := connect.Open(c.String("search"), httpretrieve.ClientOptions{MaxAttempts: cfg.RetrieveTries})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if cl, ok := searcher.(interface{ Close() error }); ok {
+		defer cl.Close()
+	}
+	sess := &runtime.Options{Device: c.String(deviceFlag.Name), IntraOpThreads: cfg.Threads}
+	roller, err := newAgentRoller(c.String("model"), c.String("tokenizer"), searcher, cfg, sess)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	defer roller.a.Close()
+
+	var bar *progressbar.ProgressBar
+	if !c.Bool("no-progress") {
+		bar = progressbar.NewOptions(cfg.Steps,
+			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("train"),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionClearOnFinish())
+	}
+	tr, err := grpo.New(grpo.Options{
+		Model: c.String("model"), Run: c.String("out"), Config: cfg, Data: data, Roller: roller,
+		Resume: c.Bool("resume"), Device: c.String(deviceFlag.Name), Log: slog.Default(),
+		OnStep: func(m grpo.Metrics) {
+			if bar != nil {
+				bar.Describe(fmt.Sprintf("train reward %.3f kl %.4f", m.RewardMean, m.KL))
+				bar.Set(m.Step)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	defer tr.Close()
+	if bar != nil {
+		bar.Set(tr.State().Step)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = tr.Run(ctx)
+	if bar != nil {
+		bar.Exit()
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	ck, _ := grpo.LatestCheckpoint(c.String("out"))
+	fmt.Fprintf(c.App.Writer, "trained %d steps; metrics %s/%s; adapters %s\n", tr.State().Step, c.String("out"), grpo.MetricsFile, ck)
+	return nil
+}
+
+// agentRoller rolls out with the Search-R1 agent loop.
+type agentRoller struct{ a *agent.Agent }
+
+func newAgentRoller(model, tok string, s retrieval.Searcher, cfg grpo.Config, sess *runtime.Options) (*agentRoller, error) {
+	a, err := agent.New(agent.Config{
+		Model: model, Tokenizer: tok, Session: sess, Searcher: s, TopK: cfg.TopK,
+		MaxTurns: cfg.MaxTurns, MaxTurnTokens: cfg.MaxTurnTokens, MaxObsTokens: cfg.MaxObsTokens,
+		Sampling: runtime.Sampling{Temperature: cfg.Temperature, TopP: cfg.TopP},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &agentRoller{a: a}, nil
+}
+
+func (r *agentRoller) Rollout(ctx context.Context, examples []eval.Example, group int, adapters map[string]*runtime.Tensor, seed uint64) ([]*trajectory.Trajectory, error) {
+	if err := r.a.SetAdapters(adapters); err != nil {
+		return nil, err
+	}
+	qs := make([]agent.Question, len(examples))
+	for i, ex := range examples {
+		qs[i] = agent.Question{ID: ex.ID, Question: ex.Question, Golden: ex.Golden}
+	}
+	return r.a.Run(ctx, qs, group, seed)
+}
