@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 
 	"github.com/dartc/dartc/retrieval/corpus"
@@ -50,7 +51,6 @@ type builder struct {
 	spill    *os.File
 	spillBuf *bufio.Writer
 
-	tokBuf   []byte
 	docTerms []uint32
 	scratch  []byte
 }
@@ -76,20 +76,37 @@ func Build(ctx context.Context, src RowSource, path string, p Params) (BuildStat
 		spill:      spill,
 		spillBuf:   bufio.NewWriterSize(spill, 1<<20),
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+	// Three stages overlap: one goroutine reads rows, GOMAXPROCS workers
+	// tokenize batches of them, and this goroutine adds them in corpus order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *rowBatch, 4)
+	ordered := make(chan *rowBatch, 4+runtime.GOMAXPROCS(0))
+	go readBatches(ctx, src, work, ordered)
+	for range runtime.GOMAXPROCS(0) {
+		go func() {
+			for bt := range work {
+				bt.tokenize()
+			}
+		}()
+	}
+	for bt := range ordered {
+		select {
+		case <-bt.done:
+		case <-ctx.Done():
+			return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, ctx.Err())
 		}
-		row, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
+		if bt.err != nil {
+			return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, bt.err)
 		}
-		if err != nil {
-			return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
+		for i := range bt.rows {
+			if err := b.add(bt.rows[i], bt.tokens(i)); err != nil {
+				return BuildStats{}, fmt.Errorf("bm25: build %s: line %d: %w", path, bt.rows[i].Line, err)
+			}
 		}
-		if err := b.add(row); err != nil {
-			return BuildStats{}, fmt.Errorf("bm25: build %s: line %d: %w", path, row.Line, err)
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return BuildStats{}, fmt.Errorf("bm25: build %s: %w", path, err)
 	}
 	if len(b.docLens) == 0 {
 		return BuildStats{}, fmt.Errorf("bm25: build %s: the corpus has no passages", path)
@@ -114,13 +131,108 @@ func (p Params) check() error {
 	return nil
 }
 
-func (b *builder) add(row corpus.Row) error {
+// rowBatch is a run of consecutive rows and, once done is closed, their
+// tokens: text holds them back to back, ends[i] the end of each row's last.
+type rowBatch struct {
+	rows    []corpus.Row
+	text    []byte
+	tokEnds []uint32 // end of each token in text
+	rowEnds []int    // end of each row's tokens in tokEnds
+	err     error
+	done    chan struct{}
+}
+
+const rowsPerBatch = 256
+
+func (bt *rowBatch) tokenize() {
+	var buf []byte
+	for _, row := range bt.rows {
+		buf = Tokens(row.Contents, buf, func(tok []byte) {
+			bt.text = append(bt.text, tok...)
+			bt.tokEnds = append(bt.tokEnds, uint32(len(bt.text)))
+		})
+		bt.rowEnds = append(bt.rowEnds, len(bt.tokEnds))
+	}
+	close(bt.done)
+}
+
+// tokens returns row i's tokens as (text, ends) with ends relative to text.
+func (bt *rowBatch) tokens(i int) rowTokens {
+	first := 0
+	if i > 0 {
+		first = bt.rowEnds[i-1]
+	}
+	var start uint32
+	if first > 0 {
+		start = bt.tokEnds[first-1]
+	}
+	return rowTokens{text: bt.text, start: start, ends: bt.tokEnds[first:bt.rowEnds[i]]}
+}
+
+type rowTokens struct {
+	text  []byte
+	start uint32
+	ends  []uint32
+}
+
+// readBatches reads src into batches, sending each to work (to tokenize) and
+// to ordered (to add, in order). A read error ends the stream with a batch
+// that carries it. Both channels are closed at the end.
+func readBatches(ctx context.Context, src RowSource, work, ordered chan<- *rowBatch) {
+	defer close(work)
+	defer close(ordered)
+	for {
+		bt := &rowBatch{done: make(chan struct{})}
+		var readErr error
+		for len(bt.rows) < rowsPerBatch {
+			row, err := src.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				break
+			}
+			bt.rows = append(bt.rows, row)
+		}
+		if len(bt.rows) > 0 {
+			select {
+			case ordered <- bt:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- bt:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if readErr != nil || len(bt.rows) < rowsPerBatch {
+			if readErr != nil {
+				failed := &rowBatch{err: readErr, done: make(chan struct{})}
+				close(failed.done)
+				select {
+				case ordered <- failed:
+				case <-ctx.Done():
+				}
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (b *builder) add(row corpus.Row, toks rowTokens) error {
 	if len(b.docLens) == math.MaxUint32 {
 		return errors.New("too many passages (the format holds 2^32−1)")
 	}
 	doc := uint32(len(b.docLens))
 	b.docTerms = b.docTerms[:0]
-	b.tokBuf = Tokens(row.Contents, b.tokBuf, func(tok []byte) {
+	start := toks.start
+	for _, end := range toks.ends {
+		tok := toks.text[start:end]
+		start = end
 		id, ok := b.termIDs[string(tok)]
 		if !ok {
 			id = uint32(len(b.terms))
@@ -133,7 +245,7 @@ func (b *builder) add(row corpus.Row) error {
 			b.skips = append(b.skips, nil)
 		}
 		b.docTerms = append(b.docTerms, id)
-	})
+	}
 	if uint64(len(b.docTerms)) > math.MaxUint32 {
 		return errors.New("passage has more than 2^32−1 tokens")
 	}

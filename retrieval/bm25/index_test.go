@@ -244,6 +244,16 @@ func TestBuildRejectsBadInput(t *testing.T) {
 	if _, err := Build(context.Background(), ok, filepath.Join(dir, "z"), Params{K1: 0.9, B: 2}); err == nil {
 		t.Error("b = 2 accepted")
 	}
+	late, _ := corpus.NewReader(strings.NewReader(strings.Repeat("{\"id\":\"1\",\"contents\":\"a\"}\n", 599)+"{\"id\": 1}\n"), corpus.FlashRAG)
+	if _, err := Build(context.Background(), late, filepath.Join(dir, "l"), DefaultParams); err == nil || !strings.Contains(err.Error(), "line 600") {
+		t.Errorf("bad row 600 err = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	big, _ := corpus.NewReader(strings.NewReader(strings.Repeat("{\"id\":\"1\",\"contents\":\"a b\"}\n", 2000)), corpus.FlashRAG)
+	if _, err := Build(ctx, big, filepath.Join(dir, "c"), DefaultParams); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled build err = %v", err)
+	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("failed builds left files: %v", entries)
 	}
