@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/dartc/dartc/internal/atomicfile"
 
 	"github.com/dartc/dartc/qa"
 )
@@ -202,7 +202,7 @@ func (t *Table) Save(prefix string) error {
 		return fmt.Errorf("eval: encode table: %w", err)
 	}
 	for ext, b := range map[string][]byte{".md": md.Bytes(), ".csv": cs.Bytes(), ".json": append(js, '\n')} {
-		if err := writeFileAtomic(prefix+ext, b); err != nil {
+		if err := atomicfile.WriteFile(prefix+ext, b); err != nil {
 			return fmt.Errorf("eval: write %s: %w", prefix+ext, err)
 		}
 	}
@@ -292,30 +292,4 @@ func (b *Scoreboard) MetricsTable(title string) *Table {
 		t.Rows = append(t.Rows, r)
 	}
 	return t
-}
-
-func writeFileAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

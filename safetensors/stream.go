@@ -3,9 +3,8 @@ package safetensors
 import (
 	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
+
+	"github.com/dartc/dartc/internal/atomicfile"
 )
 
 // WriteStream writes a file whose tensors are produced one at a time: the
@@ -29,21 +28,16 @@ func WriteStream(path string, specs []Tensor, metadata map[string]string, fill f
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+strings.TrimPrefix(base, ".")+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("safetensors: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			f.Abort()
 		}
 	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
+	w := bufio.NewWriterSize(f, 1<<20)
 	if _, err = w.Write(hdr); err != nil {
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
@@ -65,16 +59,7 @@ func WriteStream(path string, specs []Tensor, metadata map[string]string, fill f
 	if err = w.Flush(); err != nil {
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
+	if err = f.Commit(); err != nil {
 		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil

@@ -2,9 +2,10 @@ package ir
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/dartc/dartc/internal/atomicfile"
 
 	"github.com/dartc/dartc/compiler/onnxpb"
 	"google.golang.org/protobuf/proto"
@@ -70,41 +71,7 @@ func Save(m *Model, path string, opts EmitOptions) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, b)
-}
-
-// WriteFileAtomic writes b to path through a synced temporary file in the
-// same folder, renamed into place.
-func WriteFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("ir: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("ir: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("ir: sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("ir: close %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("ir: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("ir: %w", err)
-	}
-	ok = true
-	return nil
+	return atomicfile.WriteFile(path, b)
 }
 
 func kvsToPB(kvs []KV) []*onnxpb.StringStringEntryProto {

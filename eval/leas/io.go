@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/dartc/dartc/internal/atomicfile"
 
 	"github.com/dartc/dartc/eval/stats"
 	"github.com/dartc/dartc/internal/plotpng"
@@ -107,7 +108,7 @@ func WriteResults(path string, rs []Result) error {
 			return fmt.Errorf("leas: encode %q: %w", r.ID, err)
 		}
 	}
-	if err := writeFileAtomic(path, b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, b.Bytes()); err != nil {
 		return fmt.Errorf("leas: write %s: %w", path, err)
 	}
 	return nil
@@ -135,7 +136,7 @@ func WriteSummary(path string, s Summary) error {
 	if err != nil {
 		return fmt.Errorf("leas: encode summary: %w", err)
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("leas: write %s: %w", path, err)
 	}
 	return nil
@@ -159,30 +160,4 @@ func WriteHistogram(path string, rs []Result) error {
 		Series: []plotpng.HistSeries{{Name: "M_Unified solved", Values: solved}, {Name: "M_Unified failed", Values: failed}},
 	})
 	return err
-}
-
-func writeFileAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
