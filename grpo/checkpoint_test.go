@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/trajectory"
 )
@@ -253,4 +254,63 @@ func TestNonFiniteSkipsAndStops(t *testing.T) {
 	}
 	defer back.Close()
 	sameAdapters(t, adapters[3], back.Adapters())
+}
+
+// failingRoller fails from call `from` on, as the agent loop does when the
+// retriever stops answering after its retries.
+type failingRoller struct {
+	*toyRoller
+	from int
+	n    int
+}
+
+var errRetrieverDown = errors.New("retrieve: connection refused after 3 attempts")
+
+func (f *failingRoller) Rollout(ctx context.Context, ex []eval.Example, group int, ad map[string]*runtime.Tensor, seed uint64) ([]*trajectory.Trajectory, error) {
+	f.n++
+	if f.n >= f.from {
+		return nil, errRetrieverDown
+	}
+	return f.toyRoller.Rollout(ctx, ex, group, ad, seed)
+}
+
+// TestRolloutFailureStopsCleanly: a rollout error ends the run with that
+// error, no partial step (state, metrics and checkpoints are those of the
+// last completed step), and the run resumes from its checkpoint.
+func TestRolloutFailureStopsCleanly(t *testing.T) {
+	dir := toyModel(t)
+	run := t.TempDir()
+	cfg := toyTrainConfig()
+	cfg.Steps, cfg.CheckpointEvery = 5, 2
+	tr, err := New(Options{Model: dir, Run: run, Config: cfg, Data: toyData(5), Reward: lowTokenReward,
+		Roller: &failingRoller{toyRoller: newToyRoller(t, dir, 8), from: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Run(context.Background()); !errors.Is(err, errRetrieverDown) {
+		t.Fatalf("Run: %v, want the retriever's error", err)
+	}
+	if tr.State().Step != 3 {
+		t.Fatalf("state after the failure: %+v, want step 3", tr.State())
+	}
+	rows, err := ReadMetrics(filepath.Join(run, MetricsFile))
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("metrics: %d rows (%v), want 3", len(rows), err)
+	}
+	back, err := New(Options{Model: dir, Run: run, Config: cfg, Data: toyData(5), Resume: true, Reward: lowTokenReward,
+		Roller: newToyRoller(t, dir, 8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if back.State().Step != 2 {
+		t.Fatalf("resumed at step %d, want the checkpoint of step 2", back.State().Step)
+	}
+	if rows, _ := ReadMetrics(filepath.Join(run, MetricsFile)); len(rows) != 2 {
+		t.Fatalf("resuming kept %d metrics rows, want 2 (step 3 is replayed)", len(rows))
+	}
+	if err := back.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
