@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/dartc/dartc/internal/float16"
 )
 
 // Tensor is a dense host-memory tensor in C (row-major) order.
@@ -169,7 +171,7 @@ func (t *Tensor) FloatsAt(dst []float64, off, n int) []float64 {
 		copy(dst, t.Float64()[off:off+n])
 	case Float16:
 		for i, v := range t.Uint16()[off : off+n] {
-			dst[i] = float64(HalfToFloat32(v))
+			dst[i] = float64(float16.ToFloat32(v))
 		}
 	case BFloat16:
 		for i, v := range t.Uint16()[off : off+n] {
@@ -200,7 +202,7 @@ func (t *Tensor) Float32sAt(dst []float32, off, n int) []float32 {
 		}
 	case Float16:
 		for i, v := range t.Uint16()[off : off+n] {
-			dst[i] = HalfToFloat32(v)
+			dst[i] = float16.ToFloat32(v)
 		}
 	case BFloat16:
 		for i, v := range t.Uint16()[off : off+n] {

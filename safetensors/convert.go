@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/dartc/dartc/internal/float16"
 )
 
 // FromFloat32 returns an F32 tensor holding values with the given shape.
@@ -69,7 +71,7 @@ func (t Tensor) Float32s() ([]float32, error) {
 		}
 	case F16:
 		for i := range out {
-			out[i] = halfToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
+			out[i] = float16.ToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
 		}
 	case BF16:
 		for i := range out {
@@ -148,26 +150,4 @@ func (t Tensor) Int64s() ([]int64, error) {
 		}
 	}
 	return out, nil
-}
-
-// halfToFloat32 widens an IEEE 754 binary16 value; every half is exactly
-// representable as a float32.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf or NaN: keep the payload
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
-	case frac == 0: // signed zero
-		return math.Float32frombits(sign)
-	default: // subnormal: frac · 2^-24
-		v := float32(frac) * (1.0 / (1 << 24))
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	}
 }

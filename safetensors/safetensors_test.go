@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dartc/dartc/internal/float16"
 )
 
 // TestReadPythonReference reads a file written by the Python safetensors
@@ -271,14 +273,14 @@ func TestHalfToFloat32(t *testing.T) {
 		0x03ff: 1023.0 / 16777216, 0x3555: 0.333251953125, 0x7c00: float32(math.Inf(1)),
 	}
 	for h, want := range cases {
-		if got := halfToFloat32(h); got != want {
+		if got := float16.ToFloat32(h); got != want {
 			t.Errorf("half %#04x = %v, want %v", h, got, want)
 		}
 	}
-	if got := halfToFloat32(0x7e00); !math.IsNaN(float64(got)) {
+	if got := float16.ToFloat32(0x7e00); !math.IsNaN(float64(got)) {
 		t.Errorf("half NaN = %v", got)
 	}
-	if got := halfToFloat32(0x8000); math.Float32bits(got) != 0x80000000 {
+	if got := float16.ToFloat32(0x8000); math.Float32bits(got) != 0x80000000 {
 		t.Errorf("half -0 = %#x", math.Float32bits(got))
 	}
 }

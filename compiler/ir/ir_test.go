@@ -227,20 +227,6 @@ func TestCheckFindsViolations(t *testing.T) {
 	}
 }
 
-func TestHalfConversion(t *testing.T) {
-	for _, c := range []struct {
-		bits uint16
-		f    float32
-	}{{0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0001, 5.9604645e-08}, {0x3555, 0.33325195}, {0, 0}} {
-		if got := ir.HalfToFloat32(c.bits); got != c.f {
-			t.Errorf("HalfToFloat32(%#x) = %v, want %v", c.bits, got, c.f)
-		}
-		if got := ir.Float32ToHalf(c.f); got != c.bits {
-			t.Errorf("Float32ToHalf(%v) = %#x, want %#x", c.f, got, c.bits)
-		}
-	}
-}
-
 // FuzzParse checks that parsing never panics and that parse → emit → parse
 // is stable for whatever parses.
 func FuzzParse(f *testing.F) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/dartc/dartc/internal/float16"
+
 	"github.com/dartc/dartc/compiler/onnxpb"
 )
 
@@ -320,7 +322,7 @@ func (t *Tensor) Float64s() ([]float64, error) {
 		case Float64:
 			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
 		case Float16:
-			out[i] = float64(HalfToFloat32(binary.LittleEndian.Uint16(b[2*i:])))
+			out[i] = float64(float16.ToFloat32(binary.LittleEndian.Uint16(b[2*i:])))
 		case BFloat16:
 			out[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16))
 		case Int64:
@@ -398,7 +400,7 @@ func NewScalar(name string, dt DType, v float64) *Tensor {
 	case Float64:
 		t.Raw = binary.LittleEndian.AppendUint64(nil, math.Float64bits(v))
 	case Float16:
-		t.Raw = binary.LittleEndian.AppendUint16(nil, Float32ToHalf(float32(v)))
+		t.Raw = binary.LittleEndian.AppendUint16(nil, float16.FromFloat32(float32(v)))
 	case BFloat16:
 		t.Raw = binary.LittleEndian.AppendUint16(nil, uint16(math.Float32bits(float32(v))>>16))
 	case Int64:
@@ -435,7 +437,7 @@ func (t *Tensor) As(dt DType) *Tensor {
 		case Float64:
 			out.Raw = binary.LittleEndian.AppendUint64(out.Raw, math.Float64bits(v))
 		case Float16:
-			out.Raw = binary.LittleEndian.AppendUint16(out.Raw, Float32ToHalf(float32(v)))
+			out.Raw = binary.LittleEndian.AppendUint16(out.Raw, float16.FromFloat32(float32(v)))
 		default:
 			panic("ir: As: unsupported dtype " + dt.String())
 		}

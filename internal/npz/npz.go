@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/dartc/dartc/internal/float16"
 )
 
 // Array is one .npy array.
@@ -41,7 +43,7 @@ func (a *Array) Float64() ([]float64, error) {
 		}
 	case "f2":
 		for i := range out {
-			out[i] = halfToFloat64(binary.LittleEndian.Uint16(a.Data[2*i:]))
+			out[i] = float64(float16.ToFloat32(binary.LittleEndian.Uint16(a.Data[2*i:])))
 		}
 	default:
 		return nil, fmt.Errorf("npz: Float64 of a %s array", a.DType)
@@ -89,25 +91,6 @@ func (a *Array) Bool() ([]bool, error) {
 		out[i] = b != 0
 	}
 	return out, nil
-}
-
-func halfToFloat64(h uint16) float64 {
-	sign := 1.0
-	if h&0x8000 != 0 {
-		sign = -1
-	}
-	exp := int(h>>10) & 0x1f
-	frac := float64(h & 0x3ff)
-	switch exp {
-	case 0:
-		return sign * math.Ldexp(frac, -24)
-	case 0x1f:
-		if frac != 0 {
-			return math.NaN()
-		}
-		return math.Inf(int(sign))
-	}
-	return sign * math.Ldexp(1+frac/1024, exp-15)
 }
 
 // Read parses an .npz archive held in memory.

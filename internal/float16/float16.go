@@ -1,9 +1,10 @@
-package ir
+// Package float16 converts between IEEE 754 binary16 bits and float32.
+package float16
 
 import "math"
 
-// HalfToFloat32 converts IEEE 754 binary16 bits to a float32.
-func HalfToFloat32(h uint16) float32 {
+// ToFloat32 converts binary16 bits to a float32 (exact).
+func ToFloat32(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	frac := uint32(h) & 0x3ff
@@ -24,9 +25,9 @@ func HalfToFloat32(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
 }
 
-// Float32ToHalf converts a float32 to IEEE 754 binary16 bits, rounding to
-// nearest even.
-func Float32ToHalf(f float32) uint16 {
+// FromFloat32 converts a float32 to binary16 bits, rounding to nearest
+// even.
+func FromFloat32(f float32) uint16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
 	exp := int32(b>>23) & 0xff
