@@ -38,7 +38,7 @@ type Index struct {
 
 	// scratchPool holds *scratch sized for this index; slots bounds how
 	// many searches run at once (searches are CPU-bound, and each holds an
-	// N-sized accumulator), so memory stays GOMAXPROCS × 12 bytes × N however
+	// N-sized accumulator), so memory stays under GOMAXPROCS × 16 bytes × N however
 	// many goroutines call Search.
 	scratchPool sync.Pool
 	slots       chan struct{}

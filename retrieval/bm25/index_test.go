@@ -175,6 +175,13 @@ func TestDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The batch, spread over goroutines, keeps query order.
+	for q := range queries {
+		one, _ := ix.Search(context.Background(), queries[q:q+1], 5)
+		if len(one[0]) != len(want[q]) || (len(one[0]) > 0 && one[0][0] != want[q][0]) {
+			t.Fatalf("query %q alone gives %+v, in the batch %+v", queries[q], one[0], want[q])
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for g := 0; g < 16; g++ {

@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dartc/dartc/retrieval"
 )
@@ -321,25 +323,58 @@ func topHits(acc []float64, docs []uint32, topk int) []Hit {
 }
 
 // Search implements retrieval.Searcher.
+// A batch of queries (Search-R1's trainer sends all of a step's queries in
+// one request) is spread over up to GOMAXPROCS goroutines; results keep the
+// query order.
 func (ix *Index) Search(ctx context.Context, queries []string, topk int) ([][]retrieval.Passage, error) {
+	if topk < 1 {
+		return nil, retrieval.ErrBadTopK
+	}
 	out := make([][]retrieval.Passage, len(queries))
-	for qi, q := range queries {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("bm25: search: %w", err)
+	errs := make([]error, len(queries))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(cap(ix.slots), len(queries)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				qi := int(next.Add(1) - 1)
+				if qi >= len(queries) {
+					return
+				}
+				out[qi], errs[qi] = ix.searchPassages(ctx, queries[qi], topk)
+				if errs[qi] != nil {
+					next.Store(int64(len(queries))) // stop the others early
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		hits, err := ix.SearchOne(q, topk)
+	}
+	return out, nil
+}
+
+func (ix *Index) searchPassages(ctx context.Context, q string, topk int) ([]retrieval.Passage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bm25: search: %w", err)
+	}
+	hits, err := ix.SearchOne(q, topk)
+	if err != nil {
+		return nil, fmt.Errorf("bm25: search %q: %w", q, err)
+	}
+	ps := make([]retrieval.Passage, len(hits))
+	for i, h := range hits {
+		id, contents, err := ix.Doc(h.Doc)
 		if err != nil {
 			return nil, fmt.Errorf("bm25: search %q: %w", q, err)
 		}
-		ps := make([]retrieval.Passage, len(hits))
-		for i, h := range hits {
-			id, contents, err := ix.Doc(h.Doc)
-			if err != nil {
-				return nil, fmt.Errorf("bm25: search %q: %w", q, err)
-			}
-			ps[i] = retrieval.Passage{ID: id, Contents: contents, Score: h.Score}
-		}
-		out[qi] = ps
+		ps[i] = retrieval.Passage{ID: id, Contents: contents, Score: h.Score}
 	}
-	return out, nil
+	return ps, nil
 }
