@@ -56,7 +56,8 @@ type builder struct {
 }
 
 // Build reads every row of src, indexes it, and writes the index to path
-// atomically. The context is checked between rows.
+// atomically. Passages are numbered in the order src yields them. The
+// context is checked between batches of rows.
 func Build(ctx context.Context, src RowSource, path string, p Params) (BuildStats, error) {
 	if err := p.check(); err != nil {
 		return BuildStats{}, err
@@ -132,7 +133,7 @@ func (p Params) check() error {
 }
 
 // rowBatch is a run of consecutive rows and, once done is closed, their
-// tokens: text holds them back to back, ends[i] the end of each row's last.
+// tokens, held back to back in text.
 type rowBatch struct {
 	rows    []corpus.Row
 	text    []byte
