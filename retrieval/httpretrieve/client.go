@@ -87,13 +87,7 @@ func (c *Client) Search(ctx context.Context, queries []string, topk int) ([][]re
 	if topk < 1 {
 		return nil, retrieval.ErrBadTopK
 	}
-	if queries == nil {
-		queries = []string{}
-	}
-	body, err := json.Marshal(map[string]any{"queries": queries, "topk": topk, "return_scores": true})
-	if err != nil {
-		return nil, fmt.Errorf("httpretrieve: encode request: %w", err)
-	}
+	body := appendRequest(nil, queries, topk)
 	var lastErr error
 	for attempt := 0; attempt < c.opts.MaxAttempts; attempt++ {
 		if attempt > 0 {

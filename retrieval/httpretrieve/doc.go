@@ -10,6 +10,8 @@
 //	          {"result": [[{"id": "0", "contents": "\"T\"\ntext"}, ...], ...]}   (return_scores false)
 //
 // Invariants:
+//   - Requests are byte-for-byte what Search-R1's trainer sends (Python's
+//     json.dumps defaults: ", " and ": " separators, non-ASCII as \uXXXX).
 //   - Responses are byte-for-byte what FastAPI writes for the same result:
 //     compact separators, non-ASCII text unescaped, floats in Python's repr
 //     (1.0, 1e-05, 0.30000000000000004).

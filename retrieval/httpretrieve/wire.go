@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/dartc/dartc/retrieval"
@@ -48,21 +49,38 @@ func appendResponse(dst []byte, results [][]retrieval.Passage, withScores bool) 
 // appendPyString appends s as a JSON string the way Python's json.dumps does
 // with ensure_ascii=False: only '"', '\\' and control characters below 0x20
 // are escaped. Invalid UTF-8 (which a Python str cannot hold) becomes U+FFFD.
-func appendPyString(dst []byte, s string) []byte {
+func appendPyString(dst []byte, s string) []byte { return appendPyJSONString(dst, s, false) }
+
+// appendPyASCIIString is appendPyString with ensure_ascii=True, json.dumps's
+// default: everything outside ' '..'~' is escaped as \uXXXX, characters
+// beyond the BMP as a surrogate pair.
+func appendPyASCIIString(dst []byte, s string) []byte { return appendPyJSONString(dst, s, true) }
+
+func appendPyJSONString(dst []byte, s string, ensureASCII bool) []byte {
 	const hex = "0123456789abcdef"
+	u4 := func(dst []byte, r rune) []byte {
+		return append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+	}
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, "\ufffd"...)
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
 			i += size
+			switch {
+			case !ensureASCII && r == utf8.RuneError && size == 1:
+				dst = append(dst, "\ufffd"...)
+			case !ensureASCII:
+				dst = append(dst, s[i-size:i]...)
+			case r > 0xffff:
+				hi, lo := utf16.EncodeRune(r)
+				dst = u4(u4(dst, hi), lo)
+			default:
+				dst = u4(dst, r)
+			}
 			continue
 		}
+		i++
 		switch c {
 		case '"':
 			dst = append(dst, `\"`...)
@@ -79,15 +97,29 @@ func appendPyString(dst []byte, s string) []byte {
 		case '\f':
 			dst = append(dst, `\f`...)
 		default:
-			if c < 0x20 {
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			if c < 0x20 || (ensureASCII && c == 0x7f) {
+				dst = u4(dst, rune(c))
 			} else {
 				dst = append(dst, c)
 			}
 		}
-		i++
 	}
 	return append(dst, '"')
+}
+
+// appendRequest appends the /retrieve request body exactly as Search-R1's
+// trainer sends it (requests.post(json=payload): json.dumps defaults).
+func appendRequest(dst []byte, queries []string, topk int) []byte {
+	dst = append(dst, `{"queries": [`...)
+	for i, q := range queries {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = appendPyASCIIString(dst, q)
+	}
+	dst = append(dst, `], "topk": `...)
+	dst = strconv.AppendInt(dst, int64(topk), 10)
+	return append(dst, `, "return_scores": true}`...)
 }
 
 // appendPyFloat appends f as Python's repr(float) writes it: the shortest

@@ -58,3 +58,16 @@ func TestPyFloat(t *testing.T) {
 		}
 	}
 }
+
+// request.golden.json is what Search-R1's trainer sends (Python's
+// json.dumps defaults, through requests.post(json=...)).
+func TestRequestMatchesSearchR1(t *testing.T) {
+	want, err := os.ReadFile("testdata/request.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := appendRequest(nil, []string{"who wrote hamlet", "Caf\u00e9 \"quoted\" \\ \n\t\x01 \u2013 \U0001F600", ""}, 3)
+	if !bytes.Equal(got, want) {
+		t.Errorf("request differs:\n got %s\nwant %s", got, want)
+	}
+}

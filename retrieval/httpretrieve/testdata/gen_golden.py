@@ -33,3 +33,8 @@ without = {"result": [[{"id": i, "contents": c} for i, c, _ in passages[:6]],
                       []]}
 open("response_scores.golden.json", "wb").write(render(with_scores))
 open("response_noscores.golden.json", "wb").write(render(without))
+
+# The request body Search-R1's trainer sends: requests.post(url, json=payload)
+# encodes with json.dumps(payload) (default separators, ensure_ascii=True).
+payload = {"queries": ["who wrote hamlet", "Caf\u00e9 \"quoted\" \\ \n\t\x01 \u2013 \U0001F600", ""], "topk": 3, "return_scores": True}
+open("request.golden.json", "wb").write(json.dumps(payload).encode("utf-8"))
