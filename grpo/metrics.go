@@ -32,10 +32,11 @@ type Metrics struct {
 	ResponseLength float64 `json:"response_length"`
 	PolicyTokens   float64 `json:"policy_tokens"`
 	Searches       float64 `json:"searches"`
-	Loss           float64 `json:"loss"`
-	KL             float64 `json:"kl"`
-	ClipFrac       float64 `json:"clip_frac"`
-	RatioMean      float64 `json:"ratio_mean"`
+	// Loss is the mean over the step's mini-batches of their loss.
+	Loss      float64 `json:"loss"`
+	KL        float64 `json:"kl"`
+	ClipFrac  float64 `json:"clip_frac"`
+	RatioMean float64 `json:"ratio_mean"`
 	// RatioMaxDev is max |ratio − 1| over the loss positions of the step's
 	// first mini-batch, whose adapters are the sampling ones.
 	RatioMaxDev float64 `json:"ratio_max_dev_first"`

@@ -394,6 +394,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 		acc.firstDone = true
 	}
 	acc.into(&met)
+	met.Loss /= float64(cfg.UpdatesPerStep())
 	st.Step++
 	tr.state, tr.order = st, order
 	met.LR = cfg.LRAt(max(st.Update, 1))
