@@ -26,7 +26,7 @@ type Reward func(t *trajectory.Trajectory) float64
 // matches a gold answer after SQuAD normalization, else 0. A response
 // without an answer scores 0.
 func EMReward(t *trajectory.Trajectory) float64 {
-	if t.Answer == "" && t.Stop != "answer" {
+	if t.Answer == "" {
 		return 0
 	}
 	if qa.ExactMatch(t.Answer, t.Golden) {
