@@ -1,5 +1,26 @@
-// Package leasrun drives a LEAS evaluation (DESIGN.md §8) on a compiled
-// dual-adapter model: it builds the six configurations' adapter tensors
-// with leas.Assemble, rolls out every question k times per configuration,
-// counts correct rollouts and hands the counts to package leas.
+// Package leasrun drives a LEAS evaluation (`dartc leas`, DESIGN.md §8) on a
+// compiled dual-adapter model: for each of the six configurations it puts
+// the adapter tensors leas.Assemble builds into the agent, rolls every
+// question out k times, counts the rollouts whose answer is an exact match,
+// and hands the counts to package leas for smoothing, the exact λ solve,
+// the summary and the histogram.
+//
+// Output directory layout:
+//
+//	rollouts.jsonl   one line per (configuration, question, sample): answer, EM, stop
+//	questions.jsonl  per question the counts c_M of the six configurations (leas.Question)
+//	results.jsonl    per question smoothed accuracies, λ, λ_23, interference (leas.Result)
+//	summary.json     leas.Summary plus the run's settings
+//	lambda23.png     histogram of λ_23 split by M_Unified's success
+//
+// Invariants:
+//   - Every configuration runs the same compiled graph; only the adapter
+//     tensors change (M_Base: zeros in both slots; M_Reas, M_Tool,
+//     M_Unified: the trained file; H_Tool, H_Reas: one trained slot, the
+//     other zeros).
+//   - Configurations share random numbers: row r of every configuration
+//     draws from runtime.RowRNG(seed+batch, r), so differences between
+//     configurations come from the adapters, not the draws (common random
+//     numbers lower the variance of the λ estimates).
+//   - Outputs are written atomically once all rollouts are done.
 package leasrun

@@ -1,0 +1,289 @@
+package leasrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dartc/dartc/eval"
+	"github.com/dartc/dartc/eval/leas"
+	"github.com/dartc/dartc/qa"
+	"github.com/dartc/dartc/runtime/agent"
+	"github.com/dartc/dartc/safetensors"
+	"github.com/schollz/progressbar/v3"
+)
+
+// File names in the output directory.
+const (
+	RolloutsFile  = "rollouts.jsonl"
+	QuestionsFile = "questions.jsonl"
+	ResultsFile   = "results.jsonl"
+	SummaryFile   = "summary.json"
+	HistogramFile = "lambda23.png"
+)
+
+// Defaults.
+const (
+	DefaultK     = 8
+	DefaultBatch = 4
+)
+
+// Options configure Run.
+type Options struct {
+	// Agent configures the rollouts (model, tokenizer, searcher, sampling,
+	// turns); its Adapters field is ignored.
+	Agent agent.Config
+	// Trained maps leas.Reas, leas.Tool and leas.Unified to their adapter
+	// files in the dual layout.
+	Trained  map[leas.Config]string
+	Datasets []string
+	Limit    int     // questions per dataset, 0: all
+	K        int     // samples per question and configuration [DefaultK]
+	Batch    int     // questions per agent run [DefaultBatch]
+	Seed     uint64  // sampling seed
+	Alpha    float64 // smoothing (0: leas.DefaultAlpha)
+	Dir      string  // output directory, created if missing
+	Progress io.Writer
+}
+
+// Rollout is one line of rollouts.jsonl.
+type Rollout struct {
+	Config   string  `json:"config"`
+	ID       string  `json:"id"`
+	Source   string  `json:"data_source"`
+	Sample   int     `json:"sample"`
+	Answer   string  `json:"answer"`
+	EM       float64 `json:"em"`
+	Stop     string  `json:"stop"`
+	Searches int     `json:"searches"`
+	Policy   int     `json:"policy_tokens"`
+	// Fingerprint is an FNV-1a hash of the response's token ids: equal
+	// fingerprints mean identical rollouts.
+	Fingerprint string `json:"fingerprint"`
+}
+
+func fingerprint(ids []int64) string {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, id := range ids {
+		binary.LittleEndian.PutUint64(b[:], uint64(id))
+		h.Write(b[:])
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// Report is what Run returns.
+type Report struct {
+	Questions []leas.Question
+	Results   []leas.Result
+	Summary   leas.Summary
+	Rollouts  []Rollout
+	Elapsed   time.Duration
+}
+
+// loadTrained reads the three trained adapter files.
+func loadTrained(paths map[leas.Config]string) (map[leas.Config]*safetensors.File, error) {
+	out := map[leas.Config]*safetensors.File{}
+	for _, c := range []leas.Config{leas.Reas, leas.Tool, leas.Unified} {
+		p := paths[c]
+		if p == "" {
+			return nil, fmt.Errorf("leasrun: no adapter file for %v (LEAS needs M_Reas, M_Tool and M_Unified)", c)
+		}
+		f, err := safetensors.Read(p)
+		if err != nil {
+			return nil, fmt.Errorf("leasrun: %v adapters: %w", c, err)
+		}
+		out[c] = f
+	}
+	return out, nil
+}
+
+// setAdapters puts the tensors of configuration c into the agent, going
+// through a temporary file so that agent.LoadAdapters checks names, shapes
+// and dtypes against the decoder.
+func setAdapters(a *agent.Agent, c leas.Config, trained map[leas.Config]*safetensors.File) error {
+	ts, err := leas.Assemble(c, trained)
+	if err != nil {
+		return fmt.Errorf("leasrun: %w", err)
+	}
+	tmp, err := os.CreateTemp("", "dartc-leas-*.safetensors")
+	if err != nil {
+		return fmt.Errorf("leasrun: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := safetensors.Write(tmp.Name(), ts, nil); err != nil {
+		return fmt.Errorf("leasrun: %w", err)
+	}
+	tensors, err := agent.LoadAdapters(tmp.Name(), a.Decoder().StaticInputs())
+	if err != nil {
+		return fmt.Errorf("leasrun: %v: %w", c, err)
+	}
+	return a.SetAdapters(tensors)
+}
+
+// Run rolls out the six configurations and writes the LEAS report.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("leasrun: no output directory")
+	}
+	if opts.K <= 0 {
+		opts.K = DefaultK
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultBatch
+	}
+	trained, err := loadTrained(opts.Trained)
+	if err != nil {
+		return nil, err
+	}
+	exs, err := loadExamples(opts.Datasets, opts.Limit)
+	if err != nil {
+		return nil, err
+	}
+	cfg := opts.Agent
+	cfg.Adapters = ""
+	a, err := agent.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	defer a.Close()
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	rep := &Report{Questions: make([]leas.Question, len(exs))}
+	for i, ex := range exs {
+		rep.Questions[i] = leas.Question{ID: ex.Source + "/" + ex.ID, K: opts.K}
+	}
+	var bar *progressbar.ProgressBar
+	if opts.Progress != nil {
+		bar = progressbar.NewOptions(int(leas.NumConfigs)*len(exs), progressbar.OptionSetWriter(opts.Progress),
+			progressbar.OptionSetDescription("leas"), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(opts.Progress) }))
+	}
+	start := time.Now()
+	for c := range leas.NumConfigs {
+		if err := setAdapters(a, c, trained); err != nil {
+			return nil, err
+		}
+		for b := 0; b < len(exs); b += opts.Batch {
+			batch := exs[b:min(b+opts.Batch, len(exs))]
+			qs := make([]agent.Question, len(batch))
+			for i, ex := range batch {
+				qs[i] = agent.Question{ID: ex.ID, Question: ex.Question, Golden: ex.Golden}
+			}
+			trs, err := a.Run(ctx, qs, opts.K, opts.Seed+uint64(b))
+			if err != nil {
+				return nil, fmt.Errorf("leasrun: %v, questions %d–%d: %w", c, b+1, b+len(batch), err)
+			}
+			for r, tr := range trs {
+				qi := b + r/opts.K
+				ex := exs[qi]
+				em := qa.ScorePrediction(tr.Answer, ex.Golden).EM
+				if em == 1 {
+					rep.Questions[qi].Correct[c]++
+				}
+				rep.Rollouts = append(rep.Rollouts, Rollout{Config: c.String(), ID: ex.ID, Source: ex.Source, Sample: r % opts.K,
+					Answer: tr.Answer, EM: em, Stop: tr.Stop, Searches: len(tr.Searches), Policy: tr.PolicyTokens(),
+					Fingerprint: fingerprint(tr.Tokens[tr.PromptLen:])})
+			}
+			if bar != nil {
+				bar.Add(len(batch))
+			}
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	if rep.Results, err = leas.Analyze(rep.Questions, opts.Alpha); err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	rep.Summary = leas.Summarize(rep.Results)
+	return rep, write(opts, rep)
+}
+
+func loadExamples(paths []string, limit int) ([]eval.Example, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("leasrun: no dataset given")
+	}
+	var out []eval.Example
+	for _, p := range paths {
+		exs, err := eval.Load(p)
+		if err != nil {
+			return nil, fmt.Errorf("leasrun: %w", err)
+		}
+		if limit > 0 && len(exs) > limit {
+			exs = exs[:limit]
+		}
+		for i := range exs {
+			if exs[i].ID == "" {
+				exs[i].ID = fmt.Sprintf("#%d", i+1)
+			}
+		}
+		out = append(out, exs...)
+	}
+	return out, nil
+}
+
+func write(opts Options, rep *Report) error {
+	var rb, qb bytes.Buffer
+	enc := json.NewEncoder(&rb)
+	for _, r := range rep.Rollouts {
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("leasrun: encode rollout: %w", err)
+		}
+	}
+	enc = json.NewEncoder(&qb)
+	for _, q := range rep.Questions {
+		if err := enc.Encode(q); err != nil {
+			return fmt.Errorf("leasrun: encode question: %w", err)
+		}
+	}
+	for name, b := range map[string][]byte{RolloutsFile: rb.Bytes(), QuestionsFile: qb.Bytes()} {
+		if err := writeFileAtomic(filepath.Join(opts.Dir, name), b); err != nil {
+			return fmt.Errorf("leasrun: write %s: %w", name, err)
+		}
+	}
+	if err := leas.WriteResults(filepath.Join(opts.Dir, ResultsFile), rep.Results); err != nil {
+		return err
+	}
+	if err := leas.WriteSummary(filepath.Join(opts.Dir, SummaryFile), rep.Summary); err != nil {
+		return err
+	}
+	if err := leas.WriteHistogram(filepath.Join(opts.Dir, HistogramFile), rep.Results); err != nil {
+		return fmt.Errorf("leasrun: histogram: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,92 @@
+package leasrun_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dartc/dartc/eval/leas"
+	"github.com/dartc/dartc/eval/leasrun"
+	"github.com/dartc/dartc/eval/run/runtest"
+	"github.com/dartc/dartc/retrieval/connect"
+	"github.com/dartc/dartc/retrieval/httpretrieve"
+	"github.com/dartc/dartc/runtime"
+	"github.com/dartc/dartc/runtime/agent"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	runtest.Cleanup()
+	os.Exit(code)
+}
+
+// TestRunSixConfigurations runs LEAS end to end on the compiled tiny Qwen2
+// with sampled rollouts. With one adapter file standing for M_Reas, M_Tool
+// and M_Unified, those three configurations get identical tensors and so,
+// sharing random numbers, identical rollouts; M_Base (zeros) must differ
+// from them somewhere. The report files are all written.
+func TestRunSixConfigurations(t *testing.T) {
+	f := runtest.Get(t)
+	s, err := connect.Open(f.Index, httpretrieve.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	same := f.Adapters["unified"]
+	const k = 3
+	rep, err := leasrun.Run(context.Background(), leasrun.Options{
+		Agent: agent.Config{Model: f.Model, Searcher: s, Session: &runtime.Options{IntraOpThreads: 1},
+			MaxTurns: 1, MaxTurnTokens: 6, Sampling: runtime.Sampling{Temperature: 1, TopK: 20}}, // top-k: no sort of the random model's flat vocabulary
+		Trained:  map[leas.Config]string{leas.Reas: same, leas.Tool: same, leas.Unified: same},
+		Datasets: []string{filepath.Join(f.Data, "nq_test.jsonl")}, Limit: 3, K: k, Batch: 2, Seed: 9, Dir: dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rollouts) != int(leas.NumConfigs)*3*k || len(rep.Results) != 3 || rep.Summary.Questions != 3 {
+		t.Fatalf("%d rollouts, %d results, summary of %d questions", len(rep.Rollouts), len(rep.Results), rep.Summary.Questions)
+	}
+	by := map[string]map[string]string{} // config → id/sample → fingerprint
+	for _, r := range rep.Rollouts {
+		if by[r.Config] == nil {
+			by[r.Config] = map[string]string{}
+		}
+		by[r.Config][r.ID+"/"+string(rune('0'+r.Sample))] = r.Fingerprint
+	}
+	differs := false
+	for key, fp := range by["M_Unified"] {
+		if by["M_Reas"][key] != fp || by["M_Tool"][key] != fp {
+			t.Errorf("%s: M_Reas, M_Tool, M_Unified share tensors and seeds but rolled out differently", key)
+		}
+		if by["M_Base"][key] != fp {
+			differs = true
+		}
+	}
+	if !differs {
+		t.Error("M_Base (zero adapters) rolled out exactly as M_Unified: adapters were not switched")
+	}
+	for _, q := range rep.Questions {
+		for m, c := range q.Correct {
+			if c < 0 || c > k {
+				t.Errorf("%s %v: %d correct of %d", q.ID, leas.Config(m), c, k)
+			}
+		}
+	}
+	for _, name := range []string{leasrun.RolloutsFile, leasrun.QuestionsFile, leasrun.ResultsFile, leasrun.SummaryFile, leasrun.HistogramFile} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	qs, err := leas.ReadQuestions(filepath.Join(dir, leasrun.QuestionsFile))
+	if err != nil || len(qs) != 3 || qs[0].Correct != rep.Questions[0].Correct {
+		t.Errorf("questions.jsonl does not read back: %v", err)
+	}
+}
+
+func TestRunNeedsThreeAdapters(t *testing.T) {
+	_, err := leasrun.Run(context.Background(), leasrun.Options{Dir: t.TempDir(), Trained: map[leas.Config]string{leas.Reas: "x"}})
+	if err == nil {
+		t.Fatal("no error without M_Tool and M_Unified")
+	}
+}
