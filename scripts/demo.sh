@@ -28,5 +28,27 @@ $dartc search query --index "$out/hotpotqa.bm25" --topk 2 "Party Never Ends is a
 step "5. greedy decoding through decode.onnx with the KV cache"
 $dartc run "$out/compiled" --steps 8 --prompt-ids "151644 872 198"
 
-echo
-echo "demo: outputs are in $out/"
+step "6. GRPO with DART's dual adapters: Search-R1 rollouts against the index, EM reward (2 short steps)"
+$dartc train --model "$out/compiled" --data data/demo/hotpotqa_val.jsonl --search "$out/hotpotqa.bm25" \
+  -o "$out/run" --steps 2 --prompts 2 --group 2 --max-turns 1 --max-turn-tokens 16 --lr 1e-3 --no-progress
+$dartc plot "$out/run"
+
+step "7. evaluation: greedy agent rollouts, the paper-shaped table"
+$dartc eval --model "$out/compiled" --adapters "$out/run/checkpoints/step-000002/adapters.safetensors" \
+  --data data/demo/nq_test.jsonl,data/demo/bamboogle.jsonl,data/demo/hotpotqa_val.jsonl --limit 8 \
+  --search "$out/hotpotqa.bm25" --max-turns 1 --max-turn-tokens 24 -o "$out/eval" --quiet
+
+step "8. the tool adapter as a Hugging Face PEFT directory"
+$dartc export-peft "$out/run/checkpoints/step-000002/adapters.safetensors" --role tool -o "$out/peft-tool"
+
+cat <<EOF
+
+demo: outputs are in $out/
+  $out/compiled/          decode.onnx logprobs.onnx train.onnx adamw.onnx adapters.safetensors manifest.json
+  $out/hotpotqa.bm25      the BM25 index
+  $out/run/               metrics.jsonl, checkpoints/, plots/*.png
+  $out/eval/              predictions.jsonl, table.md / .csv / .json
+  $out/peft-tool/         adapter_config.json, adapter_model.safetensors
+The model is a random tiny one, so rewards and EM stay near zero: the demo shows the
+pipeline, not learning (see docs/training.md for the learning-signal test).
+EOF
