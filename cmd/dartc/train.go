@@ -27,27 +27,28 @@ func init() { register(trainCommand) }
 var trainOverrides = []struct {
 	flag cli.Flag
 	set  func(c *cli.Context, cfg *grpo.Config)
+	def  func(cfg grpo.Config) any // the default shown by --help
 }{
-	{&cli.IntFlag{Name: "steps", Usage: "GRPO steps"}, func(c *cli.Context, g *grpo.Config) { g.Steps = c.Int("steps") }},
-	{&cli.IntFlag{Name: "prompts", Usage: "prompts per step"}, func(c *cli.Context, g *grpo.Config) { g.Prompts = c.Int("prompts") }},
-	{&cli.IntFlag{Name: "group", Usage: "rollouts per prompt (G)"}, func(c *cli.Context, g *grpo.Config) { g.Group = c.Int("group") }},
-	{&cli.IntFlag{Name: "mini-batch", Usage: "rollouts per optimizer update (0: all of a step)"}, func(c *cli.Context, g *grpo.Config) { g.MiniBatch = c.Int("mini-batch") }},
-	{&cli.IntFlag{Name: "micro-batch", Usage: "rollouts per train.onnx call"}, func(c *cli.Context, g *grpo.Config) { g.MicroBatch = c.Int("micro-batch") }},
-	{&cli.StringFlag{Name: "variant", Usage: "dual, single or two-agent"}, func(c *cli.Context, g *grpo.Config) { g.Variant = c.String("variant") }},
-	{&cli.StringFlag{Name: "grad-tokens", Usage: "tokens that carry loss: all, reason or tool"}, func(c *cli.Context, g *grpo.Config) { g.GradTokens = c.String("grad-tokens") }},
-	{&cli.StringFlag{Name: "loss-agg", Usage: "token-mean or seq-mean-token-mean"}, func(c *cli.Context, g *grpo.Config) { g.LossAgg = c.String("loss-agg") }},
-	{&cli.Float64Flag{Name: "lr", Usage: "peak learning rate"}, func(c *cli.Context, g *grpo.Config) { g.LR = c.Float64("lr") }},
-	{&cli.Float64Flag{Name: "warmup-ratio", Usage: "fraction of the updates with linear warmup"}, func(c *cli.Context, g *grpo.Config) { g.WarmupRatio = c.Float64("warmup-ratio") }},
-	{&cli.Float64Flag{Name: "kl-coef", Usage: "coefficient of the k3 KL to the base"}, func(c *cli.Context, g *grpo.Config) { g.KLCoef = c.Float64("kl-coef") }},
-	{&cli.Float64Flag{Name: "clip", Usage: "clip ε (both sides)"}, func(c *cli.Context, g *grpo.Config) { g.ClipLow, g.ClipHigh = c.Float64("clip"), c.Float64("clip") }},
-	{&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature"}, func(c *cli.Context, g *grpo.Config) { g.Temperature = c.Float64("temperature") }},
-	{&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling mass"}, func(c *cli.Context, g *grpo.Config) { g.TopP = c.Float64("top-p") }},
-	{&cli.IntFlag{Name: "max-turns", Usage: "turns that may search"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurns = c.Int("max-turns") }},
-	{&cli.IntFlag{Name: "max-turn-tokens", Usage: "tokens generated per turn"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurnTokens = c.Int("max-turn-tokens") }},
-	{&cli.IntFlag{Name: "topk", Usage: "passages per search"}, func(c *cli.Context, g *grpo.Config) { g.TopK = c.Int("topk") }},
-	{&cli.Uint64Flag{Name: "seed", Usage: "seed of the data order and the rollouts"}, func(c *cli.Context, g *grpo.Config) { g.Seed = c.Uint64("seed") }},
-	{&cli.IntFlag{Name: "checkpoint-every", Usage: "steps between checkpoints (0: only at the end and on a signal)"}, func(c *cli.Context, g *grpo.Config) { g.CheckpointEvery = c.Int("checkpoint-every") }},
-	{&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"}, func(c *cli.Context, g *grpo.Config) { g.Threads = c.Int("threads") }},
+	{&cli.IntFlag{Name: "steps", Usage: "GRPO steps"}, func(c *cli.Context, g *grpo.Config) { g.Steps = c.Int("steps") }, func(g grpo.Config) any { return g.Steps }},
+	{&cli.IntFlag{Name: "prompts", Usage: "prompts per step"}, func(c *cli.Context, g *grpo.Config) { g.Prompts = c.Int("prompts") }, func(g grpo.Config) any { return g.Prompts }},
+	{&cli.IntFlag{Name: "group", Usage: "rollouts per prompt (G)"}, func(c *cli.Context, g *grpo.Config) { g.Group = c.Int("group") }, func(g grpo.Config) any { return g.Group }},
+	{&cli.IntFlag{Name: "mini-batch", Usage: "rollouts per optimizer update (0: all of a step)"}, func(c *cli.Context, g *grpo.Config) { g.MiniBatch = c.Int("mini-batch") }, func(g grpo.Config) any { return g.MiniBatch }},
+	{&cli.IntFlag{Name: "micro-batch", Usage: "rollouts per train.onnx call"}, func(c *cli.Context, g *grpo.Config) { g.MicroBatch = c.Int("micro-batch") }, func(g grpo.Config) any { return g.MicroBatch }},
+	{&cli.StringFlag{Name: "variant", Usage: "dual, single or two-agent"}, func(c *cli.Context, g *grpo.Config) { g.Variant = c.String("variant") }, func(g grpo.Config) any { return g.Variant }},
+	{&cli.StringFlag{Name: "grad-tokens", Usage: "tokens that carry loss: all, reason or tool"}, func(c *cli.Context, g *grpo.Config) { g.GradTokens = c.String("grad-tokens") }, func(g grpo.Config) any { return g.GradTokens }},
+	{&cli.StringFlag{Name: "loss-agg", Usage: "token-mean or seq-mean-token-mean"}, func(c *cli.Context, g *grpo.Config) { g.LossAgg = c.String("loss-agg") }, func(g grpo.Config) any { return g.LossAgg }},
+	{&cli.Float64Flag{Name: "lr", Usage: "peak learning rate"}, func(c *cli.Context, g *grpo.Config) { g.LR = c.Float64("lr") }, func(g grpo.Config) any { return g.LR }},
+	{&cli.Float64Flag{Name: "warmup-ratio", Usage: "fraction of the updates with linear warmup"}, func(c *cli.Context, g *grpo.Config) { g.WarmupRatio = c.Float64("warmup-ratio") }, func(g grpo.Config) any { return g.WarmupRatio }},
+	{&cli.Float64Flag{Name: "kl-coef", Usage: "coefficient of the k3 KL to the base"}, func(c *cli.Context, g *grpo.Config) { g.KLCoef = c.Float64("kl-coef") }, func(g grpo.Config) any { return g.KLCoef }},
+	{&cli.Float64Flag{Name: "clip", Usage: "clip ε (both sides)"}, func(c *cli.Context, g *grpo.Config) { g.ClipLow, g.ClipHigh = c.Float64("clip"), c.Float64("clip") }, func(g grpo.Config) any { return g.ClipLow }},
+	{&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature"}, func(c *cli.Context, g *grpo.Config) { g.Temperature = c.Float64("temperature") }, func(g grpo.Config) any { return g.Temperature }},
+	{&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling mass"}, func(c *cli.Context, g *grpo.Config) { g.TopP = c.Float64("top-p") }, func(g grpo.Config) any { return g.TopP }},
+	{&cli.IntFlag{Name: "max-turns", Usage: "turns that may search"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurns = c.Int("max-turns") }, func(g grpo.Config) any { return g.MaxTurns }},
+	{&cli.IntFlag{Name: "max-turn-tokens", Usage: "tokens generated per turn"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurnTokens = c.Int("max-turn-tokens") }, func(g grpo.Config) any { return g.MaxTurnTokens }},
+	{&cli.IntFlag{Name: "topk", Usage: "passages per search"}, func(c *cli.Context, g *grpo.Config) { g.TopK = c.Int("topk") }, func(g grpo.Config) any { return g.TopK }},
+	{&cli.Uint64Flag{Name: "seed", Usage: "seed of the data order and the rollouts"}, func(c *cli.Context, g *grpo.Config) { g.Seed = c.Uint64("seed") }, func(g grpo.Config) any { return g.Seed }},
+	{&cli.IntFlag{Name: "checkpoint-every", Usage: "steps between checkpoints (0: only at the end and on a signal)"}, func(c *cli.Context, g *grpo.Config) { g.CheckpointEvery = c.Int("checkpoint-every") }, func(g grpo.Config) any { return g.CheckpointEvery }},
+	{&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"}, func(c *cli.Context, g *grpo.Config) { g.Threads = c.Int("threads") }, func(g grpo.Config) any { return g.Threads }},
 }
 
 var trainCommand = &cli.Command{
@@ -82,9 +83,23 @@ newest checkpoint. ` + "`dartc plot RUN`" + ` draws the curves. See docs/trainin
 	Action: runTrain,
 }
 
+// overrideFlags returns the setting flags with Search-R1's defaults as
+// their values, so that --help shows them; a flag still overrides the
+// config file only when given.
 func overrideFlags() []cli.Flag {
+	def := grpo.DefaultConfig()
 	fs := make([]cli.Flag, len(trainOverrides))
 	for i, o := range trainOverrides {
+		switch f := o.flag.(type) {
+		case *cli.IntFlag:
+			f.Value = o.def(def).(int)
+		case *cli.Float64Flag:
+			f.Value = o.def(def).(float64)
+		case *cli.StringFlag:
+			f.Value = o.def(def).(string)
+		case *cli.Uint64Flag:
+			f.Value = o.def(def).(uint64)
+		}
 		fs[i] = o.flag
 	}
 	return fs

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dartc/dartc/grpo"
+	"github.com/urfave/cli/v2"
+)
+
+// resolveTrainConfig runs the train command's flag parsing and returns the
+// settings trainConfig resolves.
+func resolveTrainConfig(t *testing.T, args ...string) (grpo.Config, error) {
+	t.Helper()
+	var cfg grpo.Config
+	var cerr error
+	cmd := *trainCommand
+	cmd.Action = func(c *cli.Context) error {
+		cfg, cerr = trainConfig(c)
+		return nil
+	}
+	app := &cli.App{Name: "dartc", Commands: []*cli.Command{&cmd}, ExitErrHandler: func(*cli.Context, error) {}}
+	base := []string{"dartc", "train", "--model", "m", "--data", "d", "--search", "s", "-o", "r"}
+	if err := app.Run(interspersed(app, append(base, args...))); err != nil {
+		return cfg, err
+	}
+	return cfg, cerr
+}
+
+func TestTrainSettingsPrecedence(t *testing.T) {
+	def := grpo.DefaultConfig()
+	cfg, err := resolveTrainConfig(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Group != def.Group || cfg.KLCoef != def.KLCoef || cfg.TopP != def.TopP {
+		t.Fatalf("no file, no flags: got %+v, want the defaults", cfg)
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("group: 3\nsteps: 7\nlr: 0.0001\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = resolveTrainConfig(t, "--config", file, "--steps", "9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Group != 3 || cfg.LR != 1e-4 {
+		t.Fatalf("the file's settings were not applied: group %d, lr %g", cfg.Group, cfg.LR)
+	}
+	if cfg.Steps != 9 {
+		t.Fatalf("the flag did not override the file: steps %d", cfg.Steps)
+	}
+	if cfg.KLCoef != def.KLCoef {
+		t.Fatalf("a setting in neither file nor flags lost its default: kl %g", cfg.KLCoef)
+	}
+	if err := os.WriteFile(file, []byte("group: 3\nno_such_key: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveTrainConfig(t, "--config", file); err == nil || !strings.Contains(err.Error(), "no_such_key") {
+		t.Fatalf("an unknown key in the file: got %v", err)
+	}
+	if _, err := resolveTrainConfig(t, "--variant", "triple"); err == nil {
+		t.Fatal("an unknown variant was accepted")
+	}
+}
