@@ -15,7 +15,7 @@ import (
 
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/leas"
-	"github.com/dartc/dartc/qa"
+	"github.com/dartc/dartc/eval/run"
 	"github.com/dartc/dartc/runtime/agent"
 	"github.com/dartc/dartc/safetensors"
 	"github.com/schollz/progressbar/v3"
@@ -187,7 +187,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			for r, tr := range trs {
 				qi := b + r/opts.K
 				ex := exs[qi]
-				em := qa.ScorePrediction(tr.Answer, ex.Golden).EM
+				em := run.Score(tr.Answer, ex.Golden).EM
 				if em == 1 {
 					rep.Questions[qi].Correct[c]++
 				}

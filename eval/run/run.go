@@ -166,8 +166,17 @@ func NewRecord(ex eval.Example, tr *trajectory.Trajectory) Record {
 		ID: ex.ID, Source: ex.Source, Question: ex.Question, Golden: ex.Golden,
 		Pred: tr.Answer, Response: tr.Response, Searches: tr.Searches, Turns: tr.Turns, Stop: tr.Stop,
 		ResponseTokens: tr.ResponseTokens(), PolicyTokens: tr.PolicyTokens(),
-		Score: qa.ScorePrediction(tr.Answer, ex.Golden),
+		Score: Score(tr.Answer, ex.Golden),
 	}
+}
+
+// Score scores an extracted answer; an empty one (no <answer>, or an empty
+// one) scores 0 even against a gold answer that normalizes to "".
+func Score(answer string, golden []string) qa.Score {
+	if answer == "" {
+		return qa.Score{}
+	}
+	return qa.ScorePrediction(answer, golden)
 }
 
 // Run evaluates the questions of opts.Datasets not yet in the output
