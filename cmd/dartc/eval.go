@@ -1,11 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/dartc/dartc/eval"
+	"github.com/dartc/dartc/eval/run"
 	"github.com/dartc/dartc/qa"
+	"github.com/dartc/dartc/retrieval"
+	"github.com/dartc/dartc/retrieval/connect"
+	"github.com/dartc/dartc/retrieval/httpretrieve"
+	"github.com/dartc/dartc/runtime"
+	"github.com/dartc/dartc/runtime/agent"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,14 +33,103 @@ var (
 	}
 )
 
+// Flags of the rollout evaluation (dartc eval without a subcommand).
+var (
+	evalModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled directory written by `dartc compile`"}
+	evalAdaptersFlag  = &cli.StringFlag{Name: "adapters", Usage: "adapters.safetensors to evaluate (default: zeros, the base model)"}
+	evalTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the project's data/qwen2-tokenizer)"}
+	evalDataFlag      = &cli.StringFlag{Name: "data", Usage: "comma-separated dataset files (FlashRAG or R1-Searcher JSONL, Search-R1 parquet)"}
+	evalSearchFlag    = &cli.StringFlag{Name: "search", Usage: "BM25 index file or /retrieve URL answering <search> calls (default: none, searches return no passage)"}
+	evalOutputFlag    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: predictions.jsonl and table.{md,csv,json}; an existing one is resumed"}
+	evalLimitFlag     = &cli.IntFlag{Name: "limit", Usage: "evaluate the first N questions of each dataset (0: all)"}
+	evalBatchFlag     = &cli.IntFlag{Name: "batch", Value: run.DefaultBatch, Usage: "questions rolled out together"}
+	evalTurnsFlag     = &cli.IntFlag{Name: "max-turns", Value: agent.DefaultMaxTurns, Usage: "turns that may search before the final answer turn"}
+	evalTokensFlag    = &cli.IntFlag{Name: "max-turn-tokens", Value: agent.DefaultMaxTurnTokens, Usage: "tokens generated per turn"}
+	evalDocsFlag      = &cli.IntFlag{Name: "docs", Value: agent.DefaultTopK, Usage: "passages per search"}
+	evalQuietFlag     = &cli.BoolFlag{Name: "quiet", Usage: "no progress bar"}
+)
+
 var evalCommand = &cli.Command{
-	Name:  "eval",
-	Usage: "evaluate answers on QA benchmarks: EM, F1 and substring EM",
-	Description: `Scores answers as Search-R1 does: the last <answer>…</answer> of a response, SQuAD
-normalization (lower case, no punctuation, no articles, single spaces), exact match against
-any gold answer, token F1 (best gold) and substring exact match. Tables have one column per
-dataset, in the paper's order, and the unweighted average over datasets.`,
+	Name:      "eval",
+	Usage:     "evaluate a compiled model on QA benchmarks with greedy agent rollouts, or score predictions",
+	ArgsUsage: "--model DIR --data A.jsonl,B.jsonl,… -o REPORT [--adapters FILE] [--search INDEX|URL] [--limit N] [--batch B] [--max-turns N]",
+	Description: `Without a subcommand, eval rolls out every question of --data once with the Search-R1
+agent loop and greedy decoding (Search-R1's evaluation setting) on the compiled model with
+--adapters, answering <search> calls from --search. Each answer is scored as Search-R1 does:
+the last <answer>…</answer> the policy wrote, SQuAD normalization (lower case, no
+punctuation, no articles, single spaces), exact match against any gold answer, token F1
+(best gold) and substring exact match.
+
+REPORT/predictions.jsonl gets one line per question (question, golds, response, answer,
+searches, scores) as soon as its batch finishes; rerunning with the same -o skips the
+questions already there, so an interrupted evaluation resumes. REPORT/table.md, .csv and
+.json hold the paper-shaped table: one column per dataset in the paper's order and the
+unweighted average over datasets.
+
+eval score scores an existing predictions file without a model.`,
+	Flags: []cli.Flag{evalModelFlag, evalAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, evalOutputFlag,
+		evalLimitFlag, evalBatchFlag, evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
+	Action:      runEval,
 	Subcommands: []*cli.Command{evalScoreCommand},
+}
+
+// openSearcher opens a BM25 index or a /retrieve URL; "" means none.
+func openSearcher(spec string) (retrieval.Searcher, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	return connect.Open(spec, httpretrieve.ClientOptions{})
+}
+
+// agentTurns maps the --max-turns value to agent.Config.MaxTurns, which
+// reads 0 as its default.
+func agentTurns(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func runEval(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("eval: unknown subcommand or argument %q (subcommands: score; the model evaluation takes only flags)", c.Args().First())
+	}
+	for _, f := range []*cli.StringFlag{evalModelFlag, evalDataFlag, evalOutputFlag} {
+		if c.String(f.Name) == "" {
+			return fmt.Errorf("eval: --%s is required (dartc eval --model DIR --data A.jsonl,… -o REPORT; or dartc eval score FILE)", f.Name)
+		}
+	}
+	searcher, err := openSearcher(c.String(evalSearchFlag.Name))
+	if err != nil {
+		return fmt.Errorf("eval: --search: %w", err)
+	}
+	a, err := agent.New(agent.Config{
+		Model: c.String(evalModelFlag.Name), Tokenizer: c.String(evalTokenizerFlag.Name),
+		Adapters: c.String(evalAdaptersFlag.Name), Session: &runtime.Options{Device: c.String(deviceFlag.Name)},
+		Searcher: searcher, TopK: c.Int(evalDocsFlag.Name), MaxTurns: agentTurns(c.Int(evalTurnsFlag.Name)),
+		MaxTurnTokens: c.Int(evalTokensFlag.Name), Sampling: runtime.Sampling{}, // greedy
+	})
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	defer a.Close()
+	opts := run.Options{Datasets: splitList(c.String(evalDataFlag.Name)), Dir: c.String(evalOutputFlag.Name),
+		Limit: c.Int(evalLimitFlag.Name), Batch: c.Int(evalBatchFlag.Name), Title: c.String(evalAdaptersFlag.Name)}
+	if !c.Bool(evalQuietFlag.Name) {
+		opts.Progress = os.Stderr
+	}
+	res, err := run.Run(context.Background(), run.AgentRoller{Agent: a}, opts)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "%d questions (%d resumed, %d rolled out", res.Total, res.Resumed, res.Rolled)
+	if res.Rolled > 0 {
+		fmt.Fprintf(w, " at %.3f questions/s, %d searches", res.QuestionsPerSecond(), res.Searches)
+	}
+	fmt.Fprintf(w, "); report in %s\n", opts.Dir)
+	fmt.Fprintf(w, "EM %.4f  F1 %.4f  SubEM %.4f over all questions\n\n", res.Overall.EM, res.Overall.F1, res.Overall.SubEM)
+	return res.Table.WriteMarkdown(w)
 }
 
 var evalScoreCommand = &cli.Command{
