@@ -50,6 +50,7 @@ type headBase struct {
 	target  string // next token ids [b, s], 0 at the last position
 	valid   string // [b, s] 1 where a next token exists, 0 at the last position
 	lp      string // log-prob of the next token [b, s], 0 at the last position
+	p       string // softmax [b, s, V], once built
 	seqDims []ir.Dim
 }
 
@@ -84,11 +85,18 @@ func buildHeadBase(s *State, prefix string) (*headBase, error) {
 
 func (h *headBase) seqType() *ir.Type { return ir.TensorType(h.dt, h.seqDims...) }
 
+// probs is softmax(logits) = exp(log-softmax), computed once per head.
+func (h *headBase) probs(s *State, prefix string) string {
+	if h.p == "" {
+		h.p = s.Builder().Op(prefix+"/softmax/Exp", "Exp", []string{h.lsm})
+	}
+	return h.p
+}
+
 // entropy is −Σ p·log p over the vocabulary, per position.
 func (h *headBase) entropy(s *State, prefix string) string {
 	b := s.Builder()
-	p := b.Op(prefix+"/entropy/Exp", "Exp", []string{h.lsm})
-	plp := b.Op(prefix+"/entropy/Mul", "Mul", []string{p, h.lsm})
+	plp := b.Op(prefix+"/entropy/Mul", "Mul", []string{h.probs(s, prefix), h.lsm})
 	sum := b.Op(prefix+"/entropy/ReduceSum", "ReduceSum", []string{plp, b.Ints(prefix+"/entropy/axes", -1)}, ir.AttrInt("keepdims", 0))
 	return b.Op(prefix+"/entropy/Neg", "Neg", []string{sum})
 }
@@ -174,13 +182,14 @@ func GRPOHead(s *State) error {
 	dlp := op("grad/dlp", "Mul", TokenWeightsInput,
 		op("grad/dlp/sum", "Add", dpg, op("grad/dlp/kl", "Mul", KLCoefInput, dkl)))
 	dlp = op("grad/dlp/valid", "Mul", dlp, h.valid)
-	// dlogits = dlp·(onehot − softmax); onehot as Equal(range(V), target).
-	probs := op("grad/softmax", "Exp", h.lsm)
-	vocab := op("grad/vocab", "Squeeze", op("grad/vocab/Slice", "Slice", op("grad/vocab/Shape", "Shape", h.lsm),
-		b.Ints("/grpo/grad/vocab/starts", -1), b.Ints("/grpo/grad/vocab/ends", math.MaxInt64)))
-	ids := b.Op("/grpo/grad/Range", "Range", []string{b.Scalar("/grpo/grad/range/start", ir.Int64, 0), vocab, b.Scalar("/grpo/grad/range/step", ir.Int64, 1)})
-	onehot := castTo(b, "/grpo/grad/onehot", op("grad/onehot/Equal", "Equal", ids, unsqueezeLast(s, "/grpo/grad/target/Unsqueeze", h.target)), dt)
-	dlogits := op("grad/dlogits", "Mul", unsqueezeLast(s, "/grpo/grad/dlp/Unsqueeze", dlp), op("grad/onehot-softmax", "Sub", onehot, probs))
+	// dlogits = dlp·(onehot − softmax), written as −dlp·softmax with dlp
+	// added at each target (ScatterElements): no one-hot [b, s, V] tensor.
+	probs := h.probs(s, "/grpo")
+	dlpU := unsqueezeLast(s, "/grpo/grad/dlp/Unsqueeze", dlp)
+	dlogits := b.Op("/grpo/grad/dlogits", "ScatterElements", []string{
+		op("grad/-dlp*softmax", "Mul", op("grad/-dlp", "Neg", dlpU), probs),
+		unsqueezeLast(s, "/grpo/grad/target/Unsqueeze", h.target), dlpU},
+		ir.AttrInt("axis", -1), ir.AttrString("reduction", "add"))
 	docs := map[string]string{}
 	for _, o := range []struct{ name, src, doc string }{
 		{LogprobsOutput, h.lp, "log p(input_ids[t+1] | ≤ t) under the current adapters; 0 at the last position"},
