@@ -82,16 +82,16 @@ func TestSearchR1ChatMatchesCase(t *testing.T) {
 }
 
 func TestObservation(t *testing.T) {
-	got := Observation([]string{"\"Paul Walker\"\nPaul William Walker IV was an actor.", "\"Hamlet\"\nA play.\nSecond line."})
+	refs := "Doc 1(Title: \"Paul Walker\") Paul William Walker IV was an actor.\nDoc 2(Title: \"Hamlet\") A play.\nSecond line.\n"
 	want := "\n\n<information>Doc 1(Title: \"Paul Walker\") Paul William Walker IV was an actor.\nDoc 2(Title: \"Hamlet\") A play.\nSecond line.</information>\n\n"
-	if got != want {
+	if got := Observation(refs); got != want {
 		t.Errorf("Observation:\n got %q\nwant %q", got, want)
 	}
-	if got, want := Observation(nil), "\n\n<information></information>\n\n"; got != want {
-		t.Errorf("Observation(nil) = %q, want %q", got, want)
+	if got, want := Observation(""), "\n\n<information></information>\n\n"; got != want {
+		t.Errorf("Observation(\"\") = %q, want %q", got, want)
 	}
-	// A title without text: Python's "\n".join([]) is "", leaving "Doc 1(Title: T) ".
-	if got, want := Observation([]string{"T"}), "\n\n<information>Doc 1(Title: T)</information>\n\n"; got != want {
+	// A title without text leaves "Doc 1(Title: T) \n", which strip() trims.
+	if got, want := Observation("Doc 1(Title: T) \n"), "\n\n<information>Doc 1(Title: T)</information>\n\n"; got != want {
 		t.Errorf("title only: got %q, want %q", got, want)
 	}
 }
@@ -102,21 +102,15 @@ func TestObservationInCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(raw)
-	// Rebuild the heart rollout's observation from its three passages.
+	// Rebuild the heart rollout's observation from its passage lines.
 	start := strings.Index(text, "\n\n<information>Doc 1(Title: \"Cardiac pacemaker\")")
 	end := strings.Index(text[start:], "</information>\n\n") + len("</information>\n\n")
 	block := text[start : start+end]
 	inner := strings.TrimSuffix(strings.TrimPrefix(block, "\n\n<information>"), "</information>\n\n")
-	var contents []string
-	for _, line := range strings.Split(inner, "\n") {
-		_, rest, _ := strings.Cut(line, "(Title: ")
-		title, body, _ := strings.Cut(rest, ") ")
-		contents = append(contents, title+"\n"+body)
+	if n := strings.Count(inner, "Doc "); n != 3 {
+		t.Fatalf("found %d passages, want 3", n)
 	}
-	if len(contents) != 3 {
-		t.Fatalf("found %d passages, want 3", len(contents))
-	}
-	if got := Observation(contents); got != block {
+	if got := Observation(inner + "\n"); got != block {
 		t.Errorf("Observation differs from case.txt:\n got %q\nwant %q", got, block)
 	}
 }

@@ -1,7 +1,6 @@
 package prompt
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
@@ -51,17 +50,12 @@ func SearchR1Chat(question, system string) string {
 // plus the separators U+001C..U+001F.
 func pythonSpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
 
-// Observation returns the text appended after a search: the passages, each
-// given as the retriever's "contents" (title on the first line, text after
-// it), written as Search-R1's _passages2string does and wrapped in
-// <information> tags with the surrounding blank lines.
-func Observation(contents []string) string {
-	var refs strings.Builder
-	for i, c := range contents {
-		title, text, _ := strings.Cut(c, "\n")
-		fmt.Fprintf(&refs, "Doc %d(Title: %s) %s\n", i+1, title, text)
-	}
-	return "\n\n<information>" + strings.TrimFunc(refs.String(), pythonSpace) + "</information>\n\n"
+// Observation returns the text appended after a search: the passages as
+// Search-R1's _passages2string writes them (retrieval.FormatObservation),
+// stripped of surrounding white space as Python's str.strip does, wrapped
+// in <information> tags with the surrounding blank lines.
+func Observation(passages string) string {
+	return "\n\n<information>" + strings.TrimFunc(passages, pythonSpace) + "</information>\n\n"
 }
 
 // CutResponse cuts a turn's generated text as Search-R1 does: after the first

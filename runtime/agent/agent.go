@@ -404,11 +404,7 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 		}
 	}
 	for j, r := range searching {
-		contents := make([]string, len(results[j]))
-		for i, p := range results[j] {
-			contents[i] = p.Contents
-		}
-		a.observe(r, prompt.Observation(contents))
+		a.observe(r, prompt.Observation(retrieval.FormatObservation(results[j])))
 	}
 	return nil
 }

@@ -76,11 +76,7 @@ func TestScriptedSearchThenAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contents := make([]string, len(want[0]))
-	for i, p := range want[0] {
-		contents[i] = p.Contents
-	}
-	observation := prompt.Observation(contents)
+	observation := prompt.Observation(retrieval.FormatObservation(want[0]))
 	lp := openLogprobs(t)
 	var got []string
 	for _, searcher := range []retrieval.Searcher{idx, remote} {
