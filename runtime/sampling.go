@@ -70,8 +70,10 @@ func Argmax(x []float64) int {
 	return best
 }
 
-// Candidates are the tokens a sampling step may draw, most likely first,
-// with their renormalised probabilities.
+// Candidates are the tokens a sampling step may draw, with their
+// renormalised probabilities: most likely first when top-k or top-p
+// truncates, in vocabulary order when every token is kept (drawing needs no
+// order, and sorting 152k logits per step would dominate the step).
 type Candidates struct {
 	Tokens []int
 	Probs  []float64
@@ -108,13 +110,14 @@ func (s Sampling) Filter(logits []float64) Candidates {
 		order, sum = nucleusCandidates(logits, s.Temperature, s.TopP)
 		sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
 		k = len(order)
-	default:
-		sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
 	}
 	order = order[:k]
-	// Softmax of logits/T over the kept tokens; order[0] holds the max.
+	// Softmax of logits/T over the kept tokens.
 	probs := make([]float64, k)
-	m := logits[order[0]] / s.Temperature
+	m := math.Inf(-1)
+	for _, tok := range order {
+		m = math.Max(m, logits[tok]/s.Temperature)
+	}
 	partial := 0.0
 	for i, tok := range order {
 		probs[i] = math.Exp(logits[tok]/s.Temperature - m)

@@ -28,9 +28,10 @@ func TestFilterKeepsExactlyTheRightTokens(t *testing.T) {
 		probs  []float64 // hand-computed
 	}{
 		{"greedy", runtime.Sampling{}, []int{1}, []float64{1}},
-		{"T=1 keeps all, sorted", runtime.Sampling{Temperature: 1}, []int{1, 3, 4, 0, 2}, known5sorted()},
+		// Untruncated candidates stay in vocabulary order (no sort needed to draw).
+		{"T=1 keeps all", runtime.Sampling{Temperature: 1}, []int{0, 1, 2, 3, 4}, known},
 		{"top-k 2", runtime.Sampling{Temperature: 1, TopK: 2}, []int{1, 3}, []float64{0.5 / 0.7, 0.2 / 0.7}},
-		{"top-k larger than vocab", runtime.Sampling{Temperature: 1, TopK: 9}, []int{1, 3, 4, 0, 2}, known5sorted()},
+		{"top-k larger than vocab", runtime.Sampling{Temperature: 1, TopK: 9}, []int{0, 1, 2, 3, 4}, known},
 		{"top-p 0.45", runtime.Sampling{Temperature: 1, TopP: 0.45}, []int{1}, []float64{1}},
 		{"top-p 0.55", runtime.Sampling{Temperature: 1, TopP: 0.55}, []int{1, 3}, []float64{0.5 / 0.7, 0.2 / 0.7}},
 		{"top-p 0.75", runtime.Sampling{Temperature: 1, TopP: 0.75}, []int{1, 3, 4}, []float64{0.5 / 0.85, 0.2 / 0.85, 0.15 / 0.85}},
@@ -39,7 +40,7 @@ func TestFilterKeepsExactlyTheRightTokens(t *testing.T) {
 		{"top-k 3 then top-p 0.8", runtime.Sampling{Temperature: 1, TopK: 3, TopP: 0.8}, []int{1, 3}, []float64{0.5 / 0.7, 0.2 / 0.7}},
 		{"top-p 0.8 alone", runtime.Sampling{Temperature: 1, TopP: 0.8}, []int{1, 3, 4}, []float64{0.5 / 0.85, 0.2 / 0.85, 0.15 / 0.85}},
 		// Temperature 2 is p^(1/2) renormalised.
-		{"T=2", runtime.Sampling{Temperature: 2}, []int{1, 3, 4, 0, 2}, sqrtNormalised([]int{1, 3, 4, 0, 2})},
+		{"T=2", runtime.Sampling{Temperature: 2}, []int{0, 1, 2, 3, 4}, sqrtNormalised([]int{0, 1, 2, 3, 4})},
 		{"T=2 top-k 2", runtime.Sampling{Temperature: 2, TopK: 2}, []int{1, 3}, sqrtNormalised([]int{1, 3})},
 	}
 	for _, c := range cases {
@@ -57,7 +58,6 @@ func TestFilterKeepsExactlyTheRightTokens(t *testing.T) {
 	}
 }
 
-func known5sorted() []float64 { return []float64{0.5, 0.2, 0.15, 0.10, 0.05} }
 
 func sqrtNormalised(tokens []int) []float64 {
 	sum := 0.0
