@@ -1,4 +1,3 @@
-// Package float16 converts between IEEE 754 binary16 bits and float32.
 package float16
 
 import "math"
