@@ -3,7 +3,10 @@ package compiler_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +51,22 @@ func BenchmarkTrainVsLogprobs(b *testing.B) {
 			b.ReportMetric(float64(tTrain)/float64(tLP), "train/logprobs")
 			b.ReportMetric(float64(tTrain.Milliseconds())/float64(b.N), "train-ms")
 			b.ReportMetric(float64(tLP.Milliseconds())/float64(b.N), "logprobs-ms")
+			b.ReportMetric(peakRSSMiB(), "peak-MiB")
 		})
 	}
+}
+
+// peakRSSMiB is the process's peak resident set (VmHWM), in MiB.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
