@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dartc/dartc/internal/atomicfile"
+
 	"github.com/dartc/dartc/safetensors"
 	"gopkg.in/yaml.v3"
 )
@@ -90,7 +92,7 @@ func (tr *Trainer) startRun() error {
 	if err != nil {
 		return fmt.Errorf("grpo: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(tr.opts.Run, ConfigFile), b)
+	return atomicfile.WriteFile(filepath.Join(tr.opts.Run, ConfigFile), b)
 }
 
 // Checkpoint writes the current state as RUN/checkpoints/step-N: built in
@@ -165,7 +167,7 @@ func (tr *Trainer) Checkpoint() (string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, StateFile), append(sb, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, StateFile), append(sb, '\n')); err != nil {
 		return fail(err)
 	}
 	if err := hook(StateFile); err != nil {
@@ -254,35 +256,6 @@ func LoadAdapters(path string) (map[string][]float64, error) {
 		out[t.Name] = v
 	}
 	return out, nil
-}
-
-// writeFileAtomic writes b to a synced temporary file beside path and
-// renames it over path.
-func writeFileAtomic(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("grpo: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("grpo: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("grpo: write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("grpo: write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("grpo: write %s: %w", path, err)
-	}
-	return syncDir(dir)
 }
 
 func syncDir(dir string) error {

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/dartc/dartc/internal/atomicfile"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/trajectory"
 )
@@ -210,5 +211,5 @@ func truncateMetrics(path string, step int) error {
 		}
 		buf.Write(append(b, '\n'))
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }

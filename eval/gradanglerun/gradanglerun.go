@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dartc/dartc/internal/atomicfile"
+
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/gradangle"
@@ -356,7 +358,7 @@ func write(dir string, rep *Report) error {
 		return fmt.Errorf("gradanglerun: encode summary: %w", err)
 	}
 	for name, b := range map[string][]byte{SamplesFile: sb.Bytes(), AnglesFile: append(angles, '\n'), SummaryFile: append(summary, '\n')} {
-		if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), b); err != nil {
 			return fmt.Errorf("gradanglerun: write %s: %w", name, err)
 		}
 	}
@@ -366,30 +368,4 @@ func write(dir string, rep *Report) error {
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

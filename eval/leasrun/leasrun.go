@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dartc/dartc/internal/atomicfile"
+
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/leas"
 	"github.com/dartc/dartc/eval/run"
@@ -246,7 +248,7 @@ func write(opts Options, rep *Report) error {
 		}
 	}
 	for name, b := range map[string][]byte{RolloutsFile: rb.Bytes(), QuestionsFile: qb.Bytes()} {
-		if err := writeFileAtomic(filepath.Join(opts.Dir, name), b); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(opts.Dir, name), b); err != nil {
 			return fmt.Errorf("leasrun: write %s: %w", name, err)
 		}
 	}
@@ -260,30 +262,4 @@ func write(opts Options, rep *Report) error {
 		return fmt.Errorf("leasrun: histogram: %w", err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
