@@ -43,7 +43,7 @@ func interspersed(app *cli.App, args []string) []string {
 		}
 		out = append(out, args[i])
 		i++
-		if len(cmd.Subcommands) > 0 {
+		if hasSubcommands(cmd) {
 			flags, cmds = cmd.Flags, cmd.Subcommands
 			continue
 		}
@@ -90,6 +90,17 @@ func takesValue(flags []cli.Flag, arg string) bool {
 				}
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// hasSubcommands reports whether c is a command group. urfave/cli adds a
+// "help" subcommand to every command it has run, which does not count.
+func hasSubcommands(c *cli.Command) bool {
+	for _, sub := range c.Subcommands {
+		if sub.Name != "help" {
+			return true
 		}
 	}
 	return false

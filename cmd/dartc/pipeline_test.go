@@ -18,7 +18,7 @@ func TestTrainEndToEnd(t *testing.T) {
 	p := func(name string) string { return filepath.Join(dir, name) }
 	steps := [][]string{
 		{"models", "synth", "--preset", "tiny", "--layers", "1", "--vocab", "151936", "--kv-cache", "-o", p("model")},
-		{"compile", p("model/model.onnx"), "-o", p("compiled"), "--rank", "4"},
+		{"compile", p("model/model.onnx"), "--out", p("compiled"), "--rank", "4"},
 		{"search", "index", "--corpus", "../../data/demo/corpus.jsonl", "--format", "title-text", "-o", p("index.bm25")},
 		{"train", "--model", p("compiled"), "--data", "../../data/demo/hotpotqa_val.jsonl", "--search", p("index.bm25"),
 			"-o", p("run"), "--steps", "1", "--prompts", "1", "--group", "2", "--max-turns", "1", "--max-turn-tokens", "8", "--no-progress"},
