@@ -332,9 +332,18 @@ func (si *shapeInfo) node(n *ir.Node) {
 			numeric = numeric && ok
 			total += v
 		}
-		if numeric {
+		var symbolic []string
+		for _, p := range parts {
+			if _, ok := isNum(p[a]); !ok {
+				symbolic = append(symbolic, p[a])
+			}
+		}
+		switch {
+		case numeric:
 			out[a] = num(total)
-		} else {
+		case len(symbolic) == 1 && total == 0:
+			out[a] = symbolic[0] // empty parts (a dropped cache) add nothing
+		default:
 			out[a] = si.unknown()
 		}
 		set(out)
@@ -357,6 +366,7 @@ func (si *shapeInfo) node(n *ir.Node) {
 			return
 		}
 		out := make([]string, len(target))
+		infer := -1
 		for i, t := range target {
 			switch t {
 			case "0":
@@ -366,10 +376,13 @@ func (si *shapeInfo) node(n *ir.Node) {
 					out[i] = "0"
 				}
 			case "-1":
-				out[i] = si.unknown()
+				infer = i
 			default:
 				out[i] = t
 			}
+		}
+		if infer >= 0 {
+			out[infer] = si.quotient(d, out, infer)
 		}
 		set(out)
 	case "Expand":
@@ -484,12 +497,40 @@ func (si *shapeInfo) node(n *ir.Node) {
 				axes[i] = int64(i)
 			}
 		}
-		for _, a := range axes {
-			if i, ok := normAxis(a, len(d)); ok {
-				out[i] = si.unknown()
+		starts, okS := si.constInts(n.Input(1))
+		ends, okE := si.constInts(n.Input(2))
+		steps, okSt := si.constInts(n.Input(4))
+		for k, a := range axes {
+			i, ok := normAxis(a, len(d))
+			if !ok {
+				continue
+			}
+			out[i] = si.unknown()
+			dim, okD := isNum(d[i])
+			if okD && okS && okE && k < len(starts) && k < len(ends) && (n.Input(4) == "" || (okSt && k < len(steps) && steps[k] == 1)) {
+				clamp := func(v int64) int64 {
+					if v < 0 {
+						v += dim
+					}
+					return max(0, min(v, dim))
+				}
+				out[i] = num(max(0, clamp(ends[k])-clamp(starts[k])))
 			}
 		}
 		set(out)
+		// Slicing a shape value (1-D, constant bounds, step 1).
+		if v, ok := si.vals[n.Input(0)]; ok && okS && okE && len(starts) == 1 && (n.Input(4) == "" || (okSt && steps[0] == 1)) {
+			dim := int64(len(v))
+			clamp := func(x int64) int64 {
+				if x < 0 {
+					x += dim
+				}
+				return max(0, min(x, dim))
+			}
+			if b, e := clamp(starts[0]), clamp(ends[0]); b <= e {
+				si.vals[n.Outputs[0]] = append([]string(nil), v[b:e]...)
+			}
+		}
 	case "Range":
 		start, ok1 := si.constInts(n.Input(0))
 		delta, ok3 := si.constInts(n.Input(2))
@@ -543,6 +584,36 @@ func (si *shapeInfo) arith(n *ir.Node) {
 	a, okA := si.constInts(n.Input(0))
 	b, okB := si.constInts(n.Input(1))
 	if !okA || !okB || len(a) != len(b) {
+		// x + 0, x − 0, x · 1, x / 1 keep x's tokens.
+		x, okX := si.vals[n.Input(0)]
+		y, okY := si.constInts(n.Input(1))
+		if n.OpType == "Add" || n.OpType == "Mul" {
+			if yv, ok := si.vals[n.Input(1)]; ok && !okY {
+				if xc, ok := si.constInts(n.Input(0)); ok {
+					x, okX, y, okY = yv, true, xc, true
+				}
+			}
+		}
+		if xv, ok1 := si.vals[n.Input(0)]; ok1 && n.OpType == "Sub" {
+			if yv, ok2 := si.vals[n.Input(1)]; ok2 && len(xv) == len(yv) {
+				zero := make([]string, len(xv))
+				for i := range xv {
+					if xv[i] != yv[i] {
+						return
+					}
+					zero[i] = "0"
+				}
+				si.vals[n.Outputs[0]] = zero // x − x
+				return
+			}
+		}
+		if !okX || !okY || len(y) != 1 {
+			return
+		}
+		neutral := map[string]int64{"Add": 0, "Sub": 0, "Mul": 1, "Div": 1}[n.OpType]
+		if y[0] == neutral {
+			si.vals[n.Outputs[0]] = x
+		}
 		return
 	}
 	out := make([]string, len(a))
@@ -564,6 +635,53 @@ func (si *shapeInfo) arith(n *ir.Node) {
 		out[i] = num(r)
 	}
 	si.vals[n.Outputs[0]] = out
+}
+
+// quotient infers a Reshape's −1 dim: the input's dims as a multiset of
+// tokens, less the target's other dims, must leave numbers, or one token
+// alone.
+func (si *shapeInfo) quotient(in, out []string, skip int) string {
+	left := map[string]int{}
+	for _, t := range in {
+		left[t]++
+	}
+	prod := int64(1)
+	for i, t := range out {
+		if i == skip {
+			continue
+		}
+		if left[t] > 0 {
+			left[t]--
+			continue
+		}
+		v, ok := isNum(t)
+		if !ok || v == 0 {
+			return si.unknown()
+		}
+		prod *= v // divides the remainder
+	}
+	rest := int64(1)
+	var sym []string
+	for t, c := range left {
+		for ; c > 0; c-- {
+			if v, ok := isNum(t); ok {
+				rest *= v
+			} else {
+				sym = append(sym, t)
+			}
+		}
+	}
+	if rest%prod != 0 {
+		return si.unknown()
+	}
+	q := rest / prod
+	switch {
+	case len(sym) == 0:
+		return num(q)
+	case len(sym) == 1 && q == 1:
+		return sym[0]
+	}
+	return si.unknown()
 }
 
 func (si *shapeInfo) String() string { return fmt.Sprintf("%d shapes", len(si.dims)) }

@@ -1,0 +1,68 @@
+package passes
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/dartc/dartc/compiler/ir"
+)
+
+// TestShapeInference checks the token rules on a small graph written by
+// hand: what is inferred must be exact, and what cannot be must stay
+// unknown (a wrong claim would drop a needed broadcast reduction).
+func TestShapeInference(t *testing.T) {
+	seq := []ir.Dim{ir.Sym("b"), ir.Sym("s")}
+	g := &ir.Graph{
+		Inputs: []*ir.ValueInfo{
+			{Name: "x", Type: ir.TensorType(ir.Float32, seq[0], seq[1], ir.Dim{Value: 64})},
+			{Name: "ids", Type: ir.TensorType(ir.Int64, seq...)},
+			{Name: "y", Type: ir.TensorType(ir.Float32, ir.Sym("n"))},
+		},
+		Initializers: []*ir.Tensor{
+			ir.NewTensorI64("heads", []int64{4}, []int64{0, 0, -1, 16}),
+			ir.NewTensorI64("s1", []int64{1}, []int64{8}),
+			ir.NewTensorI64("e1", []int64{1}, []int64{1000}),
+			ir.NewTensorI64("ax", []int64{1}, []int64{-1}),
+			ir.NewTensorI64("one", []int64{1}, []int64{1}),
+			ir.NewTensorI64("flat", []int64{1}, []int64{-1}),
+			ir.NewTensorF32("empty", []int64{0, 4}, nil),
+		},
+		Nodes: []*ir.Node{
+			{OpType: "Reshape", Inputs: []string{"x", "heads"}, Outputs: []string{"r"}},         // [b, s, 4, 16]
+			{OpType: "Slice", Inputs: []string{"r", "s1", "e1", "ax"}, Outputs: []string{"sl"}}, // [b, s, 4, 8]
+			{OpType: "Shape", Inputs: []string{"ids"}, Outputs: []string{"sh"}},                 // vals [b, s]
+			{OpType: "Gather", Inputs: []string{"sh", "one"}, Outputs: []string{"len"}},         // vals [s]
+			{OpType: "Sub", Inputs: []string{"len", "len"}, Outputs: []string{"zero"}},          // vals [0]
+			{OpType: "Reshape", Inputs: []string{"y", "flat"}, Outputs: []string{"yf"}},         // [n]
+			{OpType: "Reshape", Inputs: []string{"x", "flat"}, Outputs: []string{"xf"}},         // unknown
+			{OpType: "Concat", Inputs: []string{"empty", "sq"}, Outputs: []string{"cat"}, Attrs: []*onnxAttr{ir.AttrInt("axis", 0)}},
+			{OpType: "Squeeze", Inputs: []string{"sl"}, Outputs: []string{"sq0"}}, // unknown: b, s may be 1
+			{OpType: "Add", Inputs: []string{"x", "y"}, Outputs: []string{"bc"}},  // [b, s, ?]
+		},
+	}
+	// "sq" is [s, 4]: a value whose first dim is symbolic.
+	g.Inputs = append(g.Inputs, &ir.ValueInfo{Name: "sq", Type: ir.TensorType(ir.Float32, ir.Sym("s"), ir.Dim{Value: 4})})
+	si := inferShapes(g)
+	for v, want := range map[string]string{
+		"r": "[b s 4 16]", "sl": "[b s 4 8]", "yf": "[n]", "cat": "[s 4]",
+	} {
+		if got := fmt.Sprint(si.dims[v]); got != want {
+			t.Errorf("%s: %s, want %s", v, got, want)
+		}
+	}
+	if got := fmt.Sprint(si.vals["zero"]); got != "[0]" {
+		t.Errorf("s − s = %s, want [0]", got)
+	}
+	if d := si.dims["xf"]; len(d) != 1 || d[0][0] != '?' {
+		t.Errorf("reshape of [b s 64] to [-1] = %v, want one unknown dim", d)
+	}
+	if _, ok := si.dims["sq0"]; ok {
+		t.Errorf("squeezing symbolic dims was inferred: %v", si.dims["sq0"])
+	}
+	if d := si.dims["bc"]; len(d) != 3 || d[2][0] != '?' {
+		t.Errorf("64 broadcast with n = %v, want an unknown last dim", d)
+	}
+	if si.sameShape("x", "bc") || !si.sameShape("r", "r") {
+		t.Error("sameShape claims too much or too little")
+	}
+}
