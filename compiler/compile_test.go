@@ -422,7 +422,7 @@ func TestBadInputLeavesNoOutput(t *testing.T) {
 		{"not onnx", filepath.Join(scatterDir, "genai_config.json"), compiler.Options{}, nil, ir.ErrNotONNX, "not an ONNX model"},
 		{"output exists", filepath.Join(scatterDir, "model.onnx"), compiler.Options{}, func(out string) { os.MkdirAll(out, 0o755) }, compiler.ErrOutputExists, "--force"},
 		{"bad rank", filepath.Join(scatterDir, "model.onnx"), compiler.Options{Rank: -1}, nil, nil, "rank"},
-		{"no gradient rule", filepath.Join(scatterDir, "model.onnx"), compiler.Options{}, nil, passes.ErrNoGradientRule, `no gradient rule for RMSNormalization: RMSNormalization node "model/norm/RMSNormalization_node_79"`},
+		{"no gradient rule", filepath.Join(scatterDir, "model.onnx"), compiler.Options{}, nil, passes.ErrNoGradientRule, `no gradient rule for TensorScatter: TensorScatter node "model/layers.1/self_attn/TensorScatter_node_63"`},
 		{"unknown graph", filepath.Join(scatterDir, "model.onnx"), compiler.Options{Graphs: []string{"decode", "eval"}}, nil, nil, "unknown graph"},
 	}
 	for _, c := range cases {

@@ -23,6 +23,7 @@ var passTable = map[string]pass{
 	"logprob-head":      {"logprob-head", passes.LogprobHead},
 	"grpo-head":         {"grpo-head", passes.GRPOHead},
 	"autodiff":          {"autodiff", passes.Autodiff},
+	"expand-functions":  {"expand-functions", passes.ExpandFunctions},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -36,14 +37,15 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"drop-cache", "grpo-head", "the loss reads the full-sequence logits"},
 	{"drop-cache", "logprob-head", "the head reads the full-sequence logits"},
 	{"grpo-head", "autodiff", "the head seeds the gradient"},
+	{"expand-functions", "autodiff", "the autodiff differentiates the function bodies, not the fused ops"},
 	{"autodiff", "dead-code", "the forward outputs the loss does not read are collected after differentiation"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "dead-code"},
-	"logprobs": {"match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
-	"train":    {"match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "dead-code"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
+	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "dead-code"},
 }
 
 func init() {

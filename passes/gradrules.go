@@ -89,7 +89,7 @@ func init() {
 	// Linear.
 	register(kindLinear, nil, gradIdentity, "Identity")
 	register(kindLinear, []int{0}, gradIdentity, "Dropout")
-	register(kindLinear, []int{0}, gradCast, "Cast")
+	register(kindLinear, []int{0}, gradCast, "Cast", "CastLike")
 	register(kindLinear, nil, gradNeg, "Neg")
 	register(kindLinear, nil, gradAddSub, "Add", "Sub")
 	register(kindLinear, nil, gradSum, "Sum")

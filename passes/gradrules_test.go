@@ -26,6 +26,9 @@ type gradCase struct {
 	nOut   int
 	opset  int64
 	tol    float64 // max relative error
+	// expand runs ExpandFunctions first: the case checks the gradient
+	// through an opset-23 function op's expansion.
+	expand bool
 }
 
 type caseInput struct {
@@ -49,6 +52,7 @@ var gradCases = []gradCase{
 	{name: "Identity", op: "Identity", inputs: []caseInput{act(2, 3)}},
 	{name: "Dropout", op: "Dropout", inputs: []caseInput{act(2, 3)}},
 	{name: "Cast", op: "Cast", inputs: []caseInput{act(2, 3)}, attrs: attrs(ir.AttrInt("to", int64(ir.Float64)))},
+	{name: "CastLike", op: "CastLike", inputs: []caseInput{act(2, 3), fconst(nil, 1)}},
 	{name: "Neg", op: "Neg", inputs: []caseInput{act(3)}},
 	{name: "Add/broadcast", op: "Add", inputs: []caseInput{act(2, 3, 4), act(3, 1)}},
 	{name: "Sub/broadcast", op: "Sub", inputs: []caseInput{act(2, 1), act(2, 3)}},
@@ -89,6 +93,15 @@ var gradCases = []gradCase{
 	{name: "Sin", op: "Sin", inputs: []caseInput{act(2, 3)}},
 	{name: "Softmax", op: "Softmax", inputs: []caseInput{act(2, 5)}},
 	{name: "LogSoftmax", op: "LogSoftmax", inputs: []caseInput{act(2, 3, 4)}, attrs: attrs(ir.AttrInt("axis", 1))},
+	// opset-23 functions, through their expansions (stash_type double keeps
+	// RMSNormalization's statistics in float64).
+	{name: "RMSNormalization/expanded", op: "RMSNormalization", opset: 23, expand: true,
+		inputs: []caseInput{act(2, 3, 8), act(8)}, attrs: attrs(ir.AttrInt("stash_type", int64(ir.Float64)))},
+	{name: "RotaryEmbedding/expanded", op: "RotaryEmbedding", opset: 23, expand: true,
+		inputs: []caseInput{act(2, 3, 16), act(2, 3, 2), act(2, 3, 2)}, attrs: attrs(ir.AttrInt("num_heads", 4))},
+	{name: "Attention/expanded-GQA-causal", op: "Attention", opset: 23, expand: true,
+		inputs: []caseInput{act(2, 3, 16), act(2, 3, 8), act(2, 3, 8)},
+		attrs:  attrs(ir.AttrInt("q_num_heads", 4), ir.AttrInt("kv_num_heads", 2), ir.AttrInt("is_causal", 1))},
 }
 
 func attrs(a ...*onnxpb.AttributeProto) []*onnxpb.AttributeProto { return a }
@@ -169,6 +182,11 @@ func checkGradCase(t *testing.T, c gradCase, seed uint64) {
 		g.Outputs = append(g.Outputs, &ir.ValueInfo{Name: o, Type: &ir.Type{DType: ir.Float64}})
 	}
 	g.Nodes = []*ir.Node{node}
+	if c.expand {
+		if err := ExpandFunctions(NewState(m, Options{})); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir := t.TempDir()
 	fwdPath := filepath.Join(dir, "forward.onnx")
 	for _, o := range g.Outputs { // outputs of unknown rank are fine for ORT
