@@ -31,7 +31,9 @@ type expandInput struct {
 	fill  func(i int) float64 // nil: random in [−1.5, 1.5]
 }
 
-func f32in(name string, shape ...int64) expandInput { return expandInput{name: name, shape: shape, dt: ir.Float32} }
+func f32in(name string, shape ...int64) expandInput {
+	return expandInput{name: name, shape: shape, dt: ir.Float32}
+}
 
 var expandCases = []expandCase{
 	{name: "RMSNormalization", op: "RMSNormalization", opset: 23, nOut: 1,
