@@ -58,7 +58,6 @@ func TestFilterKeepsExactlyTheRightTokens(t *testing.T) {
 	}
 }
 
-
 func sqrtNormalised(tokens []int) []float64 {
 	sum := 0.0
 	for _, tok := range tokens {
