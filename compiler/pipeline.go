@@ -24,6 +24,7 @@ var passTable = map[string]pass{
 	"grpo-head":         {"grpo-head", passes.GRPOHead},
 	"autodiff":          {"autodiff", passes.Autodiff},
 	"expand-functions":  {"expand-functions", passes.ExpandFunctions},
+	"greedy-outputs":    {"greedy-outputs", passes.GreedyOutputs},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -32,6 +33,7 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"match-targets", "dual-lora", "the rewrite adapts the matched targets"},
 	{"dual-lora", "dead-code", "the rewrite leaves the replaced outputs to collect"},
 	{"last-token-logits", "dead-code", "the slice leaves the full-sequence head input to collect"},
+	{"last-token-logits", "greedy-outputs", "the reductions read the last position's logits"},
 	{"dual-lora", "grpo-head", "the head's type follows the adapters"},
 	{"dual-lora", "logprob-head", "the head's type follows the adapters"},
 	{"drop-cache", "grpo-head", "the loss reads the full-sequence logits"},
@@ -43,7 +45,7 @@ var passOrder = [...]struct{ before, after, why string }{
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "last-token-logits", "dead-code"},
+	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "dead-code"},
 	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
 	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "dead-code"},
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/dartc/dartc/compiler/manifest"
+
 	"github.com/dartc/dartc/compiler/ir"
 )
 
@@ -75,4 +77,45 @@ func isWeight(g *ir.Graph, prod map[string]*ir.Node, v string) bool {
 		v = p.Inputs[0]
 	}
 	return false
+}
+
+// Names of decode.onnx's greedy outputs (the manifest's contract).
+const (
+	NextTokenOutput   = manifest.NextTokenOutput
+	NextLogprobOutput = manifest.NextLogprobOutput
+)
+
+// GreedyOutputs adds the argmax of the last position's logits and its
+// log-probability (max − log-sum-exp, in float32) as outputs, so that greedy
+// decoding needs no pass over the vocabulary in Go: the runtime then skips
+// fetching the logits altogether.
+func GreedyOutputs(s *State) error {
+	g := s.Model.Graph
+	out := g.Output(LogitsOutput)
+	if out == nil || out.Type == nil || len(out.Type.Dims) != 3 || out.Type.Dims[1].Value != 1 {
+		return fmt.Errorf("passes: greedy outputs need the last-position logits [batch, 1, vocab] (run last-token-logits first)")
+	}
+	b := s.Builder()
+	p := "/lm_head/greedy"
+	l := LogitsOutput
+	if out.Type.DType != ir.Float32 {
+		l = b.Op(p+"/Cast", "Cast", []string{l}, ir.AttrInt("to", int64(ir.Float32)))
+	}
+	flat := b.Op(p+"/flat", "Squeeze", []string{l, b.Ints(p+"/seq", 1)}) // [batch, vocab]
+	// Reductions over the vocabulary; axes became an input in opset 18.
+	reduce := func(op string) string {
+		if s.Model.OpsetVersion("") >= 18 {
+			return b.Op(p+"/"+op, op, []string{flat, b.Ints(p+"/"+op+"/axes", -1)}, ir.AttrInt("keepdims", 0))
+		}
+		return b.Op(p+"/"+op, op, []string{flat}, ir.AttrInts("axes", -1), ir.AttrInt("keepdims", 0))
+	}
+	max, lse := reduce("ReduceMax"), reduce("ReduceLogSumExp")
+	arg := b.Op(p+"/ArgMax", "ArgMax", []string{flat}, ir.AttrInt("axis", -1), ir.AttrInt("keepdims", 0))
+	b.Add(&ir.Node{Name: p + "/next_token", OpType: "Identity", Inputs: []string{arg}, Outputs: []string{NextTokenOutput}})
+	b.Add(&ir.Node{Name: p + "/next_logprob", OpType: "Sub", Inputs: []string{max, lse}, Outputs: []string{NextLogprobOutput}})
+	batch := out.Type.Dims[0]
+	g.Outputs = append(g.Outputs,
+		&ir.ValueInfo{Name: NextTokenOutput, Type: ir.TensorType(ir.Int64, batch), Doc: "argmax of the last position's logits (lowest id on ties)"},
+		&ir.ValueInfo{Name: NextLogprobOutput, Type: ir.TensorType(ir.Float32, batch), Doc: "log-softmax of the last logits at next_token"})
+	return ir.TopoSort(g)
 }

@@ -53,7 +53,10 @@ type Decoder struct {
 	logits     IOInfo
 	vocab      int64
 	lastOnly   bool // logits hold the last position only: [batch, 1, vocab]
-	dynamic    map[string]bool
+	// greedy is set when the graph outputs next_token and next_logprob
+	// (dartc's decode.onnx): greedy steps then never fetch the logits.
+	greedy  bool
+	dynamic map[string]bool
 }
 
 var hfPast = regexp.MustCompile(`^past_key_values\.(\d+)\.key$`)
@@ -116,6 +119,9 @@ func (d *Decoder) init() error {
 		return fmt.Errorf("logits %v have a symbolic vocab dim", d.logits)
 	}
 	d.lastOnly = d.logits.Dims[1] == 1
+	nt, ok1 := d.sess.Output(manifest.NextTokenOutput)
+	nl, ok2 := d.sess.Output(manifest.NextLogprobOutput)
+	d.greedy = d.lastOnly && ok1 && ok2 && nt.DType == Int64 && nl.DType == Float32
 	for i, c := range s.Cache {
 		past, ok := d.sess.Input(c.PastKey)
 		if !ok {
@@ -351,6 +357,9 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		}
 	}
 	useCache := d.HasCache() && !cfg.NoCache
+	// Greedy steps take the argmax and its log-prob from the graph: no
+	// vocabulary-sized tensor crosses into Go.
+	fast := d.greedy && cfg.Sampling.Greedy() && cfg.Force == nil && !cfg.KeepLastLogits
 	// cols[i] holds row i's padded column sequence; roles likewise.
 	cols := make([][]int64, B)
 	roles := make([][]int64, B)
@@ -381,8 +390,8 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		if useCache && past != nil {
 			from = total - 1
 		}
-		inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past)
-		res, err := d.sess.RunInto(inputs, outputs)
+		inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past, fast)
+		res, err := d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
 		if err != nil {
 			return nil, Stats{}, fmt.Errorf("runtime: generate step %d: %w", steps, err)
 		}
@@ -398,7 +407,14 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 				}
 			}
 		}
-		d.drawAll(&cfg, lt, rows, rngs, force, draws, scratch)
+		if fast {
+			next, lp := res[manifest.NextTokenOutput].Int64(), res[manifest.NextLogprobOutput].Float32()
+			for i := range rows {
+				draws[i] = draw{token: next[i], logProb: float64(lp[i])}
+			}
+		} else {
+			d.drawAll(&cfg, lt, rows, rngs, force, draws, scratch)
+		}
 		active := false
 		for i := range rows {
 			r := &rows[i]
@@ -626,7 +642,7 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 
 // stepTensors builds the inputs for columns [from, total) and the
 // pre-allocated outputs of one step.
-func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, past map[string]*Tensor) (in, out map[string]*Tensor) {
+func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, past map[string]*Tensor, greedy bool) (in, out map[string]*Tensor) {
 	B, s := int64(len(cols)), int64(total-from)
 	in = make(map[string]*Tensor, len(d.sess.inputs))
 	for k, v := range cfg.Inputs {
@@ -686,6 +702,20 @@ func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows [
 	if d.lastOnly {
 		ls = 1
 	}
-	out[d.spec.Logits] = NewTensor(d.logits.DType, B, ls, d.vocab)
+	if greedy {
+		out[manifest.NextTokenOutput] = NewTensor(Int64, B)
+		out[manifest.NextLogprobOutput] = NewTensor(Float32, B)
+	} else {
+		out[d.spec.Logits] = NewTensor(d.logits.DType, B, ls, d.vocab)
+	}
 	return in, out
+}
+
+// outputNames lists the outputs a step asks for: those it pre-allocated.
+func outputNames(out map[string]*Tensor) []string {
+	names := make([]string, 0, len(out))
+	for n := range out {
+		names = append(names, n)
+	}
+	return names
 }

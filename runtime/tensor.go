@@ -152,8 +152,8 @@ func (t *Tensor) Uint16() []uint16 {
 	return view[uint16](t)
 }
 
-// FloatsAt converts elements [off, off+n) of a floating-point tensor to
-// float64 into dst (grown as needed) and returns it.
+// FloatsAt converts elements [off, off+n) of a floating-point or integer
+// tensor to float64 into dst (grown as needed) and returns it.
 func (t *Tensor) FloatsAt(dst []float64, off, n int) []float64 {
 	if off < 0 || off+n > t.count {
 		panic(fmt.Sprintf("runtime: elements [%d,%d) out of range of %d", off, off+n, t.count))
@@ -176,6 +176,14 @@ func (t *Tensor) FloatsAt(dst []float64, off, n int) []float64 {
 	case BFloat16:
 		for i, v := range t.Uint16()[off : off+n] {
 			dst[i] = float64(BFloat16ToFloat32(v))
+		}
+	case Int64:
+		for i, v := range t.Int64()[off : off+n] {
+			dst[i] = float64(v)
+		}
+	case Int32:
+		for i, v := range t.Int32()[off : off+n] {
+			dst[i] = float64(v)
 		}
 	default:
 		panic(fmt.Sprintf("runtime: FloatsAt on a %v tensor", t.dtype))

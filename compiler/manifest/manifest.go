@@ -13,6 +13,13 @@ const FileName = "manifest.json"
 // Format identifies this manifest schema; it changes when the schema does.
 const Format = "dartc-artifacts/1"
 
+// Outputs of decode.onnx beyond the export's own: the greedy choice, so
+// that greedy decoding needs no vocabulary-sized tensor in Go.
+const (
+	NextTokenOutput   = "next_token"   // int64 [batch]: argmax of the last logits
+	NextLogprobOutput = "next_logprob" // float32 [batch]: its log-softmax
+)
+
 // Graph names used as keys of Manifest.Graphs.
 const (
 	GraphDecode   = "decode"
