@@ -44,8 +44,9 @@ proto:
 proto-check:
 	scripts/proto.sh check
 
+# Rewrites the golden dumps of compiled graphs (review the diff like code).
 golden: ort
-	$(GO) test ./... -run Golden -update
+	$(GO) test ./compiler -run Golden -update
 
 # Regenerates the exporter fixtures and their PyTorch references
 # (models/export/testdata); needs Python 3.11 and PyPI (torch, transformers,
