@@ -68,6 +68,12 @@ func NewClient(rawURL string, opts ClientOptions) (*Client, error) {
 // URL returns the endpoint the client posts to.
 func (c *Client) URL() string { return c.url }
 
+// Close releases the client's idle connections.
+func (c *Client) Close() error {
+	c.opts.HTTPClient.CloseIdleConnections()
+	return nil
+}
+
 // StatusError is a non-200 answer from the server.
 type StatusError struct {
 	Status  int

@@ -180,7 +180,9 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 // Serve serves h on ln until ctx ends, then shuts down gracefully: it stops
-// accepting, lets requests in flight finish (up to grace), and returns nil.
+// accepting, lets requests in flight finish (up to grace), closes whatever
+// is still open after that (a client connection that never sent a request
+// keeps net/http waiting), and returns nil.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration) error {
 	srv := &http.Server{
 		Handler:           h,
@@ -199,7 +201,10 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("httpretrieve: shutdown: %w", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("httpretrieve: shutdown: %w", err)
+		}
+		srv.Close()
 	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("httpretrieve: serve: %w", err)

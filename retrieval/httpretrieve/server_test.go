@@ -220,6 +220,7 @@ func TestConcurrentClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close() // its idle connections, before the server shuts down
 	want, _ := ix.Search(context.Background(), testQueries, 3)
 	const clients, requests = 32, 200
 	var failures atomic.Int64
