@@ -41,28 +41,36 @@ type Fixture struct {
 }
 
 var (
-	once sync.Once
-	fix  Fixture
-	err  error
+	mu  sync.Mutex
+	fix Fixture
 )
 
-// Get builds the fixture on first use (ORT must be initialized: Get calls
-// orttest.Init).
+// Get builds the fixture on first use, or after a Cleanup (ORT must be
+// initialized: Get calls orttest.Init).
 func Get(tb testing.TB) Fixture {
 	tb.Helper()
 	orttest.Init(tb)
-	once.Do(func() { fix, err = build() })
-	if err != nil {
-		tb.Fatal(err)
+	mu.Lock()
+	defer mu.Unlock()
+	if fix.Root == "" {
+		f, err := build()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fix = f
 	}
 	return fix
 }
 
-// Cleanup removes the fixture's files, if built.
+// Cleanup removes the fixture's files, if built; the next Get builds it
+// again.
 func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
 	if fix.Root != "" {
 		os.RemoveAll(fix.Root)
 	}
+	fix = Fixture{}
 }
 
 // repoRoot finds the module root from this source file's directory.
