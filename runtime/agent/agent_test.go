@@ -31,7 +31,17 @@ import (
 // vocabulary (hidden 64, 2 layers, float32, KV cache), random non-zero
 // adapters in a safetensors file, and a BM25 index of a few passages.
 type fixture struct {
+	root                   string // removed by TestMain
 	model, adapters, index string
+}
+
+// TestMain removes the shared fixture once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fix.root != "" {
+		os.RemoveAll(fix.root)
+	}
+	os.Exit(code)
 }
 
 var (
@@ -79,7 +89,7 @@ func build() (fixture, error) {
 	if err != nil {
 		return fixture{}, err
 	}
-	f := fixture{model: filepath.Join(dir, "out"), adapters: filepath.Join(dir, "adapters.safetensors"), index: filepath.Join(dir, "passages.bm25")}
+	f := fixture{root: dir, model: filepath.Join(dir, "out"), adapters: filepath.Join(dir, "adapters.safetensors"), index: filepath.Join(dir, "passages.bm25")}
 	m, err := compiler.Compile(res.ModelPath, f.model, compiler.Options{Rank: 4, Alpha: 8, Seed: 1, Graphs: []string{manifest.GraphDecode, manifest.GraphLogprobs}})
 	if err != nil {
 		return fixture{}, err
