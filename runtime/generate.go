@@ -275,6 +275,13 @@ type GenerateConfig struct {
 	// Roles gives the role id of the last position of tokens (the row's
 	// prompt and generated ids so far); nil feeds role 0 everywhere.
 	Roles func(row int, tokens []int64) int64
+	// Agents > 1 makes each role its own agent (DART's two-agent upper
+	// bound): every step runs the graph once per role with that role fed at
+	// every position, so each agent encodes the whole context with its own
+	// adapter in its own KV cache, and each row draws its next token from the
+	// agent its Roles callback names for the current position. Log-probs are
+	// that agent's.
+	Agents int
 	// PadToken fills left padding and the input of finished rows.
 	PadToken int64
 	// Inputs are fed unchanged at every step (the adapters).
@@ -377,6 +384,7 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		}
 	}
 	var past map[string]*Tensor
+	pasts := make([]map[string]*Tensor, max(cfg.Agents, 1))
 	draws := make([]draw, B)
 	force := make([]forced, B)
 	scratch := make([]drawScratch, max(1, min(B, goruntime.GOMAXPROCS(0))))
@@ -387,16 +395,24 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		}
 		total := len(cols[0])
 		from := 0 // first column fed this step
-		if useCache && past != nil {
+		if useCache && (past != nil || pasts[0] != nil) {
 			from = total - 1
 		}
-		inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past, fast)
-		res, err := d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
+		var (
+			res map[string]*Tensor
+			err error
+		)
+		if cfg.Agents > 1 {
+			res, err = d.agentsStep(&cfg, cols, roles, rows, from, total, pasts, fast)
+		} else {
+			inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past, fast)
+			res, err = d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
+		}
 		if err != nil {
 			return nil, Stats{}, fmt.Errorf("runtime: generate step %d: %w", steps, err)
 		}
 		steps++
-		if useCache {
+		if useCache && cfg.Agents <= 1 {
 			past = res
 		}
 		lt := res[d.spec.Logits]
@@ -592,6 +608,9 @@ func (d *Decoder) finish(cfg *GenerateConfig, r *rowState, o *Sequence) {
 }
 
 func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
+	if cfg.Agents > 1 && d.spec.RoleInput == "" {
+		return fmt.Errorf("runtime: %d agents need a role input (a graph compiled by dartc)", cfg.Agents)
+	}
 	if len(prompts) == 0 {
 		return fmt.Errorf("runtime: generate: no prompts")
 	}
@@ -709,6 +728,55 @@ func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows [
 		out[d.spec.Logits] = NewTensor(d.logits.DType, B, ls, d.vocab)
 	}
 	return in, out
+}
+
+// agentsStep runs one step once per agent (role k fed at every position,
+// its own cache in pasts[k]) and returns, per row, the outputs of the agent
+// that owns the row's next token: logits rows, or the greedy outputs.
+func (d *Decoder) agentsStep(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, pasts []map[string]*Tensor, greedy bool) (map[string]*Tensor, error) {
+	B := len(cols)
+	results := make([]map[string]*Tensor, cfg.Agents)
+	for k := range results {
+		inputs, outputs := d.stepTensors(cfg, cols, roles, rows, from, total, pasts[k], greedy)
+		rt := inputs[d.spec.RoleInput]
+		for i := range rt.Int64() {
+			rt.Int64()[i] = int64(k)
+		}
+		res, err := d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
+		if err != nil {
+			return nil, fmt.Errorf("agent %d: %w", k, err)
+		}
+		if d.HasCache() && !cfg.NoCache {
+			pasts[k] = res
+		}
+		results[k] = res
+	}
+	owner := func(i int) int {
+		r := int(roles[i][total-1])
+		if r < 0 || r >= cfg.Agents {
+			return 0
+		}
+		return r
+	}
+	out := map[string]*Tensor{}
+	if greedy {
+		next, lp := NewTensor(Int64, int64(B)), NewTensor(Float32, int64(B))
+		for i := 0; i < B; i++ {
+			k := owner(i)
+			next.Int64()[i] = results[k][manifest.NextTokenOutput].Int64()[i]
+			lp.Float32()[i] = results[k][manifest.NextLogprobOutput].Float32()[i]
+		}
+		out[manifest.NextTokenOutput], out[manifest.NextLogprobOutput] = next, lp
+		return out, nil
+	}
+	first := results[0][d.spec.Logits]
+	logits := NewTensor(first.dtype, first.shape...)
+	row := len(first.bytes) / B
+	for i := 0; i < B; i++ {
+		copy(logits.bytes[i*row:(i+1)*row], results[owner(i)][d.spec.Logits].bytes[i*row:(i+1)*row])
+	}
+	out[d.spec.Logits] = logits
+	return out, nil
 }
 
 // outputNames lists the outputs a step asks for: those it pre-allocated.

@@ -194,6 +194,7 @@ func newAgentRoller(model, tok string, s retrieval.Searcher, cfg grpo.Config, se
 		Model: model, Tokenizer: tok, Session: sess, Searcher: s, TopK: cfg.TopK,
 		MaxTurns: cfg.MaxTurns, MaxTurnTokens: cfg.MaxTurnTokens, MaxObsTokens: cfg.MaxObsTokens,
 		Sampling: runtime.Sampling{Temperature: cfg.Temperature, TopP: cfg.TopP},
+		TwoAgent: cfg.Variant == grpo.VariantTwoAgent,
 	})
 	if err != nil {
 		return nil, err

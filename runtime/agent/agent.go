@@ -66,6 +66,11 @@ type Config struct {
 	// (numbered as in Run's result) with the row's tokens so far, it may
 	// return the token to take. Log-probs stay the model's. For tests.
 	Force func(row int, tokens []int64) (token int64, ok bool)
+	// TwoAgent samples as DART's two-agent setting: each role is an agent
+	// that encodes the whole context with its own adapter, in its own KV
+	// cache, and each token is drawn from the agent of its role (the graph
+	// runs once per role per step).
+	TwoAgent bool
 }
 
 // Question is one example to roll out.
@@ -96,6 +101,7 @@ type Agent struct {
 	special  map[int64]bool
 	adapters map[string]*runtime.Tensor
 	maxCtx   int
+	agents   int // > 1 with TwoAgent: the number of roles
 	last     Stats
 }
 
@@ -139,6 +145,12 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, tok: tok, special: map[int64]bool{}}
+	if cfg.TwoAgent {
+		if len(m.LoRA.Roles) < 2 {
+			return nil, fmt.Errorf("agent: two agents need two roles; %s was compiled with %v", cfg.Model, m.LoRA.Roles)
+		}
+		a.agents = len(m.LoRA.Roles)
+	}
 	// The ChatML markers must be single added tokens, as in Qwen2's files.
 	for _, name := range []string{prompt.IMStart, prompt.IMEnd} {
 		if _, err := tok.SpecialID(name); err != nil {
@@ -315,7 +327,7 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 	cfg := runtime.GenerateConfig{
 		MaxNewTokens: max(maxNew, 1), Sampling: a.cfg.Sampling, RNGs: rngs,
 		StopTokens: a.eos, StopStrings: prompt.StopStrings, Decode: a.text,
-		PadToken: a.pad, Inputs: a.adapters,
+		PadToken: a.pad, Inputs: a.adapters, Agents: a.agents,
 		Roles: func(k int, tokens []int64) int64 {
 			r := rows[live[k]]
 			for len(r.roles) < len(tokens) {
