@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +32,10 @@ type Options struct {
 	Seed    uint64   // adapter initialization
 	Force   bool     // replace an existing output directory
 	Check   bool     // ir.Check after every pass
+	// CopyWeights copies the source's external data file into the output
+	// directory instead of hard-linking it (some tools, onnx.checker among
+	// them, refuse hard-linked data files).
+	CopyWeights bool
 	// Graphs selects what to emit: decode, logprobs, train (default all).
 	// adamw.onnx comes with train.
 	Graphs []string
@@ -124,7 +129,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		Graphs:       map[string]*manifest.Graph{},
 		AdaptersFile: "adapters.safetensors",
 	}
-	links := newLinker(tmp)
+	links := newLinker(tmp, opts.CopyWeights)
 
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha}
 	var s *passes.State // the decode pipeline's state: targets and adapters
@@ -303,11 +308,14 @@ func modelInfo(g *ir.Graph, targets []*passes.Target) manifest.ModelInfo {
 // output directory, named after the file, and maps references to it.
 type linker struct {
 	dir   string
+	copy  bool
 	byAbs map[string]string
 	err   error
 }
 
-func newLinker(dir string) *linker { return &linker{dir: dir, byAbs: map[string]string{}} }
+func newLinker(dir string, copy bool) *linker {
+	return &linker{dir: dir, copy: copy, byAbs: map[string]string{}}
+}
 
 func (l *linker) location(e *ir.External) string {
 	if name, ok := l.byAbs[e.File]; ok {
@@ -318,14 +326,45 @@ func (l *linker) location(e *ir.External) string {
 		name = fmt.Sprintf("%d-%s", i, filepath.Base(e.File))
 	}
 	dst := filepath.Join(l.dir, name)
-	if err := os.Link(e.File, dst); err != nil {
-		abs, _ := filepath.Abs(e.File)
-		if err2 := os.Symlink(abs, dst); err2 != nil && l.err == nil {
-			l.err = fmt.Errorf("compiler: link %s into the output directory: %v; %v", e.File, err, err2)
+	// ONNX Runtime refuses external data that resolves outside the model's
+	// folder, through ".." or a symbolic link alike: the data must be a
+	// file in the output directory. A hard link costs nothing; across file
+	// systems, or when asked, the file is copied.
+	var err error
+	if !l.copy {
+		if err = os.Link(e.File, dst); err != nil {
+			slog.Warn("cannot hard-link the weights, copying them", "file", e.File, "reason", err)
+		}
+	}
+	if l.copy || err != nil {
+		if err := copyFile(e.File, dst); err != nil && l.err == nil {
+			l.err = fmt.Errorf("compiler: copy %s into the output directory: %w", e.File, err)
 		}
 	}
 	l.byAbs[e.File] = name
 	return name
+}
+
+// copyFile copies src to dst (sparse regions are written out).
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func (l *linker) taken(name string) bool {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
@@ -464,5 +465,29 @@ func TestForceReplaces(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(out))
 	if len(entries) != 1 {
 		t.Fatalf("left %d entries beside the output", len(entries))
+	}
+}
+
+// TestWeightsLinkedOrCopied: the external weights reach the output folder
+// as a hard link by default and as a copy with CopyWeights; both load in
+// ONNX Runtime, which refuses data outside the model's folder.
+func TestWeightsLinkedOrCopied(t *testing.T) {
+	orttest.Init(t)
+	for _, copyWeights := range []bool{false, true} {
+		out, _ := compileFixture(t, filepath.Join(llamaDir, "model.onnx"), compiler.Options{Rank: 2, Graphs: decodeOnly, CopyWeights: copyWeights})
+		var src, dst syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(llamaDir, "model.onnx.data"), &src); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Stat(filepath.Join(out, "model.onnx.data"), &dst); err != nil {
+			t.Fatal(err)
+		}
+		if linked := src.Ino == dst.Ino; linked == copyWeights {
+			t.Fatalf("CopyWeights %v, but the data file is linked: %v", copyWeights, linked)
+		}
+		if copyWeights && dst.Nlink != 1 {
+			t.Fatalf("the copied data file has %d links", dst.Nlink)
+		}
+		session(t, filepath.Join(out, "decode.onnx"))
 	}
 }

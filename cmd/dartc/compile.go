@@ -28,7 +28,9 @@ role keyed by the int64 [batch, seq] input role_ids, and writes the artifacts di
   manifest.json          every graph's inputs and outputs, targets, roles, tags
 
 The directory is written atomically. Weights stay in the source's external data file,
-which the directory links to.`,
+which the directory hard-links (ONNX Runtime accepts no data file outside the model's
+folder, through ".." or a symbolic link); --copy-weights copies it instead, as happens
+anyway across file systems.`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory", Required: true},
 		&cli.IntFlag{Name: "rank", Value: 16, Usage: "LoRA rank r"},
@@ -38,6 +40,7 @@ which the directory links to.`,
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the initial adapters"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an existing output directory"},
 		&cli.BoolFlag{Name: "check", Usage: "check the graph invariants after every pass"},
+		&cli.BoolFlag{Name: "copy-weights", Usage: "copy the external weights file into DIR instead of hard-linking it (for tools that refuse hard links, such as onnx.checker)"},
 		&cli.StringFlag{Name: "graphs", Value: "decode,logprobs,train", Usage: "graphs to emit (train brings adamw.onnx); decode alone for generation-only models"},
 	},
 	Action: func(c *cli.Context) error {
@@ -45,14 +48,15 @@ which the directory links to.`,
 			return fmt.Errorf("compile: want one MODEL.onnx argument, got %d", c.NArg())
 		}
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
-			Targets: splitList(c.String("targets")),
-			Roles:   splitList(c.String("roles")),
-			Rank:    c.Int("rank"),
-			Alpha:   c.Float64("alpha"),
-			Seed:    c.Uint64("seed"),
-			Force:   c.Bool("force"),
-			Check:   c.Bool("check"),
-			Graphs:  splitList(c.String("graphs")),
+			Targets:     splitList(c.String("targets")),
+			Roles:       splitList(c.String("roles")),
+			Rank:        c.Int("rank"),
+			Alpha:       c.Float64("alpha"),
+			Seed:        c.Uint64("seed"),
+			Force:       c.Bool("force"),
+			Check:       c.Bool("check"),
+			Graphs:      splitList(c.String("graphs")),
+			CopyWeights: c.Bool("copy-weights"),
 		})
 		if err != nil {
 			return err
