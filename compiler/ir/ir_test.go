@@ -176,6 +176,14 @@ func TestBadInput(t *testing.T) {
 		{"escaping location", func(t *testing.T, dir string) string {
 			return writeModel(t, dir, func(pb *onnxpb.ModelProto) { setExternal(pb, "location", "../../model.onnx.data") })
 		}, ir.ErrExternalData, "leaves the model's folder"},
+		{"link out of the folder", func(t *testing.T, dir string) string {
+			p := writeModel(t, dir, func(*onnxpb.ModelProto) {})
+			data := filepath.Join(dir, "model.onnx.data")
+			outside := filepath.Join(t.TempDir(), "elsewhere.data")
+			os.Rename(data, outside)
+			os.Symlink(outside, data)
+			return p
+		}, ir.ErrExternalData, "outside the model's folder"},
 		{"past the end", func(t *testing.T, dir string) string {
 			return writeModel(t, dir, func(pb *onnxpb.ModelProto) { setExternal(pb, "offset", "2130000") })
 		}, ir.ErrExternalData, "past the end"},

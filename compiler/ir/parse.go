@@ -269,6 +269,16 @@ func externalFromPB(t *Tensor, entries []*onnxpb.StringStringEntryProto, dir str
 	if err != nil {
 		return nil, fmt.Errorf("%w: tensor %q: data file %s: %v (it must be next to the model)", ErrExternalData, t.Name, ext.File, err)
 	}
+	// A link inside the folder that resolves outside it escapes too, and
+	// ONNX Runtime refuses it.
+	if real, err := filepath.EvalSymlinks(ext.File); err == nil {
+		if realDir, err := filepath.EvalSymlinks(dir); err == nil {
+			if rel, err := filepath.Rel(realDir, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return nil, fmt.Errorf("%w: tensor %q: data file %s is a link to %s, outside the model's folder %s; copy the file next to the model",
+					ErrExternalData, t.Name, ext.File, real, dir)
+			}
+		}
+	}
 	need := t.ByteSize()
 	if ext.Length < 0 {
 		ext.Length = need
