@@ -103,13 +103,27 @@ func (s Sampling) Filter(logits []float64) Candidates {
 		k = s.TopK
 		order = topK(order, k, less)
 	case s.TopP > 0 && s.TopP < 1:
-		// Top-p alone: sorting the whole vocabulary is the slow part, and
-		// only the nucleus needs an order. Every token outside the set
-		// {w ≥ τ} is lighter than every token inside it, so once the set
-		// holds TopP of the mass the nucleus lies in it; sort just the set.
-		order, sum = nucleusCandidates(logits, s.Temperature, s.TopP)
-		sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
-		k = len(order)
+		// Top-p alone: sorting the whole vocabulary is the slow part. Every
+		// token outside the set {w ≥ τ} is lighter than every token inside
+		// it, so once the set holds TopP of the mass the nucleus lies in it;
+		// a weighted selection then finds the nucleus in linear time, and
+		// only a small one is sorted (a flat distribution's nucleus is most
+		// of the vocabulary, and drawing needs no order).
+		set, w, total := nucleusCandidates(logits, s.Temperature, s.TopP)
+		order = nucleusCut(set, w, s.TopP*total, less)
+		if len(order) <= sortedNucleus {
+			sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
+		}
+		probs := make([]float64, len(order))
+		mass := 0.0
+		for i, tok := range order {
+			probs[i] = w[tok]
+			mass += w[tok]
+		}
+		for i := range probs {
+			probs[i] /= mass
+		}
+		return Candidates{Tokens: order, Probs: probs}
 	}
 	order = order[:k]
 	// Softmax of logits/T over the kept tokens.
@@ -148,7 +162,7 @@ func (s Sampling) Filter(logits []float64) Candidates {
 // w = exp(logit/T − max) is at least some τ chosen so that they hold at
 // least topP of the total weight, and that total. τ starts at the largest
 // weight and halves until the set is heavy enough.
-func nucleusCandidates(logits []float64, temperature, topP float64) ([]int, float64) {
+func nucleusCandidates(logits []float64, temperature, topP float64) ([]int, []float64, float64) {
 	m := math.Inf(-1)
 	for _, v := range logits {
 		m = max(m, v/temperature)
@@ -171,9 +185,51 @@ func nucleusCandidates(logits []float64, temperature, topP float64) ([]int, floa
 		// The margin keeps rounding in the two sums from cutting the
 		// nucleus short; a slightly larger set changes nothing.
 		if mass >= topP*total*(1+1e-9) || len(set) == len(w) || tau == 0 {
-			return set, total
+			return set, w, total
 		}
 	}
+}
+
+// sortedNucleus is the largest nucleus returned in order (most likely
+// first); larger ones stay unordered.
+const sortedNucleus = 4096
+
+// nucleusCut returns, unordered, the shortest prefix of set in less's order
+// (most likely first) whose weight reaches target: every token before the
+// first one at which the running mass reaches target, and that token. It
+// is a weighted quickselect: expected time linear in len(set).
+func nucleusCut(set []int, w []float64, target float64, less func(a, b int) bool) []int {
+	var out []int
+	acc := 0.0
+	rest := append([]int(nil), set...)
+	var before, after []int
+	for len(rest) > 0 {
+		pivot := rest[len(rest)/2]
+		before, after = before[:0], after[:0]
+		mass := 0.0
+		for _, x := range rest {
+			switch {
+			case x == pivot:
+			case less(x, pivot):
+				before = append(before, x)
+				mass += w[x]
+			default:
+				after = append(after, x)
+			}
+		}
+		if acc+mass >= target {
+			rest = append(rest[:0], before...) // the cut is among them
+			continue
+		}
+		out = append(out, before...)
+		out = append(out, pivot)
+		acc += mass + w[pivot]
+		if acc >= target {
+			return out
+		}
+		rest = append(rest[:0], after...)
+	}
+	return out
 }
 
 // topK returns the k smallest elements of idx under less, sorted, in
