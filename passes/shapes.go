@@ -250,13 +250,9 @@ func (si *shapeInfo) node(n *ir.Node) {
 		if !ok {
 			return
 		}
-		var axes []int64
-		if a := n.Attr("axes"); a != nil {
-			axes = a.GetInts()
-		} else if n.Input(1) != "" {
-			if axes, ok = si.constInts(n.Input(1)); !ok {
-				return
-			}
+		axes, ok := si.axes(n)
+		if !ok {
+			return
 		}
 		if n.OpType == "Unsqueeze" {
 			rank := len(d) + len(axes)
@@ -453,13 +449,9 @@ func (si *shapeInfo) node(n *ir.Node) {
 		if !ok {
 			return
 		}
-		var axes []int64
-		if a := n.Attr("axes"); a != nil {
-			axes = a.GetInts()
-		} else if n.Input(1) != "" {
-			if axes, ok = si.constInts(n.Input(1)); !ok {
-				return
-			}
+		axes, ok := si.axes(n)
+		if !ok {
+			return
 		}
 		if len(axes) == 0 {
 			return
@@ -574,6 +566,18 @@ func (si *shapeInfo) node(n *ir.Node) {
 			set(d)
 		}
 	}
+}
+
+// axes returns a node's axes, from the attribute (older opsets) or the
+// constant second input; ok is false when they are computed.
+func (si *shapeInfo) axes(n *ir.Node) (axes []int64, ok bool) {
+	if a := n.Attr("axes"); a != nil {
+		return a.GetInts(), true
+	}
+	if n.Input(1) == "" {
+		return nil, true
+	}
+	return si.constInts(n.Input(1))
 }
 
 // arith tracks simple integer arithmetic on shape values.
