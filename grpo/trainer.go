@@ -121,7 +121,8 @@ func New(opts Options) (*Trainer, error) {
 	open := func(g string) (*runtime.Session, error) {
 		spec := man.Graphs[g]
 		return runtime.NewSession(filepath.Join(opts.Model, spec.File),
-			&runtime.Options{Device: opts.Device, Config: spec.SessionConfig, IntraOpThreads: cfg.Threads})
+			&runtime.Options{Device: opts.Device, Config: spec.SessionConfig, IntraOpThreads: cfg.Threads,
+				NoMemArena: cfg.LowMemory && g != manifest.GraphAdamW})
 	}
 	if tr.train, err = open(manifest.GraphTrain); err != nil {
 		return nil, err

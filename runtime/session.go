@@ -46,6 +46,11 @@ type Options struct {
 	Config map[string]string
 	// Outputs restricts the outputs the session computes (default: all).
 	Outputs []string
+	// NoMemArena makes ONNX Runtime return memory after each run instead
+	// of keeping its arena at the high-water mark: for graphs with large
+	// transient tensors (the [batch, seq, vocab] loss head) run from several
+	// sessions in one process.
+	NoMemArena bool
 }
 
 // IOInfo describes a graph input or output.
@@ -152,6 +157,11 @@ func sessionOptions(opts *Options) (*ort.SessionOptions, error) {
 	if opts.IntraOpThreads > 0 {
 		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
 			return fail(fmt.Errorf("intra-op threads: %w", err))
+		}
+	}
+	if opts.NoMemArena {
+		if err := so.SetCpuMemArena(false); err != nil {
+			return fail(fmt.Errorf("memory arena: %w", err))
 		}
 	}
 	level := map[Optimization]ort.GraphOptimizationLevel{

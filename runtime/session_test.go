@@ -207,7 +207,7 @@ func TestOptionsOptimizationAndConfig(t *testing.T) {
 	// The same graph with optimizations off and a disabled optimizer must
 	// give the golden logits too: options reach ONNX Runtime without changing results.
 	s, err := runtime.NewSession(scatterDir+"/model.onnx", &runtime.Options{
-		Optimization: runtime.OptimizeNone, IntraOpThreads: 1,
+		Optimization: runtime.OptimizeNone, IntraOpThreads: 1, NoMemArena: true,
 		Config:  map[string]string{"optimization.disable_specified_optimizers": "ConstantFolding"},
 		Outputs: []string{"logits"},
 	})

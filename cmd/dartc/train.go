@@ -49,6 +49,7 @@ var trainOverrides = []struct {
 	{&cli.Uint64Flag{Name: "seed", Usage: "seed of the data order and the rollouts"}, func(c *cli.Context, g *grpo.Config) { g.Seed = c.Uint64("seed") }, func(g grpo.Config) any { return g.Seed }},
 	{&cli.IntFlag{Name: "checkpoint-every", Usage: "steps between checkpoints (0: only at the end and on a signal)"}, func(c *cli.Context, g *grpo.Config) { g.CheckpointEvery = c.Int("checkpoint-every") }, func(g grpo.Config) any { return g.CheckpointEvery }},
 	{&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"}, func(c *cli.Context, g *grpo.Config) { g.Threads = c.Int("threads") }, func(g grpo.Config) any { return g.Threads }},
+	{&cli.BoolFlag{Name: "low-memory", Usage: "return train/logprobs memory after each run (about half the peak with a 152k vocabulary, slower)"}, func(c *cli.Context, g *grpo.Config) { g.LowMemory = c.Bool("low-memory") }, func(g grpo.Config) any { return g.LowMemory }},
 }
 
 var trainCommand = &cli.Command{
@@ -99,6 +100,8 @@ func overrideFlags() []cli.Flag {
 			f.Value = o.def(def).(string)
 		case *cli.Uint64Flag:
 			f.Value = o.def(def).(uint64)
+		case *cli.BoolFlag:
+			f.Value = o.def(def).(bool)
 		}
 		fs[i] = o.flag
 	}
