@@ -204,7 +204,26 @@ func (si *shapeInfo) node(n *ir.Node) {
 				t.Name = n.Outputs[0]
 				si.setConst(t)
 			}
+		} else if a := n.Attr("value_ints"); a != nil {
+			si.setConst(ir.NewTensorI64(n.Outputs[0], []int64{int64(len(a.GetInts()))}, a.GetInts()))
+		} else if a := n.Attr("value_int"); a != nil {
+			si.setConst(ir.NewTensorI64(n.Outputs[0], nil, []int64{a.GetI()}))
+		} else if a := n.Attr("value_float"); a != nil {
+			set([]string{})
+		} else if a := n.Attr("value_floats"); a != nil {
+			set([]string{num(int64(len(a.GetFloats())))})
 		}
+	case "GatherND":
+		data, ok1 := in(0)
+		idx, ok2 := in(1)
+		if !ok1 || !ok2 || len(idx) == 0 || n.AttrInt("batch_dims", 0) != 0 {
+			return
+		}
+		k, ok := isNum(idx[len(idx)-1])
+		if !ok || int(k) > len(data) {
+			return
+		}
+		set(append(append([]string{}, idx[:len(idx)-1]...), data[k:]...))
 	case "Shape":
 		d, ok := in(0)
 		if !ok {
@@ -381,6 +400,9 @@ func (si *shapeInfo) node(n *ir.Node) {
 			out[infer] = si.quotient(d, out, infer)
 		}
 		set(out)
+		if v, ok := si.vals[n.Input(0)]; ok {
+			si.vals[n.Outputs[0]] = v // a shape value keeps its entries
+		}
 	case "Expand":
 		d, ok := in(0)
 		if !ok {

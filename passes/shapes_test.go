@@ -38,13 +38,20 @@ func TestShapeInference(t *testing.T) {
 			{OpType: "Concat", Inputs: []string{"empty", "sq"}, Outputs: []string{"cat"}, Attrs: []*onnxAttr{ir.AttrInt("axis", 0)}},
 			{OpType: "Squeeze", Inputs: []string{"sl"}, Outputs: []string{"sq0"}}, // unknown: b, s may be 1
 			{OpType: "Add", Inputs: []string{"x", "y"}, Outputs: []string{"bc"}},  // [b, s, ?]
+			{OpType: "Constant", Outputs: []string{"two"}, Attrs: []*onnxAttr{ir.AttrInts("value_ints", 1, 2)}},
+			{OpType: "Reshape", Inputs: []string{"len", "flat"}, Outputs: []string{"len1"}}, // vals [s]
+			{OpType: "Concat", Inputs: []string{"two", "len1"}, Outputs: []string{"target"}, Attrs: []*onnxAttr{ir.AttrInt("axis", 0)}},
+			{OpType: "Expand", Inputs: []string{"one_f", "target"}, Outputs: []string{"ex"}}, // [1, 2, s]
+			{OpType: "GatherND", Inputs: []string{"x", "nd"}, Outputs: []string{"gnd"}},      // [4, 64]
 		},
 	}
+	g.Initializers = append(g.Initializers, ir.NewTensorF32("one_f", []int64{1}, []float32{1}),
+		ir.NewTensorI64("nd", []int64{4, 2}, []int64{0, 0, 0, 1, 1, 0, 1, 1}))
 	// "sq" is [s, 4]: a value whose first dim is symbolic.
 	g.Inputs = append(g.Inputs, &ir.ValueInfo{Name: "sq", Type: ir.TensorType(ir.Float32, ir.Sym("s"), ir.Dim{Value: 4})})
 	si := inferShapes(g)
 	for v, want := range map[string]string{
-		"r": "[b s 4 16]", "sl": "[b s 4 8]", "yf": "[n]", "cat": "[s 4]",
+		"r": "[b s 4 16]", "sl": "[b s 4 8]", "yf": "[n]", "cat": "[s 4]", "ex": "[1 2 s]", "gnd": "[4 64]",
 	} {
 		if got := fmt.Sprint(si.dims[v]); got != want {
 			t.Errorf("%s: %s, want %s", v, got, want)
