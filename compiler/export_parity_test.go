@@ -100,6 +100,24 @@ func relDiff(got, want []float64) float64 {
 	return d / m
 }
 
+// batchFeeds holds the reference batch (ids, mask, positions, roles).
+func (r reference) batchFeeds(t *testing.T, in map[string]*runtime.Tensor) map[string]*runtime.Tensor {
+	t.Helper()
+	in["input_ids"], in["attention_mask"], in["position_ids"] = r.ints(t, "input_ids"), r.ints(t, "attention_mask"), r.ints(t, "position_ids")
+	in[passes.RoleInput] = r.ints(t, "role_ids")
+	return in
+}
+
+// adapterFeeds holds PyTorch's fixed dual adapters.
+func (r reference) adapterFeeds(t *testing.T, man *manifest.Manifest) map[string]*runtime.Tensor {
+	t.Helper()
+	in := map[string]*runtime.Tensor{}
+	for _, name := range man.AdapterNames() {
+		in[name] = r.f32(t, name)
+	}
+	return in
+}
+
 func compileExport(t *testing.T, exporter string) (string, *manifest.Manifest) {
 	t.Helper()
 	return compileFixture(t, filepath.Join(exportDir, exporter, "model.onnx"), compiler.Options{Rank: 4, Alpha: 8})
@@ -153,9 +171,7 @@ func TestExportParityBase(t *testing.T) {
 		t.Run(ex.name, func(t *testing.T) {
 			out, man := compileExport(t, ex.name)
 			dec := session(t, filepath.Join(out, "decode.onnx"))
-			in := adapterFeeds(t, out) // A random, B zero
-			in["input_ids"], in["attention_mask"], in["position_ids"] = ref.ints(t, "input_ids"), ref.ints(t, "attention_mask"), ref.ints(t, "position_ids")
-			in[passes.RoleInput] = ref.ints(t, "role_ids")
+			in := ref.batchFeeds(t, adapterFeeds(t, out)) // A random, B zero
 			emptyCache(t, man, in, b)
 			got := run(t, dec, in)
 			d := relDiff(got["logits"].Floats(), lastOf(ref.floats(t, "prefill.logits"), b, s, v))
@@ -189,15 +205,7 @@ func TestExportParityDualLoRA(t *testing.T) {
 	for _, ex := range exporters {
 		t.Run(ex.name, func(t *testing.T) {
 			out, man := compileExport(t, ex.name)
-			feeds := func() map[string]*runtime.Tensor {
-				in := map[string]*runtime.Tensor{}
-				for _, name := range man.AdapterNames() {
-					in[name] = ref.f32(t, name)
-				}
-				in["input_ids"], in["attention_mask"], in["position_ids"] = ref.ints(t, "input_ids"), ref.ints(t, "attention_mask"), ref.ints(t, "position_ids")
-				in[passes.RoleInput] = ref.ints(t, "role_ids")
-				return in
-			}
+			feeds := func() map[string]*runtime.Tensor { return ref.batchFeeds(t, ref.adapterFeeds(t, man)) }
 			in := feeds()
 			emptyCache(t, man, in, b)
 			logits := run(t, session(t, filepath.Join(out, "decode.onnx")), in)["logits"].Floats()
@@ -250,12 +258,7 @@ func TestExportGradients(t *testing.T) {
 	for _, ex := range exporters {
 		t.Run(ex.name, func(t *testing.T) {
 			out, man := compileExport(t, ex.name)
-			in := map[string]*runtime.Tensor{}
-			for _, name := range man.AdapterNames() {
-				in[name] = ref.f32(t, name)
-			}
-			in["input_ids"], in["attention_mask"], in["position_ids"] = ref.ints(t, "input_ids"), ref.ints(t, "attention_mask"), ref.ints(t, "position_ids")
-			in[passes.RoleInput] = ref.ints(t, "role_ids")
+			in := ref.batchFeeds(t, ref.adapterFeeds(t, man))
 			in["token_weights"], in["advantages"] = pad("grpo.weights"), pad("grpo.advantages")
 			in["old_logprobs"], in["ref_logprobs"] = pad("grpo.old_logprobs"), pad("grpo.ref_logprobs")
 			in["clip_low"], in["clip_high"], in["kl_coef"] = f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.1})

@@ -1,11 +1,9 @@
 package runtime_test
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/compiler/manifest"
@@ -49,21 +47,7 @@ func BenchmarkDecodeQwen2(b *testing.B) {
 						prompts[i] = []int64{151644, 872, 198, int64(1000 + 37*i), 30}[:3+i%3]
 					}
 					cfg := runtime.GenerateConfig{MaxNewTokens: n, PadToken: 151643, Inputs: adapters, NoCache: mode == "full"}
-					var total, ort time.Duration
-					tokens := 0
-					for b.Loop() {
-						seqs, st, err := d.Generate(context.Background(), prompts, cfg)
-						if err != nil {
-							b.Fatal(err)
-						}
-						total += st.Total
-						ort += st.ORT
-						for _, s := range seqs {
-							tokens += len(s.Tokens)
-						}
-					}
-					b.ReportMetric(float64(tokens)/total.Seconds(), "tokens/s")
-					b.ReportMetric(100*float64(total-ort)/float64(total), "go-%")
+					measureGenerate(b, d, prompts, cfg)
 				})
 			}
 		}
@@ -102,21 +86,7 @@ func BenchmarkDecodeQwen25_05B(b *testing.B) {
 				prompts[i] = []int64{151644, 872, 198, int64(1000 + 37*i), 30}
 			}
 			cfg := runtime.GenerateConfig{MaxNewTokens: 32, PadToken: 151643, Inputs: adapters}
-			var total, ort time.Duration
-			tokens := 0
-			for b.Loop() {
-				seqs, st, err := d.Generate(context.Background(), prompts, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				total += st.Total
-				ort += st.ORT
-				for _, s := range seqs {
-					tokens += len(s.Tokens)
-				}
-			}
-			b.ReportMetric(float64(tokens)/total.Seconds(), "tokens/s")
-			b.ReportMetric(100*float64(total-ort)/float64(total), "go-%")
+			measureGenerate(b, d, prompts, cfg)
 		})
 	}
 }
