@@ -35,13 +35,13 @@ func TestMain(m *testing.M) {
 // syntheticCorpus writes (once per process) the 120k-passage corpus and its index.
 func syntheticCorpus(b *testing.B) (corpusPath, indexPath string) {
 	b.Helper()
-	data := sharedData(b)
+	root := fixture(b, ".")
 	benchCorpus.once.Do(func() {
 		c := &benchCorpus
 		if c.dir, c.err = os.MkdirTemp("", "bm25bench"); c.err != nil {
 			return
 		}
-		src, err := synth.Load(data)
+		src, err := synth.Load(root)
 		if err != nil {
 			c.err = err
 			return
@@ -113,7 +113,7 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 func benchQueries(b *testing.B) []string {
-	qs := readHotpot(b, filepath.Join(sharedData(b), "corpus", "hotpotqa-distractor-500", "grpo_val.jsonl"))
+	qs := readHotpot(b, fixture(b, synth.HotpotQuestions))
 	out := make([]string, len(qs))
 	for i, q := range qs {
 		out[i] = q.Question

@@ -1,19 +1,18 @@
 package bm25
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/dartc/dartc/retrieval/corpus"
+	"github.com/dartc/dartc/retrieval/internal/synth"
 )
 
 // TestPruningIsExact checks that MaxScore pruning returns exactly what
 // reading every posting returns (same passages, bit-identical scores) on the
 // HotpotQA corpus and questions, and that it does prune.
 func TestPruningIsExact(t *testing.T) {
-	dir := filepath.Join(sharedData(t), "corpus", "hotpotqa-distractor-500")
-	ix := openFile(t, buildFile(t, filepath.Join(dir, "corpus.jsonl"), corpus.TitleText, DefaultParams))
-	qs := readHotpot(t, filepath.Join(dir, "grpo_val.jsonl"))
+	ix := openFile(t, buildFile(t, fixture(t, synth.HotpotCorpus), corpus.TitleText, DefaultParams))
+	qs := readHotpot(t, fixture(t, synth.HotpotQuestions))
 	queries := []string{"the of and a in", "the", "Romanian singer Inna", ""}
 	for _, q := range qs {
 		queries = append(queries, q.Question)

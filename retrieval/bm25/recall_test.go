@@ -4,20 +4,19 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/retrieval/corpus"
+	"github.com/dartc/dartc/retrieval/internal/synth"
 )
 
+// hotpotQuestion is a row of synth.HotpotQuestions: a question and the
+// titles of its two gold paragraphs (titles are unique in the corpus).
 type hotpotQuestion struct {
-	ID         string `json:"id"`
-	Question   string `json:"question"`
-	Paragraphs []struct {
-		Title  string `json:"title"`
-		Text   string `json:"text"`
-		IsGold bool   `json:"is_gold"`
-	} `json:"paragraphs"`
+	ID       string   `json:"id"`
+	Question string   `json:"question"`
+	Gold     []string `json:"gold"`
 }
 
 func readHotpot(t testing.TB, path string) []hotpotQuestion {
@@ -48,34 +47,32 @@ func readHotpot(t testing.TB, path string) []hotpotQuestion {
 // of questions with a gold paragraph in the top 3 (what the agent sees with
 // Search-R1's topk = 3), and with both gold paragraphs in the top 10.
 func TestHotpotQARecall(t *testing.T) {
-	dir := filepath.Join(sharedData(t), "corpus", "hotpotqa-distractor-500")
-	ix := openFile(t, buildFile(t, filepath.Join(dir, "corpus.jsonl"), corpus.TitleText, DefaultParams))
+	ix := openFile(t, buildFile(t, fixture(t, synth.HotpotCorpus), corpus.TitleText, DefaultParams))
 	if ix.Len() != 4968 {
 		t.Fatalf("%d passages, want 4968", ix.Len())
 	}
-	byContents := make(map[string]int, ix.Len())
+	byTitle := make(map[string]int, ix.Len())
 	for d := 0; d < ix.Len(); d++ {
 		_, contents, err := ix.Doc(d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		byContents[contents] = d
+		title, _, _ := strings.Cut(contents, "\n")
+		byTitle[strings.Trim(title, "\"")] = d
 	}
-	qs := readHotpot(t, filepath.Join(dir, "grpo_val.jsonl"))
+	qs := readHotpot(t, fixture(t, synth.HotpotQuestions))
 	if len(qs) != 500 {
 		t.Fatalf("%d questions, want 500", len(qs))
 	}
 	var anyTop3, bothTop10 int
 	for _, q := range qs {
 		var gold []int
-		for _, p := range q.Paragraphs {
-			if p.IsGold {
-				d, ok := byContents["\""+p.Title+"\"\n"+p.Text]
-				if !ok {
-					t.Fatalf("question %s: gold paragraph %q is not in the corpus", q.ID, p.Title)
-				}
-				gold = append(gold, d)
+		for _, title := range q.Gold {
+			d, ok := byTitle[title]
+			if !ok {
+				t.Fatalf("question %s: gold paragraph %q is not in the corpus", q.ID, title)
 			}
+			gold = append(gold, d)
 		}
 		if len(gold) != 2 {
 			t.Fatalf("question %s has %d gold paragraphs, want 2", q.ID, len(gold))

@@ -39,12 +39,12 @@ func syntheticIndex(b *testing.B) (*bm25.Index, []string) {
 	b.Helper()
 	benchIndex.once.Do(func() {
 		c := &benchIndex
-		data, err := synth.SharedDataDir()
+		root, err := synth.Root()
 		if err != nil {
 			c.err = err
 			return
 		}
-		src, err := synth.Load(data)
+		src, err := synth.Load(root)
 		if err != nil {
 			c.err = err
 			return
@@ -72,7 +72,7 @@ func syntheticIndex(b *testing.B) (*bm25.Index, []string) {
 		if c.ix, c.err = bm25.Open(idx); c.err != nil {
 			return
 		}
-		qf, err := os.Open(filepath.Join(data, "corpus", "hotpotqa-distractor-500", "grpo_val.jsonl"))
+		qf, err := os.Open(filepath.Join(root, synth.HotpotQuestions))
 		if err != nil {
 			c.err = err
 			return

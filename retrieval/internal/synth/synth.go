@@ -17,8 +17,22 @@ type Sources struct {
 	Sentences []string
 }
 
-// Load reads the sources from the shared data folder (…/shared/data).
-func Load(sharedData string) (Sources, error) {
+// The repository's fixture files, relative to its root (PROVENANCE.md beside
+// each records where they come from).
+const (
+	// HotpotCorpus is the 4,968 HotpotQA paragraphs, {"title","text"} rows.
+	HotpotCorpus = "data/demo/corpus.jsonl"
+	// HotpotQuestions is the 500 questions those paragraphs answer with the
+	// titles of their two gold paragraphs, {"id","question","gold"} rows.
+	HotpotQuestions = "retrieval/testdata/hotpotqa_gold.jsonl"
+	// FlashRAGSample is FlashRAG's 1,000-passage wiki sample,
+	// {"id","contents"} rows.
+	FlashRAGSample = "retrieval/testdata/flashrag_sample.jsonl"
+)
+
+// Load reads the sources from the repository whose root is root: the
+// HotpotQA paragraphs and the FlashRAG wiki sample.
+func Load(root string) (Sources, error) {
 	var s Sources
 	add := func(title, text string) {
 		s.Titles = append(s.Titles, title)
@@ -28,7 +42,7 @@ func Load(sharedData string) (Sources, error) {
 			}
 		}
 	}
-	err := eachLine(filepath.Join(sharedData, "corpus", "hotpotqa-distractor-500", "corpus.jsonl"), func(line []byte) error {
+	err := eachLine(filepath.Join(root, HotpotCorpus), func(line []byte) error {
 		var r struct{ Title, Text string }
 		if err := json.Unmarshal(line, &r); err != nil {
 			return err
@@ -39,7 +53,7 @@ func Load(sharedData string) (Sources, error) {
 	if err != nil {
 		return s, err
 	}
-	err = eachLine(filepath.Join(sharedData, "corpus", "flashrag-wiki-sample", "sample_data.jsonl"), func(line []byte) error {
+	err = eachLine(filepath.Join(root, FlashRAGSample), func(line []byte) error {
 		var r struct{ Contents string }
 		if err := json.Unmarshal(line, &r); err != nil {
 			return err
@@ -97,27 +111,21 @@ func (s Sources) Write(w io.Writer, n int, seed uint64) error {
 	return bw.Flush()
 }
 
-// SharedDataDir finds the team's shared fixture folder: shared/data beside
-// the repository root (the directory holding go.mod above the working
-// directory).
-func SharedDataDir() (string, error) {
+// Root finds the repository root: the nearest directory holding go.mod at
+// or above the working directory (go test runs in the package directory).
+func Root() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("synth: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("synth: no go.mod above %s", dir)
+			return "", fmt.Errorf("synth: no go.mod at or above the working directory")
 		}
 		dir = parent
 	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(data); err != nil {
-		return "", fmt.Errorf("synth: shared fixtures not found at %s (they sit beside the repository as shared/data): %w", data, err)
-	}
-	return data, nil
 }

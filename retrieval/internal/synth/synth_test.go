@@ -8,7 +8,7 @@ import (
 )
 
 func TestWriteIsDeterministic(t *testing.T) {
-	dir, err := SharedDataDir()
+	dir, err := Root()
 	if err != nil {
 		t.Fatal(err)
 	}
