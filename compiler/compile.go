@@ -3,6 +3,7 @@ package compiler
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/internal/outpath"
 	"github.com/dartc/dartc/passes"
 )
 
@@ -93,8 +95,8 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(out); err == nil && !opts.Force {
-		return nil, fmt.Errorf("%w: %s (pass --force to replace it)", ErrOutputExists, out)
+	if err := checkOutput(src, out, opts.Force); err != nil {
+		return nil, err
 	}
 	raw, err := os.ReadFile(src)
 	if err != nil {
@@ -392,6 +394,56 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// checkOutput applies the --force rule (package outpath): out may be
+// replaced only when it is an artifacts directory compile wrote (its
+// manifest.json lists every entry) or an empty directory, and never when
+// it holds the source model.
+func checkOutput(src, out string, force bool) error {
+	_, err := outpath.Dir(out, force, []string{src}, recogniseArtifacts)
+	switch {
+	case errors.Is(err, outpath.ErrExists):
+		return fmt.Errorf("%w: %s (pass --force to replace it)", ErrOutputExists, out)
+	case err != nil:
+		return fmt.Errorf("compiler: %w", err)
+	}
+	return nil
+}
+
+// recogniseArtifacts accepts a directory whose manifest.json is a dartc
+// artifacts manifest (any format version) naming every other entry.
+func recogniseArtifacts(dir string, names []string) error {
+	b, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		return errors.New("it has no readable manifest.json, so it is not a directory that compile wrote")
+	}
+	var m struct {
+		Format string `json:"format"`
+		Source struct {
+			ExternalData []string `json:"external_data"`
+		} `json:"source"`
+		Graphs map[string]struct {
+			File string `json:"file"`
+		} `json:"graphs"`
+		AdaptersFile string `json:"adapters_file"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || !strings.HasPrefix(m.Format, "dartc-artifacts/") {
+		return errors.New("its manifest.json is not a dartc artifacts manifest")
+	}
+	known := map[string]bool{manifest.FileName: true, m.AdaptersFile: true}
+	for _, g := range m.Graphs {
+		known[g.File] = true
+	}
+	for _, f := range m.Source.ExternalData {
+		known[f] = true
+	}
+	for _, n := range names {
+		if !known[n] {
+			return fmt.Errorf("it holds %q, which its manifest.json does not list (move it out first)", n)
+		}
+	}
+	return nil
 }
 
 // replaceDir renames tmp to out; an existing out (allowed by force) is moved

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dartc/dartc/internal/outpath"
 	"github.com/dartc/dartc/retrieval"
 	"github.com/dartc/dartc/retrieval/bm25"
 	"github.com/dartc/dartc/retrieval/connect"
@@ -42,6 +43,7 @@ var (
 		Name: "index", Usage: "BM25 index file, or the URL of a /retrieve server (http://host:port/retrieve)",
 		Required: true, EnvVars: []string{"DARTC_INDEX"},
 	}
+	searchForceFlag  = &cli.BoolFlag{Name: "force", Usage: "replace an existing index file (only a BM25 index, never another file)"}
 	searchTopKFlag   = &cli.IntFlag{Name: "topk", Value: 3, Usage: "passages per query"}
 	searchScoresFlag = &cli.BoolFlag{
 		Name: "scores", Usage: "print rank, score, id and title instead of the agent's observation text",
@@ -65,13 +67,17 @@ var searchIndexCommand = &cli.Command{
 	Name:      "index",
 	Usage:     "build a BM25 index from a FlashRAG / Search-R1 JSONL corpus",
 	ArgsUsage: " ",
-	Flags:     []cli.Flag{searchCorpusFlag, searchOutputFlag, searchFormatFlag, searchK1Flag, searchBFlag},
+	Flags:     []cli.Flag{searchCorpusFlag, searchOutputFlag, searchFormatFlag, searchK1Flag, searchBFlag, searchForceFlag},
 	Action: func(c *cli.Context) error {
 		format, err := corpus.ParseFormat(c.String(searchFormatFlag.Name))
 		if err != nil {
 			return err
 		}
 		path := c.String(searchCorpusFlag.Name)
+		out := c.String(searchOutputFlag.Name)
+		if _, err := outpath.File(out, c.Bool(searchForceFlag.Name), []string{path}, bm25.Recognise); err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("search index: %w", err)
@@ -96,7 +102,6 @@ var searchIndexCommand = &cli.Command{
 		ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		start := time.Now()
-		out := c.String(searchOutputFlag.Name)
 		stats, err := bm25.Build(ctx, rows, out, bm25.Params{K1: c.Float64(searchK1Flag.Name), B: c.Float64(searchBFlag.Name)})
 		if err != nil {
 			return err

@@ -1,6 +1,11 @@
 package bm25
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
 
 const (
 	magic         = "DARTBM25"
@@ -50,3 +55,18 @@ type Params struct {
 
 // DefaultParams are Pyserini's defaults.
 var DefaultParams = Params{K1: 0.9, B: 0.4}
+
+// Recognise reports whether the file at path starts with the index magic
+// (ErrNotIndex when it does not): what `search index --force` may replace.
+func Recognise(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("bm25: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(magic))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != magic {
+		return ErrNotIndex
+	}
+	return nil
+}

@@ -56,7 +56,7 @@ func build(cfg qwen2.Config, opts Options) (*onnxpb.ModelProto, []*weightTensor)
 	return &onnxpb.ModelProto{
 		IrVersion:    proto.Int64(IRVersion),
 		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
-		ProducerName: proto.String("dartc models synth"),
+		ProducerName: proto.String(producer),
 		DocString: proto.String("Qwen2-shaped decoder (" + cfg.Name + ", " + opts.LinearForm.String() +
 			" linear form, " + opts.DType.String() + ") synthesized by dartc with seeded weights"),
 		Graph: g,

@@ -3,6 +3,7 @@ package synth_test
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/dartc/dartc/internal/outpath"
 	"math"
 	"os"
 	"path/filepath"
@@ -439,5 +440,43 @@ func TestSeedsAndParams(t *testing.T) {
 		if len(drawn[k]) != len(v) || drawn[k][len(v)-1] != v[len(v)-1] {
 			t.Errorf("DrawWeights differs from Result.Weights at %s", k)
 		}
+	}
+}
+
+// TestForceReplacesOnlySynthDirs: Force replaces a directory Synthesize
+// wrote, or an empty one; a directory holding anything else (another
+// model, the user's files) is refused and left as it was.
+func TestForceReplacesOnlySynthDirs(t *testing.T) {
+	cfg := tinyConfig(t)
+	parent := t.TempDir()
+	foreign := filepath.Join(parent, "mine")
+	os.Mkdir(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "model.onnx"), []byte("not from dartc"), 0o644)
+	os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("keep"), 0o644)
+	if _, err := synth.Synthesize(cfg, foreign, synth.Options{Force: true}); !errors.Is(err, outpath.ErrNotReplaceable) {
+		t.Fatalf("Force into a foreign directory: %v, want a refusal", err)
+	}
+	for name, want := range map[string]string{"model.onnx": "not from dartc", "notes.txt": "keep"} {
+		if b, _ := os.ReadFile(filepath.Join(foreign, name)); string(b) != want {
+			t.Fatalf("%s changed: %q", name, b)
+		}
+	}
+	// A synthesized directory with a file added by the user is not ours either.
+	dir := filepath.Join(parent, "m")
+	if _, err := synth.Synthesize(cfg, dir, synth.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("keep"), 0o644)
+	if _, err := synth.Synthesize(cfg, dir, synth.Options{Force: true}); !errors.Is(err, outpath.ErrNotReplaceable) {
+		t.Fatalf("Force over a synthesized directory with a user file: %v, want a refusal", err)
+	}
+	os.Remove(filepath.Join(dir, "notes.txt"))
+	if _, err := synth.Synthesize(cfg, dir, synth.Options{Force: true, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(parent, "empty")
+	os.Mkdir(empty, 0o755)
+	if _, err := synth.Synthesize(cfg, empty, synth.Options{Force: true}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,11 +12,62 @@ import (
 	"strconv"
 
 	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/internal/outpath"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
 // ErrExists is returned when the output directory exists and Force is unset.
 var ErrExists = errors.New("synth: output directory exists")
+
+// producer is the ModelProto.producer_name of every model Synthesize writes.
+const producer = "dartc models synth"
+
+// recogniseSynth accepts a directory holding only model.onnx (written by
+// Synthesize: its producer_name says so) and model.onnx.data.
+func recogniseSynth(dir string, names []string) error {
+	for _, n := range names {
+		if n != ModelFile && n != DataFile {
+			return fmt.Errorf("it holds %q, which models synth does not write", n)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, ModelFile))
+	if err != nil {
+		return errors.New("it has no model.onnx")
+	}
+	defer f.Close()
+	head := make([]byte, 4096)
+	n, _ := io.ReadFull(f, head)
+	if producerName(head[:n]) != producer {
+		return fmt.Errorf("its model.onnx was not written by %s", producer)
+	}
+	return nil
+}
+
+// producerName reads ModelProto.producer_name (field 2) from the start of
+// a serialized model; "" when it is not within b.
+func producerName(b []byte) string {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if num == 2 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return ""
+			}
+			return string(v)
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+	}
+	return ""
+}
 
 // File names inside the output directory.
 const (
@@ -168,10 +219,12 @@ func writeSynced(path string, fill func(*os.File) error) error {
 // dir either does not change or appears complete.
 func atomicDir(dir string, force bool, fill func(tmp string) error) error {
 	dir = filepath.Clean(dir)
-	_, statErr := os.Stat(dir)
-	exists := statErr == nil
-	if exists && !force {
+	exists, err := outpath.Dir(dir, force, nil, recogniseSynth)
+	switch {
+	case errors.Is(err, outpath.ErrExists):
 		return fmt.Errorf("%w: %s (choose another directory or pass --force to replace it)", ErrExists, dir)
+	case err != nil:
+		return fmt.Errorf("synth: %w", err)
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
