@@ -27,6 +27,15 @@ const (
 	tmpPre         = ".tmp-"
 )
 
+// Metadata keys a checkpoint's adapters.safetensors carries besides the
+// compiled adapters' own (rank, alpha, roles, base model): what was
+// trained, so that a consumer such as LEAS can refuse the wrong kind.
+const (
+	MetaStep       = "step"        // completed GRPO steps
+	MetaVariant    = "variant"     // Config.Variant
+	MetaGradTokens = "grad_tokens" // Config.GradTokens
+)
+
 // ErrNoCheckpoint is returned by LatestCheckpoint for a run without one.
 var ErrNoCheckpoint = errors.New("grpo: no checkpoint")
 
@@ -149,8 +158,9 @@ func (tr *Trainer) Checkpoint() (string, error) {
 	for k, v := range tr.meta {
 		meta[k] = v
 	}
-	meta["step"] = strconv.Itoa(tr.state.Step)
-	meta["variant"] = tr.cfg.Variant
+	meta[MetaStep] = strconv.Itoa(tr.state.Step)
+	meta[MetaVariant] = tr.cfg.Variant
+	meta[MetaGradTokens] = tr.cfg.GradTokens
 	if err := safetensors.Write(filepath.Join(tmp, AdaptersFile), params, meta); err != nil {
 		return fail(err)
 	}

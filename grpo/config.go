@@ -167,8 +167,6 @@ func (c *Config) Validate() error {
 			fmt.Sprintf("variant %q: choose dual, single or two-agent", c.Variant)},
 		{c.GradTokens != GradAll && c.GradTokens != GradReason && c.GradTokens != GradTool,
 			fmt.Sprintf("grad_tokens %q: choose all, reason or tool", c.GradTokens)},
-		{c.Variant == VariantSingle && c.GradTokens != GradAll,
-			"grad_tokens must be all with variant single (one adapter sees every token)"},
 		{c.LossAgg != AggTokenMean && c.LossAgg != AggSeqMeanTokenMean,
 			fmt.Sprintf("loss_agg %q: choose token-mean or seq-mean-token-mean", c.LossAgg)},
 		{!finite(c.ClipLow) || c.ClipLow < 0 || c.ClipLow >= 1, fmt.Sprintf("clip_low %v: must be in [0, 1)", c.ClipLow)},

@@ -26,14 +26,20 @@ func TestLoadConfig(t *testing.T) {
 	if c.Group != 8 || c.LR != 3e-5 || c.Variant != VariantSingle || c.ClipLow != 0.2 || c.TopP != 0.95 {
 		t.Fatalf("loaded %+v", c)
 	}
+	// M_Reas and M_Tool of LEAS: one shared adapter, loss on one role's tokens.
+	for _, g := range []string{GradReason, GradTool, GradAll} {
+		if c, err := LoadConfig(write("single.yaml", "variant: single\ngrad_tokens: "+g+"\n")); err != nil || c.GradTokens != g {
+			t.Errorf("variant single with grad_tokens %s: %v", g, err)
+		}
+	}
 	if c, err := LoadConfig(write("empty.yaml", "")); err != nil || c != DefaultConfig() {
 		t.Fatalf("empty file: %v, %+v", err, c)
 	}
 	for body, want := range map[string]string{
-		"gruop: 8\n":                             "gruop",
-		"variant: triple\n":                      "variant",
-		"clip_low: 1.5\n":                        "clip_low",
-		"grad_tokens: reason\nvariant: single\n": "grad_tokens",
+		"gruop: 8\n":             "gruop",
+		"variant: triple\n":      "variant",
+		"clip_low: 1.5\n":        "clip_low",
+		"grad_tokens: planner\n": "grad_tokens",
 	} {
 		if _, err := LoadConfig(write("bad.yaml", body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want one naming %s", body, err, want)

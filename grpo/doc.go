@@ -27,6 +27,10 @@
 // train.onnx pass per role with every position encoded by that role's
 // adapter and the loss on that role's positions only (each agent's own
 // context encoding), with old log-probs recomputed that way.
+// GradTokens (reason, tool) zeroes the token weights of the other role's
+// positions; with single it makes LEAS's M_Reas and M_Tool (one shared
+// adapter, loss on one role's tokens). Checkpoints record variant and
+// grad_tokens in the adapters' metadata (MetaVariant, MetaGradTokens).
 //
 // Invariants:
 //   - Token weights carry the mask and the aggregation: Σ w·ℓ over a

@@ -15,9 +15,9 @@ import (
 func init() { register(leasCommand) }
 
 var (
-	leasReasonFlag  = &cli.StringFlag{Name: "reason-adapters", Usage: "M_Reas: adapters trained on reasoning tokens only", Required: true}
-	leasToolFlag    = &cli.StringFlag{Name: "tool-adapters", Usage: "M_Tool: adapters trained on tool tokens only", Required: true}
-	leasUnifiedFlag = &cli.StringFlag{Name: "unified-adapters", Usage: "M_Unified: adapters trained on all tokens", Required: true}
+	leasReasonFlag  = &cli.StringFlag{Name: "reason-adapters", Usage: "M_Reas: `FILE`, a checkpoint of dartc train --variant single --grad-tokens reason", Required: true}
+	leasToolFlag    = &cli.StringFlag{Name: "tool-adapters", Usage: "M_Tool: `FILE`, a checkpoint of dartc train --variant single --grad-tokens tool", Required: true}
+	leasUnifiedFlag = &cli.StringFlag{Name: "unified-adapters", Usage: "M_Unified: `FILE`, a checkpoint of dartc train --variant single --grad-tokens all", Required: true}
 	leasKFlag       = &cli.IntFlag{Name: "k", Value: leasrun.DefaultK, Usage: "sampled rollouts per question and configuration"}
 	leasAlphaFlag   = &cli.Float64Flag{Name: "alpha", Value: leas.DefaultAlpha, Usage: "smoothing: s = (correct + alpha) / (k + 2·alpha)"}
 	leasBatchFlag   = &cli.IntFlag{Name: "batch", Value: leasrun.DefaultBatch, Usage: "questions rolled out together (each k times)"}
@@ -37,6 +37,14 @@ H_Reas (M_Reas's adapter in the reasoning slot, base on tool positions). Every q
 rolled out k times per configuration with the same random numbers; the exact-match counts
 give smoothed accuracies s_M, and s = σ(x_Mᵀλ) is solved exactly for λ per question.
 λ_23 (tool×reason) < 0 means the two skills interfere on that question.
+
+The three trained models are each ONE adapter shared by every token, as in the paper:
+  M_Reas     dartc train --variant single --grad-tokens reason   (loss on reasoning tokens)
+  M_Tool     dartc train --variant single --grad-tokens tool     (loss on tool tokens)
+  M_Unified  dartc train --variant single --grad-tokens all
+Pass RUN/checkpoints/step-N/adapters.safetensors of each. Checkpoints record their variant
+and grad-tokens; a file of another kind (a dual checkpoint, the compiled initial adapters)
+is refused.
 
 Writes DIR/rollouts.jsonl, questions.jsonl (counts), results.jsonl (λ per question),
 summary.json (share of questions with interference, λ_23's distribution, its relation to

@@ -13,6 +13,12 @@
 //	summary.json     leas.Summary plus the run's settings
 //	lambda23.png     histogram of λ_23 split by M_Unified's success
 //
+// The trained models are checkpoints of `dartc train --variant single`
+// with --grad-tokens reason (M_Reas), tool (M_Tool) and all (M_Unified):
+// each one adapter shared by every token. Run refuses a file whose
+// metadata records another variant or filter, or none, and one whose two
+// slots differ, naming the command that makes the right file.
+//
 // Invariants:
 //   - Every configuration runs the same compiled graph; only the adapter
 //     tensors change (M_Base: zeros in both slots; M_Reas, M_Tool,

@@ -18,6 +18,8 @@ import (
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/leas"
 	"github.com/dartc/dartc/eval/run"
+	"github.com/dartc/dartc/grpo"
+	"github.com/dartc/dartc/peft"
 	"github.com/dartc/dartc/runtime/agent"
 	"github.com/dartc/dartc/safetensors"
 	"github.com/schollz/progressbar/v3"
@@ -103,9 +105,63 @@ func loadTrained(paths map[leas.Config]string) (map[leas.Config]*safetensors.Fil
 		if err != nil {
 			return nil, fmt.Errorf("leasrun: %v adapters: %w", c, err)
 		}
+		if err := checkTrained(c, p, f); err != nil {
+			return nil, err
+		}
 		out[c] = f
 	}
 	return out, nil
+}
+
+// wantGradTokens is the loss filter each trained configuration is made
+// with: the paper's M_Reas, M_Tool and M_Unified are each one adapter
+// shared by every token, trained with the loss on reasoning tokens, tool
+// tokens or all tokens.
+var wantGradTokens = map[leas.Config]string{leas.Reas: grpo.GradReason, leas.Tool: grpo.GradTool, leas.Unified: grpo.GradAll}
+
+// checkTrained refuses an adapter file that is not the kind configuration
+// c needs, as recorded in the metadata of a `dartc train` checkpoint, and
+// one whose two role slots differ (a single adapter fills both).
+func checkTrained(c leas.Config, path string, f *safetensors.File) error {
+	grad := wantGradTokens[c]
+	fix := fmt.Sprintf("make it with `dartc train --variant single --grad-tokens %s` and pass RUN/checkpoints/step-N/adapters.safetensors", grad)
+	variant, gt := f.Metadata[grpo.MetaVariant], f.Metadata[grpo.MetaGradTokens]
+	switch {
+	case variant == "":
+		return fmt.Errorf("leasrun: %v adapters %s: no training metadata (variant, grad_tokens), so not a `dartc train` checkpoint; %v is one adapter shared by every token, trained with the loss on %s tokens: %s",
+			c, path, c, grad, fix)
+	case variant != grpo.VariantSingle || gt != grad:
+		if gt == "" {
+			gt = grpo.GradAll
+		}
+		why := ""
+		if variant == grpo.VariantDual && gt != grpo.GradAll {
+			why = " (two adapters, one per role, with only one trained: closer to an H_ hybrid than to " + c.String() + ")"
+		}
+		return fmt.Errorf("leasrun: %v adapters %s were trained with --variant %s --grad-tokens %s%s; %v is one adapter shared by every token, trained with the loss on %s tokens: %s",
+			c, path, variant, gt, why, c, grad, fix)
+	}
+	return sameSlots(c, path, f)
+}
+
+// sameSlots checks that every reasoning-slot tensor equals its tool-slot
+// twin, as a single-variant checkpoint writes them.
+func sameSlots(c leas.Config, path string, f *safetensors.File) error {
+	for _, t := range f.Tensors {
+		n, ok := peft.ParseAdapterName(t.Name)
+		if !ok || n.Role != leas.ReasonRole {
+			continue
+		}
+		n.Role = leas.ToolRole
+		twin, err := f.Get(n.String())
+		if err != nil {
+			return fmt.Errorf("leasrun: %v adapters %s: %w", c, path, err)
+		}
+		if !bytes.Equal(t.Data, twin.Data) {
+			return fmt.Errorf("leasrun: %v adapters %s: %s and %s differ, but a single-variant checkpoint holds one adapter in both slots; was the file edited?", c, path, t.Name, twin.Name)
+		}
+	}
+	return nil
 }
 
 // setAdapters puts the tensors of configuration c into the agent, going

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/grpo"
 	"github.com/dartc/dartc/internal/orttest"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
@@ -104,7 +105,8 @@ func build() (Fixture, error) {
 	}
 	for i, name := range []string{"reason", "tool", "unified"} {
 		path := filepath.Join(dir, name+".safetensors")
-		if err := WriteSingleAdapter(path, f.Manifest, uint64(100+i), 0.2); err != nil {
+		grad := map[string]string{"reason": grpo.GradReason, "tool": grpo.GradTool, "unified": grpo.GradAll}[name]
+		if err := WriteSingleAdapter(path, f.Manifest, uint64(100+i), 0.2, grad); err != nil {
 			return Fixture{}, err
 		}
 		f.Adapters[name] = path
@@ -130,8 +132,9 @@ func build() (Fixture, error) {
 
 // WriteSingleAdapter writes a single adapter in the dual layout: for every
 // target, A and B drawn N(0, std²) from seed, the same tensors in every
-// role slot, with dartc's adapter metadata.
-func WriteSingleAdapter(path string, m *manifest.Manifest, seed uint64, std float64) error {
+// role slot, with dartc's adapter metadata and the training metadata of a
+// `dartc train --variant single --grad-tokens gradTokens` checkpoint.
+func WriteSingleAdapter(path string, m *manifest.Manifest, seed uint64, std float64, gradTokens string) error {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	var ts []safetensors.Tensor
 	for _, tg := range m.LoRA.Targets {
@@ -149,7 +152,8 @@ func WriteSingleAdapter(path string, m *manifest.Manifest, seed uint64, std floa
 		}
 	}
 	meta := map[string]string{peft.MetaRank: fmt.Sprint(m.LoRA.Rank), peft.MetaAlpha: fmt.Sprint(m.LoRA.Alpha),
-		peft.MetaRoles: strings.Join(m.LoRA.Roles, ","), peft.MetaBaseModel: "runtest tiny qwen2"}
+		peft.MetaRoles: strings.Join(m.LoRA.Roles, ","), peft.MetaBaseModel: "runtest tiny qwen2",
+		grpo.MetaVariant: grpo.VariantSingle, grpo.MetaGradTokens: gradTokens}
 	if err := safetensors.Write(path, ts, meta); err != nil {
 		return fmt.Errorf("runtest: %w", err)
 	}
