@@ -9,10 +9,12 @@ import (
 	"github.com/dartc/dartc/eval/leas"
 	"github.com/dartc/dartc/eval/leasrun"
 	"github.com/dartc/dartc/eval/run/runtest"
+	"github.com/dartc/dartc/grpo"
 	"github.com/dartc/dartc/retrieval/connect"
 	"github.com/dartc/dartc/retrieval/httpretrieve"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/runtime/agent"
+	"github.com/dartc/dartc/safetensors"
 )
 
 func TestMain(m *testing.M) {
@@ -33,12 +35,28 @@ func TestRunSixConfigurations(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	same := f.Adapters["unified"]
+	// The same tensors under the three kinds of training metadata.
+	same := map[leas.Config]string{}
+	src, err := safetensors.Read(f.Adapters["unified"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, g := range map[leas.Config]string{leas.Reas: grpo.GradReason, leas.Tool: grpo.GradTool, leas.Unified: grpo.GradAll} {
+		meta := map[string]string{}
+		for k, v := range src.Metadata {
+			meta[k] = v
+		}
+		meta[grpo.MetaGradTokens] = g
+		same[c] = filepath.Join(t.TempDir(), c.String()+".safetensors")
+		if err := safetensors.Write(same[c], src.Tensors, meta); err != nil {
+			t.Fatal(err)
+		}
+	}
 	const k = 3
 	rep, err := leasrun.Run(context.Background(), leasrun.Options{
 		Agent: agent.Config{Model: f.Model, Searcher: s, Session: &runtime.Options{IntraOpThreads: 1},
 			MaxTurns: 1, MaxTurnTokens: 6, Sampling: runtime.Sampling{Temperature: 1, TopK: 20}}, // top-k: no sort of the random model's flat vocabulary
-		Trained:  map[leas.Config]string{leas.Reas: same, leas.Tool: same, leas.Unified: same},
+		Trained:  same,
 		Datasets: []string{filepath.Join(f.Data, "nq_test.jsonl")}, Limit: 3, K: k, Batch: 2, Seed: 9, Dir: dir,
 	})
 	if err != nil {
