@@ -34,6 +34,7 @@ const (
 	MetaStep       = "step"        // completed GRPO steps
 	MetaVariant    = "variant"     // Config.Variant
 	MetaGradTokens = "grad_tokens" // Config.GradTokens
+	MetaIsolation  = "isolation"   // Config.Isolation
 )
 
 // ErrNoCheckpoint is returned by LatestCheckpoint for a run without one.
@@ -161,6 +162,7 @@ func (tr *Trainer) Checkpoint() (string, error) {
 	meta[MetaStep] = strconv.Itoa(tr.state.Step)
 	meta[MetaVariant] = tr.cfg.Variant
 	meta[MetaGradTokens] = tr.cfg.GradTokens
+	meta[MetaIsolation] = tr.cfg.Isolation
 	if err := safetensors.Write(filepath.Join(tmp, AdaptersFile), params, meta); err != nil {
 		return fail(err)
 	}

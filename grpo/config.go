@@ -25,6 +25,21 @@ const (
 	GradTool   = "tool"
 )
 
+// Gradient isolation modes (Config.Isolation).
+const (
+	// IsolationDefault is one backward pass over the whole loss: every
+	// adapter gets the gradient of every token's loss that reaches it,
+	// including, under dual, later tokens of the other role attending to
+	// the positions it computed.
+	IsolationDefault = "default"
+	// IsolationStrict gives each adapter only the gradient of its own
+	// role's token losses: one train.onnx pass per role, with the token
+	// weights of the other roles' positions zeroed, keeping only that
+	// role's adapter gradients (a train pass per role: about twice the
+	// train time with two roles).
+	IsolationStrict = "strict"
+)
+
 // Loss aggregation modes (Config.LossAgg).
 const (
 	AggTokenMean        = "token-mean"          // 1/Σmask over the mini-batch
@@ -47,7 +62,9 @@ type Config struct {
 
 	Variant    string `yaml:"variant"`
 	GradTokens string `yaml:"grad_tokens"`
-	LossAgg    string `yaml:"loss_agg"`
+	// Isolation is IsolationDefault or IsolationStrict.
+	Isolation string `yaml:"isolation"`
+	LossAgg   string `yaml:"loss_agg"`
 
 	ClipLow  float64 `yaml:"clip_low"`
 	ClipHigh float64 `yaml:"clip_high"`
@@ -94,7 +111,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Steps: 100, Prompts: 8, Group: 5, MiniBatch: 0, MicroBatch: 4,
-		Variant: VariantDual, GradTokens: GradAll, LossAgg: AggTokenMean,
+		Variant: VariantDual, GradTokens: GradAll, Isolation: IsolationDefault, LossAgg: AggTokenMean,
 		ClipLow: 0.2, ClipHigh: 0.2, KLCoef: 0.001,
 		LR: 2e-5, WarmupRatio: 0.285, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MaxGradNorm: 1,
 		Temperature: 1, TopP: 0.95, MaxTurns: 4, MaxTurnTokens: 500, MaxObsTokens: 500, TopK: 3, RetrieveTries: 3,
@@ -167,6 +184,10 @@ func (c *Config) Validate() error {
 			fmt.Sprintf("variant %q: choose dual, single or two-agent", c.Variant)},
 		{c.GradTokens != GradAll && c.GradTokens != GradReason && c.GradTokens != GradTool,
 			fmt.Sprintf("grad_tokens %q: choose all, reason or tool", c.GradTokens)},
+		{c.Isolation != IsolationDefault && c.Isolation != IsolationStrict,
+			fmt.Sprintf("isolation %q: choose default or strict", c.Isolation)},
+		{c.Isolation == IsolationStrict && c.Variant == VariantSingle,
+			"isolation strict needs an adapter per role (variant dual or two-agent); variant single trains one adapter"},
 		{c.LossAgg != AggTokenMean && c.LossAgg != AggSeqMeanTokenMean,
 			fmt.Sprintf("loss_agg %q: choose token-mean or seq-mean-token-mean", c.LossAgg)},
 		{!finite(c.ClipLow) || c.ClipLow < 0 || c.ClipLow >= 1, fmt.Sprintf("clip_low %v: must be in [0, 1)", c.ClipLow)},

@@ -27,6 +27,14 @@
 // train.onnx pass per role with every position encoded by that role's
 // adapter and the loss on that role's positions only (each agent's own
 // context encoding), with old log-probs recomputed that way.
+// Isolation: by default one train.onnx pass per micro-batch gives every
+// adapter the gradient of the whole loss; with mixed roles a token's loss
+// reaches, through attention, the adapters of earlier positions of the
+// other role. IsolationStrict runs one pass per role with the other roles'
+// token weights zeroed and keeps only that role's adapter gradients, so
+// each adapter gets only its own role's token losses (twice the train
+// time with two roles); two-agent is strict by construction.
+//
 // GradTokens (reason, tool) zeroes the token weights of the other role's
 // positions; with single it makes LEAS's M_Reas and M_Tool (one shared
 // adapter, loss on one role's tokens). Checkpoints record variant and

@@ -23,9 +23,10 @@ var toyConfig = qwen2.Config{Name: "toy", Layers: 1, Hidden: 32, Heads: 2, KVHea
 	Intermediate: 64, Vocab: 32, RopeTheta: 1e4, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 256}
 
 var (
-	toyOnce sync.Once
-	toyDir  string
-	toyErr  error
+	toyOnce    sync.Once
+	toyDir     string
+	toyWeights map[string][]float64 // the synthesized weights, for float64 references
+	toyErr     error
 )
 
 // toyModel synthesizes and compiles the toy model once per test binary
@@ -44,7 +45,7 @@ func toyModel(t testing.TB) string {
 			toyErr = err
 			return
 		}
-		toyDir = filepath.Join(root, "compiled")
+		toyDir, toyWeights = filepath.Join(root, "compiled"), res.Weights
 		_, toyErr = compiler.Compile(res.ModelPath, toyDir, compiler.Options{Rank: 4, Alpha: 8, Seed: 3})
 	})
 	if toyErr != nil {

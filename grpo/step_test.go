@@ -13,10 +13,13 @@ import (
 // (token-mean, ratio 1, KL 0), computed here from the advantages alone.
 func TestFirstStepRatioOneKLZero(t *testing.T) {
 	dir := toyModel(t)
-	for _, variant := range []string{VariantDual, VariantSingle, VariantTwoAgent} {
+	for _, variant := range []string{VariantDual, VariantSingle, VariantTwoAgent, VariantDual + "/" + IsolationStrict} {
 		t.Run(variant, func(t *testing.T) {
 			cfg := toyTrainConfig()
 			cfg.Variant = variant
+			if variant == VariantDual+"/"+IsolationStrict {
+				cfg.Variant, cfg.Isolation = VariantDual, IsolationStrict
+			}
 			roller := newToyRoller(t, dir, 10)
 			var trajsSeen int
 			tr, err := New(Options{Model: dir, Run: t.TempDir(), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})

@@ -59,13 +59,14 @@ type State struct {
 
 // Trainer runs GRPO steps over one compiled model.
 type Trainer struct {
-	opts  Options
-	cfg   Config
-	man   *manifest.Manifest
-	log   *slog.Logger
-	dt    runtime.DType // adapter and head dtype
-	names []string      // adapter inputs in manifest order
-	roles int
+	opts   Options
+	cfg    Config
+	man    *manifest.Manifest
+	log    *slog.Logger
+	dt     runtime.DType  // adapter and head dtype
+	names  []string       // adapter inputs in manifest order
+	roleOf map[string]int // adapter input → index of its role
+	roles  int
 
 	train, adamw, logprobs *runtime.Session
 
@@ -100,7 +101,13 @@ func New(opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpo: %w", err)
 	}
-	tr := &Trainer{opts: opts, cfg: cfg, man: man, log: opts.Log, names: man.AdapterNames(), roles: len(man.LoRA.Roles), lastCkpt: -1}
+	tr := &Trainer{opts: opts, cfg: cfg, man: man, log: opts.Log, names: man.AdapterNames(), roles: len(man.LoRA.Roles), lastCkpt: -1,
+		roleOf: map[string]int{}}
+	for _, t := range man.LoRA.Targets {
+		for r, role := range man.LoRA.Roles {
+			tr.roleOf[t.A[role]], tr.roleOf[t.B[role]] = r, r
+		}
+	}
 	if cfg.Variant == VariantTwoAgent || cfg.GradTokens != GradAll {
 		if tr.roles != 2 || man.LoRA.Roles[RoleReason] != "reason" || man.LoRA.Roles[RoleTool] != "tool" {
 			return nil, fmt.Errorf("grpo: variant %s / grad_tokens %s need the roles reason, tool; %s has %v", cfg.Variant, cfg.GradTokens, opts.Model, man.LoRA.Roles)
@@ -419,48 +426,9 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		return err
 	}
 	t0 := time.Now()
-	grads := map[string]*runtime.Tensor{}
-	for _, n := range tr.names {
-		grads[n] = runtime.NewTensor(tr.dt, tr.params[n].Shape()...)
-	}
-	loss, finite := 0.0, true
-	for lo := 0; lo < len(batch); lo += cfg.MicroBatch {
-		hi := min(lo+cfg.MicroBatch, len(batch))
-		for _, pass := range tr.passes() {
-			mw := pass.weights(batch[lo:hi], w[lo:hi])
-			if allZero(mw) {
-				continue
-			}
-			in := tr.packSeqs(batch[lo:hi], pass.roles)
-			in["token_weights"] = packFloats(tr.dt, mw)
-			in["advantages"] = packFloats(tr.dt, broadcast(batch[lo:hi], adv[lo:hi]))
-			in["old_logprobs"] = packFloats(tr.dt, pad(old[lo:hi], batch[lo:hi]))
-			in["ref_logprobs"] = packFloats(tr.dt, pad(ref[lo:hi], batch[lo:hi]))
-			in["clip_low"] = scalar(tr.dt, cfg.ClipLow)
-			in["clip_high"] = scalar(tr.dt, cfg.ClipHigh)
-			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)
-			for n, p := range tr.params {
-				in[n] = p
-			}
-			out, err := tr.train.Run(in)
-			if err != nil {
-				return fmt.Errorf("grpo: train.onnx: %w", err)
-			}
-			l := out["loss"].Floats()[0]
-			loss += l
-			if math.IsNaN(l) || math.IsInf(l, 0) {
-				finite = false
-			}
-			for _, n := range tr.names {
-				g := out["grad."+n]
-				if !allFinite(g) {
-					finite = false
-				}
-				addInto(grads[n], g)
-			}
-			acc.add(out, mw, batch[lo:hi])
-			met.trained += countMask(mw)
-		}
+	grads, loss, finite, err := tr.gradients(batch, w, adv, old, ref, met, acc)
+	if err != nil {
+		return err
 	}
 	met.TrainSeconds += time.Since(t0).Seconds()
 	met.Loss += loss
@@ -499,46 +467,119 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 	return nil
 }
 
+// gradients runs the variant's train.onnx passes over one mini-batch in
+// micro-batches and sums their gradients: for every adapter, the
+// gradient of Σ w·ℓ over the passes that own it (all passes, or under
+// strict isolation only the pass of the adapter's role). It returns the
+// summed loss and whether loss and gradients were all finite. met and acc
+// (nil in tests) collect the token statistics.
+func (tr *Trainer) gradients(batch []*trajectory.Trajectory, w [][]float64, adv []float64, old, ref [][]float64, met *Metrics, acc *tokenStats) (map[string]*runtime.Tensor, float64, bool, error) {
+	cfg := &tr.cfg
+	grads := map[string]*runtime.Tensor{}
+	for _, n := range tr.names {
+		grads[n] = runtime.NewTensor(tr.dt, tr.params[n].Shape()...)
+	}
+	loss, finite := 0.0, true
+	for lo := 0; lo < len(batch); lo += cfg.MicroBatch {
+		hi := min(lo+cfg.MicroBatch, len(batch))
+		for _, pass := range tr.passes() {
+			mw := pass.weights(batch[lo:hi], w[lo:hi])
+			if allZero(mw) {
+				continue
+			}
+			in := tr.packSeqs(batch[lo:hi], pass.roles)
+			in["token_weights"] = packFloats(tr.dt, mw)
+			in["advantages"] = packFloats(tr.dt, broadcast(batch[lo:hi], adv[lo:hi]))
+			in["old_logprobs"] = packFloats(tr.dt, pad(old[lo:hi], batch[lo:hi]))
+			in["ref_logprobs"] = packFloats(tr.dt, pad(ref[lo:hi], batch[lo:hi]))
+			in["clip_low"] = scalar(tr.dt, cfg.ClipLow)
+			in["clip_high"] = scalar(tr.dt, cfg.ClipHigh)
+			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)
+			for n, p := range tr.params {
+				in[n] = p
+			}
+			out, err := tr.train.Run(in)
+			if err != nil {
+				return nil, 0, false, fmt.Errorf("grpo: train.onnx: %w", err)
+			}
+			l := out["loss"].Floats()[0]
+			loss += l
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				finite = false
+			}
+			for _, n := range tr.names {
+				if pass.grads >= 0 && tr.roleOf[n] != pass.grads {
+					continue // strict isolation: another role's losses
+				}
+				g := out["grad."+n]
+				if !allFinite(g) {
+					finite = false
+				}
+				addInto(grads[n], g)
+			}
+			if acc != nil {
+				acc.add(out, mw, batch[lo:hi])
+			}
+			if met != nil {
+				met.trained += countMask(mw)
+			}
+		}
+	}
+	return grads, loss, finite, nil
+}
+
 // trainPass is one train.onnx call layout over a micro-batch: the role of
-// every position, and which token weights it carries.
+// every position, which token weights it carries, and whose gradients it
+// gives (grads: a role index, or -1 for every adapter).
 type trainPass struct {
 	roles   func(tr *trajectory.Trajectory, t int) int64
 	weights func(batch []*trajectory.Trajectory, w [][]float64) [][]float64
+	grads   int
 }
 
 func keepAll(_ []*trajectory.Trajectory, w [][]float64) [][]float64 { return w }
 
 // passes returns the train.onnx calls per micro-batch of the variant:
-// dual trains each position with its own role; single feeds role 0
+// dual trains each position with its own role (one pass; under strict
+// isolation one pass per role, each with the weights of that role's
+// positions and giving only that role's gradients); single feeds role 0
 // everywhere; two-agent makes one pass per role with every position
 // encoded by that role's adapter and the weights of that role's positions.
 func (tr *Trainer) passes() []trainPass {
-	switch tr.cfg.Variant {
-	case VariantSingle:
-		return []trainPass{{roles: func(*trajectory.Trajectory, int) int64 { return 0 }, weights: keepAll}}
-	case VariantTwoAgent:
+	own := func(tj *trajectory.Trajectory, t int) int64 { return tj.Roles[t] }
+	switch {
+	case tr.cfg.Variant == VariantSingle:
+		return []trainPass{{roles: func(*trajectory.Trajectory, int) int64 { return 0 }, weights: keepAll, grads: -1}}
+	case tr.cfg.Variant == VariantTwoAgent, tr.cfg.Isolation == IsolationStrict:
 		var ps []trainPass
 		for r := range tr.roles {
 			role := int64(r)
-			ps = append(ps, trainPass{
-				roles: func(*trajectory.Trajectory, int) int64 { return role },
-				weights: func(batch []*trajectory.Trajectory, w [][]float64) [][]float64 {
-					out := make([][]float64, len(w))
-					for i, tj := range batch {
-						out[i] = make([]float64, len(w[i]))
-						for t, v := range w[i] {
-							if tj.Roles[t] == role {
-								out[i][t] = v
-							}
-						}
-					}
-					return out
-				},
-			})
+			p := trainPass{roles: own, weights: roleWeights(role), grads: r}
+			if tr.cfg.Variant == VariantTwoAgent {
+				p.roles = func(*trajectory.Trajectory, int) int64 { return role }
+			}
+			ps = append(ps, p)
 		}
 		return ps
 	}
-	return []trainPass{{roles: func(tj *trajectory.Trajectory, t int) int64 { return tj.Roles[t] }, weights: keepAll}}
+	return []trainPass{{roles: own, weights: keepAll, grads: -1}}
+}
+
+// roleWeights keeps the token weights of role's positions and zeroes the
+// others.
+func roleWeights(role int64) func(batch []*trajectory.Trajectory, w [][]float64) [][]float64 {
+	return func(batch []*trajectory.Trajectory, w [][]float64) [][]float64 {
+		out := make([][]float64, len(w))
+		for i, tj := range batch {
+			out[i] = make([]float64, len(w[i]))
+			for t, v := range w[i] {
+				if tj.Roles[t] == role {
+					out[i][t] = v
+				}
+			}
+		}
+		return out
+	}
 }
 
 // forwardLogprobs runs logprobs.onnx over the trajectories with the given
@@ -572,8 +613,8 @@ func (tr *Trainer) forwardLogprobs(trajs []*trajectory.Trajectory, adapters map[
 // taken from the pass of its own role.
 func (tr *Trainer) currentLogprobs(trajs []*trajectory.Trajectory) ([][]float64, error) {
 	ps := tr.passes()
-	if len(ps) == 1 {
-		return tr.forwardLogprobs(trajs, tr.params, ps[0].roles)
+	if tr.cfg.Variant != VariantTwoAgent {
+		return tr.forwardLogprobs(trajs, tr.params, ps[0].roles) // every pass feeds the same roles
 	}
 	out := make([][]float64, len(trajs))
 	for i, tj := range trajs {

@@ -35,8 +35,10 @@ func AdapterDType(weight ir.DType) ir.DType {
 // with A_k [in, rank] and B_k [rank, out] added as graph inputs, and the
 // int64 [batch, seq] input role_ids. The gate multiplies the rank-r
 // intermediate, which equals gating the branch output (g is one scalar per
-// position) at a fraction of the cost; a position's gradient reaches only the
-// adapters of its role.
+// position) at a fraction of the cost. A position's branch uses only its
+// role's adapters, but gradients are not isolated by role: a later position
+// attends to earlier ones, so its loss reaches the adapters of their roles
+// too (the trainer's strict isolation runs one backward pass per role).
 func DualLoRA(s *State) error {
 	g := s.Model.Graph
 	if g.Input(RoleInput) != nil {

@@ -36,6 +36,7 @@ var trainOverrides = []struct {
 	{&cli.IntFlag{Name: "micro-batch", Usage: "rollouts per train.onnx call"}, func(c *cli.Context, g *grpo.Config) { g.MicroBatch = c.Int("micro-batch") }, func(g grpo.Config) any { return g.MicroBatch }},
 	{&cli.StringFlag{Name: "variant", Usage: "dual, single or two-agent"}, func(c *cli.Context, g *grpo.Config) { g.Variant = c.String("variant") }, func(g grpo.Config) any { return g.Variant }},
 	{&cli.StringFlag{Name: "grad-tokens", Usage: "tokens that carry loss: all, reason or tool"}, func(c *cli.Context, g *grpo.Config) { g.GradTokens = c.String("grad-tokens") }, func(g grpo.Config) any { return g.GradTokens }},
+	{&cli.StringFlag{Name: "isolation", Usage: "default (one backward over the whole loss) or strict (each adapter gets only its own role's token losses; a train pass per role)"}, func(c *cli.Context, g *grpo.Config) { g.Isolation = c.String("isolation") }, func(g grpo.Config) any { return g.Isolation }},
 	{&cli.StringFlag{Name: "loss-agg", Usage: "token-mean or seq-mean-token-mean"}, func(c *cli.Context, g *grpo.Config) { g.LossAgg = c.String("loss-agg") }, func(g grpo.Config) any { return g.LossAgg }},
 	{&cli.Float64Flag{Name: "lr", Usage: "peak learning rate"}, func(c *cli.Context, g *grpo.Config) { g.LR = c.Float64("lr") }, func(g grpo.Config) any { return g.LR }},
 	{&cli.Float64Flag{Name: "warmup-ratio", Usage: "fraction of the updates with linear warmup"}, func(c *cli.Context, g *grpo.Config) { g.WarmupRatio = c.Float64("warmup-ratio") }, func(g grpo.Config) any { return g.WarmupRatio }},
@@ -62,9 +63,13 @@ passages, EM reward) over the questions of --data, rolling out with the Search-R
 loop against --search (a BM25 index file or a /retrieve URL).
 
 Settings come from the defaults, then --config FILE (YAML; keys as in RUN/config.yaml),
-then the flags. Variants: --variant dual (DART: each token trains its role's adapter),
+then the flags. Variants: --variant dual (DART: each position runs its role's adapter),
 single (one LoRA for every token), two-agent (each role encodes the whole context with
-its own adapter); --grad-tokens all|reason|tool restricts the loss to one kind of token.
+its own adapter); --grad-tokens all|reason|tool restricts the loss to one kind of token
+(with single: LEAS's M_Reas, M_Tool, M_Unified). --isolation default takes one backward
+over the whole loss: with mixed roles a token's loss also reaches, through attention, the
+adapter of earlier positions of the other role; strict gives each adapter only its own
+role's token losses (one train pass per role, about twice the train time).
 
 The run directory gets config.yaml, metrics.jsonl (one row per step) and checkpoints/
 step-N (adapters.safetensors, optimizer state, counters), written atomically every

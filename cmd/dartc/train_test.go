@@ -64,4 +64,10 @@ func TestTrainSettingsPrecedence(t *testing.T) {
 	if _, err := resolveTrainConfig(t, "--variant", "triple"); err == nil {
 		t.Fatal("an unknown variant was accepted")
 	}
+	if cfg, err := resolveTrainConfig(t, "--isolation", "strict"); err != nil || cfg.Isolation != grpo.IsolationStrict {
+		t.Fatalf("--isolation strict: %v, %q", err, cfg.Isolation)
+	}
+	if _, err := resolveTrainConfig(t, "--isolation", "strict", "--variant", "single"); err == nil || !strings.Contains(err.Error(), "isolation") {
+		t.Fatalf("--isolation strict with one adapter: %v", err)
+	}
 }

@@ -14,6 +14,11 @@ type Model struct {
 	w   map[string][]float64
 	// MaskValue is added to the scores of hidden key positions.
 	MaskValue float64
+	// Delta, when set, is added to the output of every target linear: it
+	// gets the layer, the target, the batch row and the position within
+	// this call's tokens, and the linear's input x (a per-token adapter
+	// such as dartc's role-gated LoRA). nil: the plain model.
+	Delta func(layer int, k qwen2.TargetKind, row, pos int, x []float64) []float64
 }
 
 // Cache holds one layer's keys (after rotary embedding) and values per entry
@@ -133,9 +138,9 @@ func (m *Model) Forward(inputIDs, attentionMask, positionIDs [][]int64, past *Ca
 			queries[b] = make([][]float64, seq)
 			for i := 0; i < seq; i++ {
 				x := rmsNorm(hidden[b][i], m.w[p+"input_layernorm.weight"], c.RMSEps)
-				q := m.linear(l, qwen2.TargetQ, x)
-				k := m.linear(l, qwen2.TargetK, x)
-				v := m.linear(l, qwen2.TargetV, x)
+				q := m.linear(l, qwen2.TargetQ, b, i, x)
+				k := m.linear(l, qwen2.TargetK, b, i, x)
+				v := m.linear(l, qwen2.TargetV, b, i, x)
 				pos := float64(positionIDs[b][i])
 				for h := 0; h < c.Heads; h++ {
 					rotate(q[h*hd:(h+1)*hd], pos, c.RopeTheta)
@@ -176,17 +181,17 @@ func (m *Model) Forward(inputIDs, attentionMask, positionIDs [][]int64, past *Ca
 						}
 					}
 				}
-				o := m.linear(l, qwen2.TargetO, attn)
+				o := m.linear(l, qwen2.TargetO, b, i, attn)
 				for j := range o {
 					hidden[b][i][j] += o[j]
 				}
 				x := rmsNorm(hidden[b][i], m.w[p+"post_attention_layernorm.weight"], c.RMSEps)
-				gate := m.linear(l, qwen2.TargetGate, x)
-				up := m.linear(l, qwen2.TargetUp, x)
+				gate := m.linear(l, qwen2.TargetGate, b, i, x)
+				up := m.linear(l, qwen2.TargetUp, b, i, x)
 				for j := range gate {
 					gate[j] = gate[j] / (1 + math.Exp(-gate[j])) * up[j]
 				}
-				down := m.linear(l, qwen2.TargetDown, gate)
+				down := m.linear(l, qwen2.TargetDown, b, i, gate)
 				for j := range down {
 					hidden[b][i][j] += down[j]
 				}
@@ -212,8 +217,9 @@ func (m *Model) Forward(inputIDs, attentionMask, positionIDs [][]int64, past *Ca
 	return logits, present, nil
 }
 
-// linear computes W·x (+ b) with W stored [out, in].
-func (m *Model) linear(layer int, k qwen2.TargetKind, x []float64) []float64 {
+// linear computes W·x (+ b) with W stored [out, in], plus Delta's term for
+// token pos of row.
+func (m *Model) linear(layer int, k qwen2.TargetKind, row, pos int, x []float64) []float64 {
 	name := qwen2.ModulePath(layer, k)
 	out, in := m.cfg.LinearShape(k)
 	w := m.w[name+".weight"]
@@ -228,6 +234,11 @@ func (m *Model) linear(layer int, k qwen2.TargetKind, x []float64) []float64 {
 	if m.cfg.HasBias(k) {
 		for o, b := range m.w[name+".bias"] {
 			y[o] += b
+		}
+	}
+	if m.Delta != nil {
+		for o, d := range m.Delta(layer, k, row, pos, x) {
+			y[o] += d
 		}
 	}
 	return y
