@@ -23,6 +23,18 @@
 //   - onnxruntime_go v1.27.0 cannot auto-allocate float16/bfloat16 outputs,
 //     so such outputs are always pre-allocated, with their shape resolved from
 //     the symbolic dims that the inputs bind.
+//   - Device-resident state goes through dartc's own C API layer
+//     (runtime/internal/ortc): a Device (the CPU or one CUDA device), tensors
+//     ONNX Runtime allocates there (DeviceTensor), and BoundSession, which
+//     runs a graph through IoBinding with device tensors as inputs and
+//     outputs written in place. The same code runs on the CPU with the CPU
+//     allocator. Bytes crossing between Go and ONNX Runtime — host inputs
+//     and outputs, uploads, downloads — are counted (TransferStats); copies
+//     between device tensors are not crossings. On CUDA the layer is written
+//     but has not yet run on a GPU.
+//   - Diagnostics (Options.Diagnostics or DARTC_ORT_LOG, DARTC_ORT_PROFILE,
+//     DARTC_ORT_STRICT) set a session's ONNX Runtime log level, its per-node
+//     profile and strict placement (no CPU fallback).
 //   - Generation uses the Hugging Face KV-cache convention: left padding,
 //     attention mask 0 on padding, position ids = cumsum(mask) − 1 (1 on
 //     padding), caches shaped [batch, kv_heads, length, head_dim]. The

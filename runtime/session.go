@@ -51,6 +51,10 @@ type Options struct {
 	// transient tensors (the [batch, seq, vocab] loss head) run from several
 	// sessions in one process.
 	NoMemArena bool
+	// Diagnostics: ONNX Runtime's log level, per-node profiling and strict
+	// placement. Unset fields take DARTC_ORT_LOG, DARTC_ORT_PROFILE and
+	// DARTC_ORT_STRICT from the environment.
+	Diagnostics Diagnostics
 }
 
 // IOInfo describes a graph input or output.
@@ -184,6 +188,9 @@ func sessionOptions(opts *Options) (*ort.SessionOptions, error) {
 		if err := so.AddSessionConfigEntry(k, opts.Config[k]); err != nil {
 			return fail(fmt.Errorf("session config %s=%s: %w", k, opts.Config[k], err))
 		}
+	}
+	if err := applyDiagnostics(so, opts); err != nil {
+		return fail(err)
 	}
 	switch opts.Device {
 	case "", DeviceCPU:
@@ -351,6 +358,12 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 	start := time.Now()
 	err = s.sess.Run(in, out)
 	s.runTime += time.Since(start)
+	if err == nil {
+		// Host tensors cross whole: every input in, every output back.
+		for _, io := range s.inputs {
+			countTransfer(io.Name, len(inputs[io.Name].bytes), true)
+		}
+	}
 	for i, io := range s.outputs {
 		if t := result[io.Name]; t != nil && len(t.shape) == 0 && out[i] != nil {
 			scalarBack(out[i], t)
@@ -372,6 +385,9 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 	}
 	if err != nil {
 		return nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
+	}
+	for name, t := range result {
+		countTransfer(name, len(t.bytes), false)
 	}
 	for name := range result {
 		if !want[name] {
@@ -410,14 +426,19 @@ func (s *Session) checkInputs(inputs map[string]*Tensor) (map[string]int64, erro
 // checkTensor checks t against io's dtype and dims; symbolic dims are
 // recorded in bound (when not nil) and must agree with earlier inputs.
 func checkTensor(io IOInfo, t *Tensor, bound map[string]int64) error {
-	if t.dtype != io.DType {
-		return fmt.Errorf("%s: got %v, want %v", io.Name, t, io)
+	return checkShape(io, t.dtype, t.shape, bound)
+}
+
+// checkShape is checkTensor for a value of dtype dt and the given shape.
+func checkShape(io IOInfo, dt DType, shape []int64, bound map[string]int64) error {
+	if dt != io.DType {
+		return fmt.Errorf("%s: got %v%v, want %v", io.Name, dt, shape, io)
 	}
-	if len(t.shape) != len(io.Dims) {
-		return fmt.Errorf("%s: got shape %v (rank %d), want %v (rank %d)", io.Name, t.shape, len(t.shape), io, len(io.Dims))
+	if len(shape) != len(io.Dims) {
+		return fmt.Errorf("%s: got shape %v (rank %d), want %v (rank %d)", io.Name, shape, len(shape), io, len(io.Dims))
 	}
 	for i, d := range io.Dims {
-		got := t.shape[i]
+		got := shape[i]
 		if d >= 0 && got != d {
 			return fmt.Errorf("%s: dim %d is %d, want %d (%v)", io.Name, i, got, d, io)
 		}

@@ -1,0 +1,283 @@
+package runtime_test
+
+import (
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dartc/dartc/internal/npz"
+	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/runtime"
+)
+
+func TestProvidersListCPU(t *testing.T) {
+	orttest.Init(t)
+	ps, err := runtime.Providers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ps, "CPUExecutionProvider") {
+		t.Fatalf("providers %v lack CPUExecutionProvider", ps)
+	}
+	t.Log(ps)
+}
+
+func TestDeviceTensorRoundTrip(t *testing.T) {
+	orttest.Init(t)
+	dev, err := runtime.OpenDevice(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	a, err := dev.NewTensor("a", runtime.Float64, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Destroy()
+	zero, err := a.Download()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range zero.Float64() {
+		if v != 0 {
+			t.Fatalf("a new device tensor holds %v, want zeros", zero.Float64())
+		}
+	}
+	host, _ := runtime.FromFloat64([]int64{2, 3}, []float64{1, -2, math.Pi, math.Inf(1), 5e-300, -0.0})
+	runtime.ResetTransferStats()
+	if err := a.Upload(host); err != nil {
+		t.Fatal(err)
+	}
+	b, err := dev.NewTensor("b", runtime.Float64, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Destroy()
+	if err := b.CopyFrom(a); err != nil {
+		t.Fatal(err)
+	}
+	back, err := b.Download()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.Bytes(), host.Bytes()) {
+		t.Fatalf("round trip gave %v, want %v", back.Float64(), host.Float64())
+	}
+	st := runtime.TransferStats()
+	if st.ToORT != 48 || st.FromORT != 48 || st.ByName["a"] != 48 || st.ByName["b"] != 48 {
+		t.Fatalf("transfers %+v, want 48 bytes up (a) and 48 down (b), the device copy uncounted", st)
+	}
+	if err := a.Upload(runtime.NewTensor(runtime.Float32, 2, 3)); err == nil || !strings.Contains(err.Error(), "float64") {
+		t.Fatalf("uploading a float32 tensor into a float64 one: err = %v", err)
+	}
+}
+
+// TestBoundSessionKeepsKVOnDevice runs the static-cache decoder's prefill
+// and decode twice: through the host-tensor Session (every cache copied in
+// and out) and through a BoundSession whose caches stay in device tensors,
+// written in place and fed to the next step. Logits and caches must be
+// bit-identical, match the golden file, and no cache byte may cross to Go
+// after the initial upload.
+func TestBoundSessionKeepsKVOnDevice(t *testing.T) {
+	orttest.Init(t)
+	b, err := os.ReadFile(scatterDir + "/golden_io.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := npz.Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &runtime.Options{IntraOpThreads: 1}
+	host, err := runtime.NewSession(scatterDir+"/model.onnx", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Destroy()
+	dev, err := runtime.OpenDevice(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	bound, err := runtime.NewBoundSession(scatterDir+"/model.onnx", dev, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bound.Destroy()
+
+	isCache := func(name string) bool { return strings.Contains(name, "_cache.") }
+	// Host path.
+	hostIn := map[string]*runtime.Tensor{}
+	for _, io := range host.Inputs() {
+		hostIn[io.Name] = tensorOf(t, golden["prefill_in."+io.Name])
+	}
+	hostOut := map[string]map[string]*runtime.Tensor{}
+	for _, phase := range []string{"prefill", "decode"} {
+		if phase == "decode" {
+			for _, io := range host.Inputs() {
+				if isCache(io.Name) {
+					hostIn[io.Name] = hostOut["prefill"]["updated_"+io.Name]
+				} else {
+					hostIn[io.Name] = tensorOf(t, golden["decode_in."+io.Name])
+				}
+			}
+		}
+		if hostOut[phase], err = host.Run(hostIn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Device path: two cache sets, read from one and written into the other.
+	var caches [2]map[string]*runtime.DeviceTensor
+	for i := range caches {
+		caches[i] = map[string]*runtime.DeviceTensor{}
+		for _, io := range bound.Inputs() {
+			if !isCache(io.Name) {
+				continue
+			}
+			init := tensorOf(t, golden["prefill_in."+io.Name])
+			d, err := dev.UploadTensor(io.Name, init)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Destroy()
+			caches[i][io.Name] = d
+		}
+	}
+	runtime.ResetTransferStats()
+	var small int64
+	for step, phase := range []string{"prefill", "decode"} {
+		read, write := caches[step%2], caches[(step+1)%2]
+		in := map[string]runtime.Value{}
+		into := map[string]*runtime.DeviceTensor{}
+		for _, io := range bound.Inputs() {
+			if isCache(io.Name) {
+				in[io.Name] = read[io.Name]
+				into["updated_"+io.Name] = write[io.Name]
+				continue
+			}
+			x := tensorOf(t, golden[phase+"_in."+io.Name])
+			small += int64(len(x.Bytes()))
+			in[io.Name] = x
+		}
+		out, err := bound.Run(in, into, "logits")
+		if err != nil {
+			t.Fatal(err)
+		}
+		small += int64(len(out["logits"].Bytes()))
+		if !slices.Equal(out["logits"].Bytes(), hostOut[phase]["logits"].Bytes()) {
+			t.Fatalf("%s: bound logits differ from the host session's", phase)
+		}
+		want, _ := golden[phase+"_out.logits"].Float64()
+		if maxAbs, _ := goldenClose(out["logits"].Floats(), want); !(maxAbs <= goldenTol) {
+			t.Fatalf("%s: logits differ from golden by %.3g", phase, maxAbs)
+		}
+	}
+	st := runtime.TransferStats()
+	for name, n := range st.ByName {
+		if isCache(name) && n != 0 {
+			t.Errorf("%d bytes of %s crossed between Go and ONNX Runtime", n, name)
+		}
+	}
+	if st.ToORT+st.FromORT != small {
+		t.Errorf("%d bytes crossed, want %d (ids, positions, indices, logits only): %v", st.ToORT+st.FromORT, small, st.ByName)
+	}
+	t.Logf("bound path: %d bytes crossed (%v)", small, st.ByName)
+	// The caches written on the device equal the host path's after decode.
+	for name, d := range caches[0] {
+		got, err := d.Download()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Bytes(), hostOut["decode"]["updated_"+name].Bytes()) {
+			t.Errorf("device cache %s differs from the host path's", name)
+		}
+	}
+}
+
+func TestBoundSessionRejectsBadFeeds(t *testing.T) {
+	orttest.Init(t)
+	dev, err := runtime.OpenDevice(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	s, err := runtime.NewBoundSession(scatterDir+"/model.onnx", dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	if _, err := s.Run(map[string]runtime.Value{}, nil, "logits"); err == nil || !strings.Contains(err.Error(), "missing input(s) input_ids") {
+		t.Fatalf("no inputs: err = %v", err)
+	}
+	if _, err := runtime.NewBoundSession(scatterDir+"/model.onnx", dev, &runtime.Options{Diagnostics: runtime.Diagnostics{LogLevel: "loud"}}); err == nil ||
+		!strings.Contains(err.Error(), "verbose, info, warning, error or fatal") {
+		t.Fatalf("bad log level: err = %v", err)
+	}
+	if _, err := runtime.NewBoundSession(scatterDir+"/model.onnx", dev, &runtime.Options{Device: runtime.DeviceCUDA}); err == nil {
+		t.Fatal("a CUDA session on the CPU device was accepted")
+	}
+}
+
+func TestAccumulatorSumsAndFlagsNonFinite(t *testing.T) {
+	orttest.Init(t)
+	dev, err := runtime.OpenDevice(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	specs := []runtime.TensorSpec{{Name: "w", DType: runtime.Float32, Shape: []int64{3, 2}}, {Name: "s", DType: runtime.Float32, Shape: []int64{4}}}
+	acc, err := runtime.NewAccumulator(dev, nil, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.Destroy()
+	mk := func(name string, shape []int64, v []float32) *runtime.DeviceTensor {
+		h, _ := runtime.FromFloat32(shape, v)
+		d, err := dev.UploadTensor(name, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Destroy)
+		return d
+	}
+	a := []float32{1e8, 1, -2, 0.1, 3, 7}
+	g := []float32{1, 1e-8, 2, 0.2, -3, 1e30}
+	x, y := []float32{1, 2, 3, 4}, []float32{0.5, 0.25, -1, 1e-3}
+	sum := []*runtime.DeviceTensor{mk("sum.w", specs[0].Shape, make([]float32, 6)), mk("sum.s", specs[1].Shape, make([]float32, 4))}
+	ok, err := acc.Add(sum, []*runtime.DeviceTensor{mk("a.w", specs[0].Shape, a), mk("a.s", specs[1].Shape, x)},
+		[]*runtime.DeviceTensor{mk("g.w", specs[0].Shape, g), mk("g.s", specs[1].Shape, y)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatal("finite addends were flagged")
+	}
+	got, _ := sum[0].Download()
+	for i, v := range got.Float32() {
+		if want := a[i] + g[i]; v != want { // float32 addition, as Go rounds it
+			t.Fatalf("sum[%d] = %v, want %v", i, v, want)
+		}
+	}
+	got, _ = sum[1].Download()
+	for i, v := range got.Float32() {
+		if want := x[i] + y[i]; v != want {
+			t.Fatalf("sum.s[%d] = %v, want %v", i, v, want)
+		}
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+		ok, err := acc.Add(sum, []*runtime.DeviceTensor{mk("a.w", specs[0].Shape, a), mk("a.s", specs[1].Shape, x)},
+			[]*runtime.DeviceTensor{mk("g.w", specs[0].Shape, g), mk("g.s", specs[1].Shape, []float32{0, 0, bad, 0})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			t.Fatalf("a gradient holding %v was reported finite", bad)
+		}
+	}
+	if _, err := acc.Add(sum, sum, sum); err == nil || !strings.Contains(err.Error(), "aliases") {
+		t.Fatalf("aliased sum: err = %v", err)
+	}
+}
