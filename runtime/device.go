@@ -405,7 +405,7 @@ func configure(so *ortc.SessionOptions, opts *Options, name string) error {
 	for k, v := range opts.Config {
 		cfg[k] = v
 	}
-	if diag.Strict {
+	if diag.Strict && opts.Device == DeviceCUDA {
 		cfg[ConfigDisableCPUFallback] = "1"
 	}
 	keys := make([]string, 0, len(cfg))

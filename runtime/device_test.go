@@ -1,8 +1,10 @@
 package runtime_test
 
 import (
+	"encoding/json"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -279,5 +281,80 @@ func TestAccumulatorSumsAndFlagsNonFinite(t *testing.T) {
 	}
 	if _, err := acc.Add(sum, sum, sum); err == nil || !strings.Contains(err.Error(), "aliases") {
 		t.Fatalf("aliased sum: err = %v", err)
+	}
+}
+
+// TestProfileNamesEachNodesProvider enables ONNX Runtime's profiler on a
+// bound session and on a host session: the JSON traces must list the
+// graph's nodes with the provider each ran on.
+func TestProfileNamesEachNodesProvider(t *testing.T) {
+	orttest.Init(t)
+	dir := t.TempDir()
+	opts := &runtime.Options{IntraOpThreads: 1, Diagnostics: runtime.Diagnostics{Profile: dir + "/bound", Strict: true, LogLevel: "warning"}}
+	dev, err := runtime.OpenDevice(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	s, err := runtime.NewBoundSession(scatterDir+"/model.onnx", dev, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	b, _ := os.ReadFile(scatterDir + "/golden_io.npz")
+	golden, _ := npz.Read(b)
+	in := map[string]runtime.Value{}
+	hin := map[string]*runtime.Tensor{}
+	for _, io := range s.Inputs() {
+		x := tensorOf(t, golden["prefill_in."+io.Name])
+		in[io.Name], hin[io.Name] = x, x
+	}
+	if _, err := s.Run(in, nil, "logits"); err != nil {
+		t.Fatal(err)
+	}
+	path, err := s.EndProfiling()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProfile(t, path)
+
+	hopts := &runtime.Options{IntraOpThreads: 1, Diagnostics: runtime.Diagnostics{Profile: dir + "/host"}}
+	h, err := runtime.NewSession(scatterDir+"/model.onnx", hopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Run(hin, "logits"); err != nil {
+		t.Fatal(err)
+	}
+	h.Destroy() // ONNX Runtime writes the host session's profile when it ends
+	files, _ := filepath.Glob(dir + "/host*.json")
+	if len(files) != 1 {
+		t.Fatalf("host session profiles %v, want one", files)
+	}
+	checkProfile(t, files[0])
+}
+
+func checkProfile(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []struct {
+		Cat  string         `json:"cat"`
+		Name string         `json:"name"`
+		Args map[string]any `json:"args"`
+	}
+	if err := json.Unmarshal(b, &events); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	nodes := map[string]bool{}
+	for _, e := range events {
+		if e.Cat == "Node" && e.Args["provider"] == "CPUExecutionProvider" {
+			nodes[e.Args["op_name"].(string)] = true
+		}
+	}
+	if !nodes["MatMul"] || !nodes["Attention"] {
+		t.Fatalf("%s: node events by op %v, want MatMul and Attention on the CPU provider", path, nodes)
 	}
 }

@@ -32,8 +32,10 @@ type Diagnostics struct {
 	// JSON with one event per node run (name, op type, provider,
 	// duration), written as Profile_<date>.json when the session ends.
 	Profile string
-	// Strict refuses CPU fallback: session creation fails naming a node
-	// that has no kernel on the requested provider.
+	// Strict refuses CPU fallback on the CUDA device: session creation
+	// fails when a node has no CUDA kernel (ONNX Runtime's message names the
+	// CPU-assigned nodes at log level warning and below). It has no meaning
+	// on the CPU device and is ignored there.
 	Strict bool
 }
 
@@ -96,7 +98,7 @@ func applyDiagnostics(so *ort.SessionOptions, opts *Options) error {
 			return fmt.Errorf("log level: %w", err)
 		}
 	}
-	if d.Strict {
+	if d.Strict && opts.Device == DeviceCUDA {
 		if err := so.AddSessionConfigEntry(ConfigDisableCPUFallback, "1"); err != nil {
 			return fmt.Errorf("strict placement: %w", err)
 		}
