@@ -41,6 +41,10 @@ type Options struct {
 	// Graphs selects what to emit: decode, logprobs, train (default all).
 	// adamw.onnx comes with train.
 	Graphs []string
+	// Tokenizer is the directory of the model's tokenizer (tokenizer.json,
+	// or vocab.json and merges.txt, with tokenizer_config.json); it is
+	// copied into the output and recorded in the manifest. "" records none.
+	Tokenizer string
 }
 
 func (o *Options) defaults() {
@@ -209,6 +213,11 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 
 	if err := WriteInitialAdapters(filepath.Join(tmp, man.AdaptersFile), s, opts.Seed, absSrc); err != nil {
 		return nil, err
+	}
+	if opts.Tokenizer != "" {
+		if man.Tokenizer, err = copyTokenizer(opts.Tokenizer, tmp, man.Model.Vocab); err != nil {
+			return nil, err
+		}
 	}
 	if err := manifest.Write(tmp, man); err != nil {
 		return nil, err

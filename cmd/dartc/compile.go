@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/models/tokenizer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,6 +28,8 @@ role keyed by the int64 [batch, seq] input role_ids, and writes the artifacts di
   adamw.onnx             one AdamW step over all adapters with global grad-norm clipping
   adapters.safetensors   initial adapters (A Kaiming-uniform as PEFT, B zero)
   manifest.json          every graph's inputs and outputs, targets, roles, tags
+  tokenizer/             the model's tokenizer (--tokenizer, or the one beside MODEL.onnx),
+                         which the agent, train and eval then use
 
 The directory is written atomically. Weights stay in the source's external data file,
 which the directory hard-links (ONNX Runtime accepts no data file outside the model's
@@ -41,13 +45,19 @@ anyway across file systems.`,
 		&cli.BoolFlag{Name: "force", Usage: "replace an existing output directory"},
 		&cli.BoolFlag{Name: "check", Usage: "check the graph invariants after every pass"},
 		&cli.BoolFlag{Name: "copy-weights", Usage: "copy the external weights file into DIR instead of hard-linking it (for tools that refuse hard links, such as onnx.checker)"},
+		&cli.StringFlag{Name: "tokenizer", Usage: "the model's tokenizer directory, copied into DIR and recorded in the manifest (default: MODEL.onnx's directory when it holds tokenizer.json or vocab.json + merges.txt; none otherwise, and the runtime uses the Qwen2 tokenizer)"},
 		&cli.StringFlag{Name: "graphs", Value: "decode,logprobs,train", Usage: "graphs to emit (train brings adamw.onnx); decode alone for generation-only models"},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return fmt.Errorf("compile: want one MODEL.onnx argument, got %d", c.NArg())
 		}
+		tok := c.String("tokenizer")
+		if tok == "" && len(tokenizer.Files(filepath.Dir(c.Args().First()))) > 0 {
+			tok = filepath.Dir(c.Args().First())
+		}
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
+			Tokenizer:   tok,
 			Targets:     splitList(c.String("targets")),
 			Roles:       splitList(c.String("roles")),
 			Rank:        c.Int("rank"),
@@ -60,6 +70,9 @@ anyway across file systems.`,
 		})
 		if err != nil {
 			return err
+		}
+		if man.Tokenizer != nil {
+			fmt.Fprintf(c.App.Writer, "tokenizer %s (%d ids, sha256 %.12s) copied into %s\n", man.Tokenizer.Source, man.Tokenizer.Vocab, man.Tokenizer.SHA256, filepath.Join(c.String("out"), man.Tokenizer.Dir))
 		}
 		fmt.Fprintf(c.App.Writer, "compiled %d targets over %d layers (rank %d, roles %s) into %s\n",
 			len(man.LoRA.Targets), man.Model.Layers, man.LoRA.Rank, strings.Join(man.LoRA.Roles, ","), c.String("out"))

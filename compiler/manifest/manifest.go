@@ -48,7 +48,24 @@ type Manifest struct {
 	Graphs map[string]*Graph `json:"graphs"`
 	// AdaptersFile is the initial adapters file, relative to the directory.
 	AdaptersFile string `json:"adapters_file"`
+	// Tokenizer is the tokenizer the model belongs to, copied into the
+	// directory; nil when none was given at compile time (the runtime then
+	// uses the Qwen2 tokenizer).
+	Tokenizer *Tokenizer `json:"tokenizer,omitempty"`
 }
+
+// Tokenizer records the compiled model's tokenizer.
+type Tokenizer struct {
+	Dir    string   `json:"dir"`    // relative to the compiled directory
+	Files  []string `json:"files"`  // tokenizer.json, tokenizer_config.json, …
+	SHA256 string   `json:"sha256"` // tokenizer.Digest of Dir
+	Vocab  int      `json:"vocab"`  // ids the tokenizer uses (≤ Model.Vocab)
+	// Source is the directory the tokenizer was copied from.
+	Source string `json:"source"`
+}
+
+// TokenizerDir is where Compile puts the tokenizer in a compiled directory.
+const TokenizerDir = "tokenizer"
 
 // Source identifies the compiled model file.
 type Source struct {

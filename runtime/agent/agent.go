@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 
 	"github.com/dartc/dartc/compiler/manifest"
@@ -135,10 +136,8 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Sampling.Validate(); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if cfg.Tokenizer == "" {
-		if cfg.Tokenizer, err = tokenizer.DefaultDir(); err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
+	if cfg.Tokenizer, err = TokenizerDir(cfg.Model, m, cfg.Tokenizer); err != nil {
+		return nil, err
 	}
 	tok, err := tokenizer.Load(cfg.Tokenizer)
 	if err != nil {
@@ -195,6 +194,34 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// TokenizerDir resolves the tokenizer of the compiled model in dir: the
+// one recorded in its manifest (copied there by `dartc compile`), else
+// tokenizer.DefaultDir. A given directory must hold the recorded tokenizer.
+func TokenizerDir(dir string, m *manifest.Manifest, given string) (string, error) {
+	if m.Tokenizer == nil {
+		if given != "" {
+			return given, nil
+		}
+		d, err := tokenizer.DefaultDir()
+		if err != nil {
+			return "", fmt.Errorf("agent: %w", err)
+		}
+		return d, nil
+	}
+	if given == "" {
+		return filepath.Join(dir, m.Tokenizer.Dir), nil
+	}
+	sum, err := tokenizer.Digest(given)
+	if err != nil {
+		return "", fmt.Errorf("agent: %w", err)
+	}
+	if sum != m.Tokenizer.SHA256 {
+		return "", fmt.Errorf("agent: tokenizer %s is not the one %s was compiled with (%s, sha256 %.12s, this one %.12s): leave --tokenizer out to use the model's own",
+			given, dir, m.Tokenizer.Source, m.Tokenizer.SHA256, sum)
+	}
+	return given, nil
 }
 
 // Close releases the model.
