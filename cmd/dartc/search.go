@@ -51,8 +51,9 @@ var (
 	searchAddrFlag = &cli.StringFlag{
 		Name: "addr", Value: "127.0.0.1:8000", Usage: "address to listen on", EnvVars: []string{"DARTC_SEARCH_ADDR"},
 	}
-	searchMaxTopKFlag = &cli.IntFlag{Name: "max-topk", Value: 1000, Usage: "largest topk a request may ask for"}
-	searchMaxBodyFlag = &cli.Int64Flag{Name: "max-body", Value: 4 << 20, Usage: "request body limit in bytes"}
+	searchMaxTopKFlag    = &cli.IntFlag{Name: "max-topk", Value: 1000, Usage: "largest topk a request may ask for"}
+	searchMaxResultsFlag = &cli.IntFlag{Name: "max-results", Value: 16384, Usage: "most passages one request may ask for (queries × topk)"}
+	searchMaxBodyFlag    = &cli.Int64Flag{Name: "max-body", Value: 4 << 20, Usage: "request body limit in bytes"}
 )
 
 var searchCommand = &cli.Command{
@@ -150,7 +151,7 @@ var searchServeCommand = &cli.Command{
 	ArgsUsage: " ",
 	Description: `Answers POST /retrieve with {"queries": [...], "topk": k, "return_scores": bool}, exactly as
 Search-R1's retrieval_server.py does, logs every request, and stops gracefully on SIGINT or SIGTERM.`,
-	Flags: []cli.Flag{searchIndexFlag, searchAddrFlag, searchTopKFlag, searchMaxTopKFlag, searchMaxBodyFlag},
+	Flags: []cli.Flag{searchIndexFlag, searchAddrFlag, searchTopKFlag, searchMaxTopKFlag, searchMaxResultsFlag, searchMaxBodyFlag},
 	Action: func(c *cli.Context) error {
 		spec := c.String(searchIndexFlag.Name)
 		s, err := connect.Open(spec, httpretrieve.ClientOptions{})
@@ -163,6 +164,7 @@ Search-R1's retrieval_server.py does, logs every request, and stops gracefully o
 		}
 		h := httpretrieve.NewHandler(s, httpretrieve.ServerOptions{
 			DefaultTopK: c.Int(searchTopKFlag.Name), MaxTopK: c.Int(searchMaxTopKFlag.Name),
+			MaxResults:   c.Int(searchMaxResultsFlag.Name),
 			MaxBodyBytes: c.Int64(searchMaxBodyFlag.Name), Logger: slog.Default(),
 		})
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

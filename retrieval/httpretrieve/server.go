@@ -1,6 +1,7 @@
 package httpretrieve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,9 +21,13 @@ var errNonFiniteScore = errors.New("httpretrieve: a score is NaN or infinite")
 
 // ServerOptions configure a /retrieve handler. Zero fields take the defaults.
 type ServerOptions struct {
-	DefaultTopK  int   // topk when the request omits it; default 3 (Search-R1's)
-	MaxTopK      int   // largest accepted topk; default 1000
-	MaxQueries   int   // most queries in one request; default 4096
+	DefaultTopK int // topk when the request omits it; default 3 (Search-R1's)
+	MaxTopK     int // largest accepted topk; default 1000
+	MaxQueries  int // most queries in one request; default 4096
+	// MaxResults bounds queries × topk, the passages one response may hold;
+	// default 16384 (about 10 MB of HotpotQA-sized passages). Search-R1's
+	// trainer asks for batch × topk = 512 × 3 = 1,536.
+	MaxResults   int
 	MaxBodyBytes int64 // request body limit; default 4 MiB
 	Logger       *slog.Logger
 }
@@ -36,6 +41,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	}
 	if o.MaxQueries <= 0 {
 		o.MaxQueries = 4096
+	}
+	if o.MaxResults <= 0 {
+		o.MaxResults = 16384
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
@@ -121,21 +129,52 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (queries, topk i
 		writeError(w, http.StatusBadRequest, err.Error())
 		return 0, 0
 	}
-	results, err := h.s.Search(r.Context(), *req.Queries, topk)
-	if err != nil {
-		h.opts.Logger.Error("retrieve: search failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "search failed: "+err.Error())
-		return len(*req.Queries), topk
-	}
-	out, err := appendResponse(make([]byte, 0, 4096), results, req.ReturnScores != nil && *req.ReturnScores)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return len(*req.Queries), topk
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.Write(out)
+	h.respond(w, r, *req.Queries, topk, req.ReturnScores != nil && *req.ReturnScores)
 	return len(*req.Queries), topk
+}
+
+// streamPassages is about how many passages the server holds at a time
+// while it writes a response: queries are searched and written in slices.
+const streamPassages = 1024
+
+// respond searches queries a slice at a time and streams the response, so
+// that the server holds at most one slice of results. A failure before the
+// first byte is a 500; a failure after it aborts the connection, so the
+// client sees a broken response, never a valid but truncated one.
+func (h *handler) respond(w http.ResponseWriter, r *http.Request, queries []string, topk int, withScores bool) {
+	per := max(1, streamPassages/topk)
+	var bw *bufio.Writer
+	buf := make([]byte, 0, 64<<10)
+	for start := 0; start < len(queries) || start == 0; start += per {
+		end := min(start+per, len(queries))
+		results, err := h.s.Search(r.Context(), queries[start:end], topk)
+		if err == nil {
+			buf, err = appendResults(buf[:0], results, withScores, start == 0)
+		}
+		if err != nil {
+			h.opts.Logger.Error("retrieve: search failed", "err", err)
+			if bw == nil {
+				status := http.StatusInternalServerError
+				writeError(w, status, "search failed: "+err.Error())
+				return
+			}
+			panic(http.ErrAbortHandler)
+		}
+		if bw == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			bw = bufio.NewWriterSize(w, 64<<10)
+			bw.WriteString(responseOpen)
+		}
+		if _, err := bw.Write(buf); err != nil {
+			return // the client went away
+		}
+		if end == len(queries) {
+			break
+		}
+	}
+	bw.WriteString(responseClose)
+	bw.Flush()
 }
 
 // parse decodes and checks a request body.
@@ -151,7 +190,8 @@ func (h *handler) parse(body []byte) (request, int, error) {
 	if req.Queries == nil {
 		return req, 0, errors.New(`missing field "queries": want a list of query strings`)
 	}
-	if n := len(*req.Queries); n > h.opts.MaxQueries {
+	n := len(*req.Queries)
+	if n > h.opts.MaxQueries {
 		return req, 0, fmt.Errorf(`"queries" has %d entries, the limit is %d: split the batch`, n, h.opts.MaxQueries)
 	}
 	topk := h.opts.DefaultTopK
@@ -164,6 +204,10 @@ func (h *handler) parse(body []byte) (request, int, error) {
 			return req, 0, fmt.Errorf(`"topk" is %d: want 1 to %d`, k, h.opts.MaxTopK)
 		}
 		topk = int(k)
+	}
+	if n*topk > h.opts.MaxResults {
+		return req, 0, fmt.Errorf(`%d queries × topk %d = %d passages, over the limit of %d per request: send fewer queries per request or a smaller topk (the server's --max-results sets the limit)`,
+			n, topk, n*topk, h.opts.MaxResults)
 	}
 	return req, topk, nil
 }

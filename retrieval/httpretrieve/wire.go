@@ -12,11 +12,27 @@ import (
 
 // appendResponse appends the /retrieve response body for results, as
 // FastAPI's JSONResponse renders it (json.dumps with ensure_ascii=False,
-// separators=(",", ":")).
+// separators=(",", ":")). The server writes the same bytes in pieces:
+// responseOpen, appendResults for each slice of queries, responseClose.
 func appendResponse(dst []byte, results [][]retrieval.Passage, withScores bool) ([]byte, error) {
-	dst = append(dst, `{"result":[`...)
+	dst = append(dst, responseOpen...)
+	dst, err := appendResults(dst, results, withScores, true)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, responseClose...), nil
+}
+
+const (
+	responseOpen  = `{"result":[`
+	responseClose = "]}"
+)
+
+// appendResults appends the result lists of consecutive queries; first
+// tells whether they open the "result" array (no leading comma).
+func appendResults(dst []byte, results [][]retrieval.Passage, withScores, first bool) ([]byte, error) {
 	for qi, ps := range results {
-		if qi > 0 {
+		if qi > 0 || !first {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, '[')
@@ -43,7 +59,7 @@ func appendResponse(dst []byte, results [][]retrieval.Passage, withScores bool) 
 		}
 		dst = append(dst, ']')
 	}
-	return append(dst, "]}"...), nil
+	return dst, nil
 }
 
 // appendPyString appends s as a JSON string the way Python's json.dumps does
