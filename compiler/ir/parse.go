@@ -20,6 +20,9 @@ var (
 	ErrNotONNX = errors.New("ir: not an ONNX model")
 	// ErrExternalData reports an invalid external-data reference.
 	ErrExternalData = errors.New("ir: invalid external data")
+	// ErrTensorSize: a tensor's declared dims give more elements or bytes
+	// than an int64 holds.
+	ErrTensorSize = errors.New("ir: tensor size overflows int64")
 )
 
 // Load parses the ONNX model at path. External data is validated but not
@@ -152,10 +155,18 @@ func typeFromPB(tp *onnxpb.TypeProto) *Type {
 // TensorFromPB converts a TensorProto; dir anchors external data.
 func TensorFromPB(t *onnxpb.TensorProto, dir string) (*Tensor, error) {
 	out := &Tensor{Name: t.GetName(), DType: DType(t.GetDataType()), Dims: t.Dims, Doc: t.GetDocString()}
+	n := int64(1)
 	for _, d := range t.Dims {
 		if d < 0 {
 			return nil, fmt.Errorf("tensor %q has a negative dimension %v", out.Name, t.Dims)
 		}
+		if d != 0 && n > math.MaxInt64/d {
+			return nil, fmt.Errorf("%w: tensor %q: dims %v hold more than 2^63 elements (overflow); the model is corrupt", ErrTensorSize, out.Name, t.Dims)
+		}
+		n *= d
+	}
+	if sz := int64(out.DType.Size()); sz > 0 && n > math.MaxInt64/sz {
+		return nil, fmt.Errorf("%w: tensor %q: %v %s is more than 2^63 bytes (overflow); the model is corrupt", ErrTensorSize, out.Name, t.Dims, out.DType)
 	}
 	if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
 		ext, err := externalFromPB(out, t.ExternalData, dir)
@@ -285,7 +296,7 @@ func externalFromPB(t *Tensor, entries []*onnxpb.StringStringEntryProto, dir str
 	} else if t.DType.Size() > 0 && ext.Length != need {
 		return nil, fmt.Errorf("%w: tensor %q: length %d, but %v %s needs %d bytes", ErrExternalData, t.Name, ext.Length, t.Dims, t.DType, need)
 	}
-	if ext.Offset+ext.Length > st.Size() {
+	if ext.Offset > st.Size() || ext.Length > st.Size()-ext.Offset { // no overflow: both are ≥ 0
 		return nil, fmt.Errorf("%w: tensor %q: offset %d + length %d is past the end of %s (%d bytes); the data file is truncated or belongs to another model",
 			ErrExternalData, t.Name, ext.Offset, ext.Length, ext.File, st.Size())
 	}
