@@ -45,6 +45,9 @@ type Options struct {
 	// or vocab.json and merges.txt, with tokenizer_config.json); it is
 	// copied into the output and recorded in the manifest. "" records none.
 	Tokenizer string
+	// MaxPositions is the model's context in tokens when the model does not
+	// say (see maxPositions); 0: found from the graph or its config.
+	MaxPositions int64
 }
 
 func (o *Options) defaults() {
@@ -178,6 +181,11 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 			s = st
 			man.Opset, man.IRVersion = m.OpsetVersion(""), m.IRVersion
 			man.Model = modelInfo(m.Graph, st.Targets)
+			man.Model.MaxLength, man.Model.MaxLengthFrom = maxPositions(absSrc, m, opts.MaxPositions)
+			if man.Model.MaxLength == 0 {
+				slog.Warn("the model's maximum positions were not found (no rotary cache in the graph, no config.json with max_position_embeddings beside the model): prompts and rollouts are not bounded; pass --max-positions",
+					"source", src)
+			}
 		}
 	}
 	if _, ok := man.Graphs[manifest.GraphTrain]; ok {
@@ -436,11 +444,30 @@ func recogniseArtifacts(dir string, names []string) error {
 			File string `json:"file"`
 		} `json:"graphs"`
 		AdaptersFile string `json:"adapters_file"`
+		Tokenizer    *struct {
+			Dir   string   `json:"dir"`
+			Files []string `json:"files"`
+		} `json:"tokenizer"`
 	}
 	if err := json.Unmarshal(b, &m); err != nil || !strings.HasPrefix(m.Format, "dartc-artifacts/") {
 		return errors.New("its manifest.json is not a dartc artifacts manifest")
 	}
 	known := map[string]bool{manifest.FileName: true, m.AdaptersFile: true}
+	if tk := m.Tokenizer; tk != nil && tk.Dir != "" && !strings.ContainsAny(tk.Dir, `/\`) && tk.Dir != ".." {
+		entries, err := os.ReadDir(filepath.Join(dir, tk.Dir))
+		if err == nil {
+			listed := map[string]bool{}
+			for _, f := range tk.Files {
+				listed[f] = true
+			}
+			for _, e := range entries {
+				if !listed[e.Name()] {
+					return fmt.Errorf("its %s folder holds %q, which its manifest.json does not list (move it out first)", tk.Dir, e.Name())
+				}
+			}
+		}
+		known[tk.Dir] = true
+	}
 	for _, g := range m.Graphs {
 		known[g.File] = true
 	}

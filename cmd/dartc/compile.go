@@ -42,7 +42,8 @@ anyway across file systems.`,
 		&cli.StringFlag{Name: "targets", Value: "q,k,v,o,gate,up,down", Usage: "comma-separated projections to adapt"},
 		&cli.StringFlag{Name: "roles", Value: "reason,tool", Usage: "comma-separated role names; role k serves positions with role_ids == k"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the initial adapters"},
-		&cli.BoolFlag{Name: "force", Usage: "replace an existing output directory"},
+		&cli.BoolFlag{Name: "force", Usage: "replace an existing artifacts directory (only one compile wrote, or an empty one)"},
+		&cli.Int64Flag{Name: "max-positions", Usage: "the model's context in tokens, when neither the graph (rotary or static cache) nor config.json beside the model says (default: found)"},
 		&cli.BoolFlag{Name: "check", Usage: "check the graph invariants after every pass"},
 		&cli.BoolFlag{Name: "copy-weights", Usage: "copy the external weights file into DIR instead of hard-linking it (for tools that refuse hard links, such as onnx.checker)"},
 		&cli.StringFlag{Name: "tokenizer", Usage: "the model's tokenizer directory, copied into DIR and recorded in the manifest (default: MODEL.onnx's directory when it holds tokenizer.json or vocab.json + merges.txt; none otherwise, and the runtime uses the Qwen2 tokenizer)"},
@@ -56,17 +57,21 @@ anyway across file systems.`,
 		if tok == "" && len(tokenizer.Files(filepath.Dir(c.Args().First()))) > 0 {
 			tok = filepath.Dir(c.Args().First())
 		}
+		if c.IsSet("max-positions") && c.Int64("max-positions") < 1 {
+			return fmt.Errorf("compile: --max-positions %d: must be ≥ 1", c.Int64("max-positions"))
+		}
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
-			Tokenizer:   tok,
-			Targets:     splitList(c.String("targets")),
-			Roles:       splitList(c.String("roles")),
-			Rank:        c.Int("rank"),
-			Alpha:       c.Float64("alpha"),
-			Seed:        c.Uint64("seed"),
-			Force:       c.Bool("force"),
-			Check:       c.Bool("check"),
-			Graphs:      splitList(c.String("graphs")),
-			CopyWeights: c.Bool("copy-weights"),
+			Tokenizer:    tok,
+			Targets:      splitList(c.String("targets")),
+			Roles:        splitList(c.String("roles")),
+			Rank:         c.Int("rank"),
+			Alpha:        c.Float64("alpha"),
+			Seed:         c.Uint64("seed"),
+			Force:        c.Bool("force"),
+			Check:        c.Bool("check"),
+			Graphs:       splitList(c.String("graphs")),
+			CopyWeights:  c.Bool("copy-weights"),
+			MaxPositions: c.Int64("max-positions"),
 		})
 		if err != nil {
 			return err
@@ -78,6 +83,11 @@ anyway across file systems.`,
 			len(man.LoRA.Targets), man.Model.Layers, man.LoRA.Rank, strings.Join(man.LoRA.Roles, ","), c.String("out"))
 		for name, g := range man.Graphs {
 			fmt.Fprintf(c.App.Writer, "  %-8s %s (%d inputs, %d outputs)\n", name, g.File, len(g.Inputs), len(g.Outputs))
+		}
+		if man.Model.MaxLength > 0 {
+			fmt.Fprintf(c.App.Writer, "  context  %d tokens (%s)\n", man.Model.MaxLength, man.Model.MaxLengthFrom)
+		} else {
+			fmt.Fprintf(c.App.Writer, "  context  unknown: prompts and rollouts are not bounded (pass --max-positions)\n")
 		}
 		return nil
 	},

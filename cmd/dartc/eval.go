@@ -115,6 +115,14 @@ func runEval(c *cli.Context) error {
 	defer a.Close()
 	opts := run.Options{Datasets: splitList(c.String(evalDataFlag.Name)), Dir: c.String(evalOutputFlag.Name),
 		Limit: c.Int(evalLimitFlag.Name), Batch: c.Int(evalBatchFlag.Name), Title: c.String(evalAdaptersFlag.Name)}
+	// Refuse an over-long question before any rollout, not when its batch comes.
+	exs, err := run.LoadQuestions(opts.Datasets, opts.Limit)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	if err := a.CheckPrompts(questions(exs)); err != nil {
+		return fmt.Errorf("eval: --data: %w", err)
+	}
 	if !c.Bool(evalQuietFlag.Name) {
 		opts.Progress = os.Stderr
 	}

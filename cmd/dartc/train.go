@@ -155,6 +155,9 @@ func runTrain(c *cli.Context) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	defer roller.a.Close()
+	if err := roller.a.CheckPrompts(questions(data)); err != nil {
+		return fmt.Errorf("train: --data %s: %w", c.String("data"), err)
+	}
 
 	var bar *progressbar.ProgressBar
 	if !c.Bool("no-progress") {
@@ -214,9 +217,14 @@ func (r *agentRoller) Rollout(ctx context.Context, examples []eval.Example, grou
 	if err := r.a.SetAdapters(adapters); err != nil {
 		return nil, err
 	}
+	return r.a.Run(ctx, questions(examples), group, seed)
+}
+
+// questions turns dataset rows into the agent's questions.
+func questions(examples []eval.Example) []agent.Question {
 	qs := make([]agent.Question, len(examples))
 	for i, ex := range examples {
 		qs[i] = agent.Question{ID: ex.ID, Question: ex.Question, Golden: ex.Golden}
 	}
-	return r.a.Run(ctx, qs, group, seed)
+	return qs
 }

@@ -79,13 +79,16 @@ type Source struct {
 
 // ModelInfo holds architecture facts read off the source graph.
 type ModelInfo struct {
-	Layers    int    `json:"layers"`
-	Vocab     int64  `json:"vocab"`
-	Hidden    int64  `json:"hidden"`
-	KVHeads   int64  `json:"kv_heads"`
-	HeadDim   int64  `json:"head_dim"`
-	DType     string `json:"dtype"` // activations and logits: float32, float64, float16
-	MaxLength int64  `json:"max_length,omitempty"`
+	Layers  int    `json:"layers"`
+	Vocab   int64  `json:"vocab"`
+	Hidden  int64  `json:"hidden"`
+	KVHeads int64  `json:"kv_heads"`
+	HeadDim int64  `json:"head_dim"`
+	DType   string `json:"dtype"` // activations and logits: float32, float64, float16
+	// MaxLength is the context in tokens (the model's maximum positions);
+	// 0 when unknown. MaxLengthFrom says where compile found it.
+	MaxLength     int64  `json:"max_length,omitempty"`
+	MaxLengthFrom string `json:"max_length_from,omitempty"`
 	// Cache names the KV-cache inputs and outputs of decode.onnx, one entry
 	// per layer; empty when the source has no cache.
 	Cache []CacheLayer `json:"cache,omitempty"`

@@ -256,6 +256,33 @@ func (a *Agent) PromptIDs(question string) []int64 {
 	return int64s(a.tok.EncodeWithSpecial(prompt.SearchR1Chat(question, a.cfg.System)))
 }
 
+// MaxContext is the context in tokens that prompts and rollouts are kept
+// within (Config.MaxContext, else the manifest's max_length); 0: unbounded.
+func (a *Agent) MaxContext() int { return a.maxCtx }
+
+// CheckPrompts refuses, before any rollout, a question whose prompt leaves
+// no room in the context (Run would refuse it when its batch comes). The
+// error names the question and how long its prompt is.
+func (a *Agent) CheckPrompts(questions []Question) error {
+	if a.maxCtx <= 0 {
+		return nil
+	}
+	// Byte-level BPE gives a question at most one token per byte: skip
+	// tokenizing those that cannot reach the limit.
+	template := len(a.PromptIDs(""))
+	for qi := range questions {
+		q := &questions[qi]
+		if template+len(q.Question) < a.maxCtx {
+			continue
+		}
+		if p := a.PromptIDs(q.Question); len(p) >= a.maxCtx {
+			return fmt.Errorf("%w: question %d (id %q, %d bytes) makes a %d-token prompt, the model's context is %d tokens (manifest.json max_length): shorten or drop it",
+				ErrPromptTooLong, qi+1, q.ID, len(q.Question), len(p), a.maxCtx)
+		}
+	}
+	return nil
+}
+
 // row is one rollout in progress.
 type row struct {
 	q         *Question

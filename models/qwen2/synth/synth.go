@@ -25,7 +25,7 @@ type Result struct {
 }
 
 // Synthesize writes dir/model.onnx (and dir/model.onnx.data when weights are
-// external): a Qwen2 decoder with cfg's shapes in the op pattern of the
+// external) and dir/config.json (the Hugging Face config of cfg): a Qwen2 decoder with cfg's shapes in the op pattern of the
 // exporter chosen by opts.LinearForm. dir must not exist unless opts.Force;
 // it is written through a temporary sibling and renamed into place.
 func Synthesize(cfg qwen2.Config, dir string, opts Options) (*Result, error) {
@@ -56,6 +56,9 @@ func Synthesize(cfg qwen2.Config, dir string, opts Options) (*Result, error) {
 		res.Weights = drawWeights(cfg, opts.Seed, opts.DType)
 	}
 	err := atomicDir(dir, opts.Force, func(tmp string) error {
+		if err := writeConfig(tmp, cfg, opts.DType); err != nil {
+			return err
+		}
 		return writeFiles(tmp, model, tensors, res.Weights, opts.DType, dataSize)
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package synth
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/dartc/dartc/compiler/onnxpb"
 	"github.com/dartc/dartc/internal/outpath"
+	"github.com/dartc/dartc/models/qwen2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -24,10 +26,10 @@ var ErrExists = errors.New("synth: output directory exists")
 const producer = "dartc models synth"
 
 // recogniseSynth accepts a directory holding only model.onnx (written by
-// Synthesize: its producer_name says so) and model.onnx.data.
+// Synthesize: its producer_name says so), model.onnx.data and config.json.
 func recogniseSynth(dir string, names []string) error {
 	for _, n := range names {
-		if n != ModelFile && n != DataFile {
+		if n != ModelFile && n != DataFile && n != ConfigFile {
 			return fmt.Errorf("it holds %q, which models synth does not write", n)
 		}
 	}
@@ -71,8 +73,10 @@ func producerName(b []byte) string {
 
 // File names inside the output directory.
 const (
-	ModelFile = "model.onnx"
-	DataFile  = "model.onnx.data"
+	ModelFile  = "model.onnx"
+	DataFile   = "model.onnx.data"
+	ConfigFile = "config.json" // the Hugging Face config of the shapes
+
 )
 
 // layout assigns each tensor to inline or external storage and returns the
@@ -141,6 +145,35 @@ func (s sliceWriter) Write(p []byte) (int, error) { *s.b = append(*s.b, p...); r
 // writeFiles writes model.onnx (and model.onnx.data when dataSize > 0) into
 // dir. With nil weights the data file is only extended to its size, so it is
 // one hole and costs no disk blocks.
+// writeConfig writes cfg as a Hugging Face Qwen2 config.json (the fields an
+// optimum export carries beside its model.onnx): dartc compile reads its
+// max_position_embeddings as the model's context.
+func writeConfig(dir string, cfg qwen2.Config, dtype DType) error {
+	hf := map[string]any{
+		"architectures":           []string{"Qwen2ForCausalLM"},
+		"model_type":              "qwen2",
+		"hidden_size":             cfg.Hidden,
+		"intermediate_size":       cfg.Intermediate,
+		"num_hidden_layers":       cfg.Layers,
+		"num_attention_heads":     cfg.Heads,
+		"num_key_value_heads":     cfg.KVHeads,
+		"vocab_size":              cfg.Vocab,
+		"max_position_embeddings": cfg.MaxPositions,
+		"rope_theta":              cfg.RopeTheta,
+		"rms_norm_eps":            cfg.RMSEps,
+		"tie_word_embeddings":     cfg.TiedEmbed,
+		"torch_dtype":             dtype.String(),
+	}
+	b, err := json.MarshalIndent(hf, "", "  ")
+	if err != nil {
+		return fmt.Errorf("synth: config.json: %w", err)
+	}
+	return writeSynced(filepath.Join(dir, ConfigFile), func(f *os.File) error {
+		_, err := f.Write(append(b, '\n'))
+		return err
+	})
+}
+
 func writeFiles(dir string, model *onnxpb.ModelProto, tensors []*weightTensor, weights map[string][]float64, dtype DType, dataSize int64) error {
 	elemSize := 4
 	if dtype == Float64 {
