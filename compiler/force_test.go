@@ -88,6 +88,23 @@ func TestForceNeverDeletesForeignFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("artifacts directory with its tokenizer", func(t *testing.T) {
+		src := filepath.Join(exportDir, "torchscript", "model.onnx")
+		o := compiler.Options{Rank: 2, Graphs: decodeOnly, Tokenizer: miniTokenizer}
+		out, _ := compileFixture(t, src, o)
+		o.Force = true
+		if _, err := compiler.Compile(src, out, o); err != nil {
+			t.Fatalf("--force over an artifacts directory with a tokenizer: %v", err)
+		}
+		m, err := manifest.Read(out)
+		if err != nil || m.Tokenizer == nil {
+			t.Fatalf("after --force: %v %v", m, err)
+		}
+		os.WriteFile(filepath.Join(out, m.Tokenizer.Dir, "notes.txt"), []byte("mine"), 0o644)
+		if _, err := compiler.Compile(src, out, o); !errors.Is(err, outpath.ErrNotReplaceable) {
+			t.Fatalf("a foreign file in the tokenizer folder: %v, want a refusal", err)
+		}
+	})
 	t.Run("artifacts directory", func(t *testing.T) {
 		out, _ := compileFixture(t, src, compiler.Options{Rank: 2, Graphs: decodeOnly})
 		if _, err := compiler.Compile(src, out, compiler.Options{Rank: 3, Force: true, Graphs: decodeOnly}); err != nil {
