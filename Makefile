@@ -4,6 +4,8 @@
 ORT_VERSION := 1.30.0
 ORT_DIR     := .cache/ort/$(ORT_VERSION)
 ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
+ORT_GPU_DIR := .cache/ort-gpu/$(ORT_VERSION)
+ORT_GPU_LIB := $(ORT_GPU_DIR)/libonnxruntime_providers_cuda.so
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(abspath $(ORT_LIB))
 export CGO_ENABLED := 1
 
@@ -11,7 +13,7 @@ GO      ?= go
 DARTC   := bin/dartc
 DEMO    ?= demo-out
 
-.PHONY: all build ort test demo bench fuzz golden proto proto-check fixtures clean
+.PHONY: all build ort ort-gpu test demo bench fuzz golden proto proto-check fixtures clean
 
 all: build
 
@@ -25,7 +27,14 @@ ort: $(ORT_LIB)
 $(ORT_LIB): scripts/fetch-ort.sh
 	scripts/fetch-ort.sh $(ORT_VERSION) $(ORT_DIR)
 
-test: ort
+# The CUDA 13 build of ONNX Runtime (PyPI onnxruntime-gpu): --device cuda
+# loads it from .cache/ort-gpu; `dartc version` says what else it needs.
+ort-gpu: $(ORT_GPU_LIB)
+
+$(ORT_GPU_LIB): scripts/fetch-ort.sh
+	scripts/fetch-ort.sh --gpu $(ORT_VERSION) $(ORT_GPU_DIR)
+
+test: ort ort-gpu
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 60m ./...
 

@@ -64,8 +64,10 @@ var (
 )
 
 // initDevice opens dartc's own C API layer on the loaded library.
-func initDevice() error {
-	lib, err := Init()
+func initDevice() error { return initDeviceFor("") }
+
+func initDeviceFor(device string) error {
+	lib, err := InitFor(device)
 	if err != nil {
 		return err
 	}
@@ -101,7 +103,7 @@ func OpenDevice(opts *Options) (*Device, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if err := initDevice(); err != nil {
+	if err := initDeviceFor(opts.Device); err != nil {
 		return nil, err
 	}
 	d := &Device{kind: opts.Device, ordinal: opts.CUDADevice}

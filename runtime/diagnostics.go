@@ -24,9 +24,10 @@ const (
 // Diagnostics make a session explain itself.
 type Diagnostics struct {
 	// LogLevel is the session's ONNX Runtime log level: verbose, info,
-	// warning, error or fatal ("": the environment's, else error). At info
-	// and below ONNX Runtime logs each node's execution provider when the
-	// session is created, which shows the nodes that fell back to the CPU.
+	// warning, error or fatal ("": the environment's, else ONNX Runtime's
+	// default). At verbose ONNX Runtime logs the node placements when the
+	// session is created ("All nodes placed on [...]", or per provider the
+	// nodes it runs), which shows the nodes that fell back to the CPU.
 	LogLevel string
 	// Profile, when set, enables ONNX Runtime's profiler: a Chrome-trace
 	// JSON with one event per node run (name, op type, provider,

@@ -26,14 +26,37 @@ var (
 )
 
 // FindLibrary returns the path of the ONNX Runtime shared library.
-func FindLibrary() (string, error) {
+func FindLibrary() (string, error) { return findLibrary(false) }
+
+// findLibrary looks for the library; with gpu it first looks for the CUDA
+// build that `make ort-gpu` installs in .cache/ort-gpu/<version>/.
+func findLibrary(gpu bool) (string, error) {
 	if p := os.Getenv(LibraryEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%w: %s=%s: %v", ErrNoLibrary, LibraryEnv, p, err)
 		}
 		return p, nil
 	}
-	rel := filepath.Join(".cache", "ort", ORTVersion, "libonnxruntime.so.1")
+	if gpu {
+		if p, ok := findCached(filepath.Join(".cache", "ort-gpu", ORTVersion, "libonnxruntime.so.1")); ok {
+			return p, nil
+		}
+	}
+	if home, err := os.UserCacheDir(); err == nil {
+		if p := filepath.Join(home, "dartc", "ort", ORTVersion, "libonnxruntime.so.1"); fileExists(p) {
+			return p, nil
+		}
+	}
+	if p, ok := findCached(filepath.Join(".cache", "ort", ORTVersion, "libonnxruntime.so.1")); ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: set %s, or run `make` in the dartc checkout to fetch onnxruntime-node@%s into .cache/ort",
+		ErrNoLibrary, LibraryEnv, ORTVersion)
+}
+
+// findCached looks for rel under the working directory and the
+// executable's directory and their parents.
+func findCached(rel string) (string, bool) {
 	var starts []string
 	if wd, err := os.Getwd(); err == nil {
 		starts = append(starts, wd)
@@ -41,23 +64,17 @@ func FindLibrary() (string, error) {
 	if exe, err := os.Executable(); err == nil {
 		starts = append(starts, filepath.Dir(exe))
 	}
-	if home, err := os.UserCacheDir(); err == nil {
-		if p := filepath.Join(home, "dartc", "ort", ORTVersion, "libonnxruntime.so.1"); fileExists(p) {
-			return p, nil
-		}
-	}
 	for _, dir := range starts {
 		for d := dir; ; d = filepath.Dir(d) {
 			if p := filepath.Join(d, rel); fileExists(p) {
-				return p, nil
+				return p, true
 			}
 			if filepath.Dir(d) == d {
 				break
 			}
 		}
 	}
-	return "", fmt.Errorf("%w: set %s, or run `make` in the dartc checkout to fetch onnxruntime-node@%s into .cache/ort",
-		ErrNoLibrary, LibraryEnv, ORTVersion)
+	return "", false
 }
 
 func fileExists(p string) bool {
@@ -67,9 +84,16 @@ func fileExists(p string) bool {
 
 // Init loads the ONNX Runtime library and creates the process-wide
 // environment. It returns the library path it loaded.
-func Init() (string, error) {
+func Init() (string, error) { return initLibrary(false) }
+
+// InitFor is Init for a device: for "cuda" it loads the CUDA build of
+// .cache/ort-gpu when present (and ONNXRUNTIME_SHARED_LIBRARY_PATH is
+// unset). The first Init or InitFor of the process decides the library.
+func InitFor(device string) (string, error) { return initLibrary(device == DeviceCUDA) }
+
+func initLibrary(gpu bool) (string, error) {
 	initOnce.Do(func() {
-		lib, err := FindLibrary()
+		lib, err := findLibrary(gpu)
 		if err != nil {
 			initErr = err
 			return

@@ -97,7 +97,7 @@ func NewSession(path string, opts *Options) (*Session, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if _, err := Init(); err != nil {
+	if _, err := InitFor(opts.Device); err != nil {
 		return nil, err
 	}
 	ins, outs, err := ort.GetInputOutputInfo(path)
@@ -145,11 +145,7 @@ func NewSession(path string, opts *Options) (*Session, error) {
 }
 
 func cudaError(err error) error {
-	lib, _ := FindLibrary()
-	return fmt.Errorf("%w: %v\n(the ONNX Runtime library %s has no CUDA provider libraries "+
-		"libonnxruntime_providers_{shared,cuda}.so next to it; the npm CPU build never has them: "+
-		"point %s at a GPU release of ONNX Runtime %s with CUDA 12 and cuDNN 9, or use --device cpu)",
-		ErrNoCUDA, err, lib, LibraryEnv, ORTVersion)
+	return fmt.Errorf("%w: %v\n%s", ErrNoCUDA, err, CheckCUDA(false).Explain())
 }
 
 func sessionOptions(opts *Options) (*ort.SessionOptions, error) {

@@ -1,20 +1,69 @@
 #!/usr/bin/env bash
-# Fetches the CPU build of ONNX Runtime from the npm package onnxruntime-node
-# (it ships bin/napi-v6/linux/x64/libonnxruntime.so.1) into .cache/ort/VERSION/.
-# Usage: scripts/fetch-ort.sh VERSION DEST_DIR
+# Fetches ONNX Runtime into the project cache.
+#
+#   scripts/fetch-ort.sh VERSION DEST_DIR
+#       the CPU build, from the npm package onnxruntime-node (it ships
+#       bin/napi-v6/linux/x64/libonnxruntime.so.1), into DEST_DIR.
+#   scripts/fetch-ort.sh --gpu VERSION DEST_DIR
+#       the CUDA 13 build, from PyPI's onnxruntime-gpu==VERSION wheel
+#       (cp312, manylinux_2_28_x86_64; pip download --no-deps): its
+#       onnxruntime/capi/ libraries libonnxruntime.so.VERSION (installed as
+#       libonnxruntime.so.1), libonnxruntime_providers_shared.so and
+#       libonnxruntime_providers_cuda.so, into DEST_DIR. With
+#       DARTC_ORT_GPU_WHEEL=path/to/onnxruntime_gpu-*.whl the wheel is read
+#       from that file instead (a host without network).
+#       The CUDA provider also needs CUDA 13 (cudart, cublas, cublasLt,
+#       curand), cuDNN 9 and an NVIDIA driver at run time; `dartc version`
+#       says which of them it finds.
 set -euo pipefail
+gpu=0
+if [ "${1:-}" = "--gpu" ]; then gpu=1; shift; fi
 version=${1:?version}
 dest=${2:?destination directory}
-lib="$dest/libonnxruntime.so.1"
-[ -s "$lib" ] && exit 0
-command -v npm >/dev/null || { echo "fetch-ort: npm is needed to fetch onnxruntime-node@$version (apt-get install npm)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "fetch-ort: downloading onnxruntime-node@$version from the npm registry" >&2
-(cd "$tmp" && npm pack --silent "onnxruntime-node@$version" >/dev/null)
-tar -xzf "$tmp/onnxruntime-node-$version.tgz" -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+
+if [ "$gpu" = 0 ]; then
+	lib="$dest/libonnxruntime.so.1"
+	[ -s "$lib" ] && exit 0
+	command -v npm >/dev/null || { echo "fetch-ort: npm is needed to fetch onnxruntime-node@$version (apt-get install npm)" >&2; exit 1; }
+	echo "fetch-ort: downloading onnxruntime-node@$version from the npm registry" >&2
+	(cd "$tmp" && npm pack --silent "onnxruntime-node@$version" >/dev/null)
+	tar -xzf "$tmp/onnxruntime-node-$version.tgz" -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	mkdir -p "$dest"
+	# Rename into place so that an interrupted fetch never leaves a partial library.
+	mv "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$lib.tmp"
+	mv "$lib.tmp" "$lib"
+	echo "fetch-ort: $lib" >&2
+	exit 0
+fi
+
+cuda="$dest/libonnxruntime_providers_cuda.so"
+[ -s "$cuda" ] && [ -s "$dest/libonnxruntime.so.1" ] && [ -s "$dest/libonnxruntime_providers_shared.so" ] && exit 0
+command -v unzip >/dev/null || { echo "fetch-ort: unzip is needed to unpack the onnxruntime-gpu wheel (apt-get install unzip)" >&2; exit 1; }
+wheel=${DARTC_ORT_GPU_WHEEL:-}
+if [ -z "$wheel" ]; then
+	pip=$(command -v pip3 || command -v pip || true)
+	[ -n "$pip" ] || { echo "fetch-ort: pip is needed to download onnxruntime-gpu==$version from PyPI (or set DARTC_ORT_GPU_WHEEL to a downloaded wheel)" >&2; exit 1; }
+	echo "fetch-ort: downloading onnxruntime-gpu==$version (CUDA 13, about 250 MB) from PyPI" >&2
+	"$pip" download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--platform manylinux_2_28_x86_64 "onnxruntime-gpu==$version" -d "$tmp" >&2
+	wheel=$(ls "$tmp"/onnxruntime_gpu-"$version"-*.whl)
+fi
+[ -s "$wheel" ] || { echo "fetch-ort: no wheel at $wheel" >&2; exit 1; }
+unzip -q -o "$wheel" "onnxruntime/capi/libonnxruntime.so.$version" \
+	onnxruntime/capi/libonnxruntime_providers_shared.so onnxruntime/capi/libonnxruntime_providers_cuda.so -d "$tmp/x" ||
+	{ echo "fetch-ort: $wheel lacks onnxruntime/capi/libonnxruntime.so.$version or the CUDA provider libraries" >&2; exit 1; }
 mkdir -p "$dest"
-# Rename into place so that an interrupted fetch never leaves a partial library.
-mv "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$lib.tmp"
-mv "$lib.tmp" "$lib"
-echo "fetch-ort: $lib" >&2
+capi="$tmp/x/onnxruntime/capi"
+# Each file lands under a temporary name, then is renamed: an interrupted
+# fetch leaves no partial library; the CUDA provider goes last, so its
+# presence means the set is complete.
+for f in "libonnxruntime.so.$version:libonnxruntime.so.1" \
+	"libonnxruntime_providers_shared.so:libonnxruntime_providers_shared.so" \
+	"libonnxruntime_providers_cuda.so:libonnxruntime_providers_cuda.so"; do
+	src=${f%%:*} dst=${f##*:}
+	mv "$capi/$src" "$dest/$dst.tmp"
+	mv "$dest/$dst.tmp" "$dest/$dst"
+done
+echo "fetch-ort: $dest (libonnxruntime.so.1 with the CUDA 13 provider)" >&2

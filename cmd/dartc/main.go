@@ -23,8 +23,13 @@ func newApp() *cli.App {
 		Description: `dartc turns an exported Qwen2/Qwen2.5 ONNX graph into graphs that route every token
 to a reasoning or a tool-use LoRA adapter (DART, arXiv 2602.00994), differentiates them
 in standard ONNX ops, and trains them with GRPO against a search engine.`,
-		Flags:    globalFlags,
-		Before:   setupLogging,
+		Flags: globalFlags,
+		Before: func(c *cli.Context) error {
+			if err := setupLogging(c); err != nil {
+				return err
+			}
+			return setupORT(c)
+		},
 		Commands: commands,
 		// Errors return from Run; main prints them and exits non-zero.
 		ExitErrHandler: func(*cli.Context, error) {},

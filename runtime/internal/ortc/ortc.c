@@ -290,3 +290,10 @@ char* ortc_copy(int kind, void* dst, const void* src, size_t n) {
   }
   return NULL;
 }
+
+char* ortc_probe(const char* name) {
+  void* h = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+  if (!h) return dupmsg(dlerror());
+  dlclose(h);
+  return NULL;
+}

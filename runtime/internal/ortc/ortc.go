@@ -103,6 +103,15 @@ func AvailableProviders() ([]string, error) {
 	return out, nil
 }
 
+// Probe reports whether the dynamic loader can load the library name, the
+// way ONNX Runtime's CUDA provider would (LD_LIBRARY_PATH, the loader
+// cache, the system directories).
+func Probe(name string) error {
+	p := C.CString(name)
+	defer C.free(unsafe.Pointer(p))
+	return status(C.ortc_probe(p))
+}
+
 // SessionOptions configure a session.
 type SessionOptions struct{ h C.ortc_handle }
 

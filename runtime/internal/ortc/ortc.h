@@ -79,4 +79,8 @@ void ortc_release_providers(char** p, int n);
 char* ortc_copy(int kind, void* dst, const void* src, size_t n);
 char* ortc_zero(int kind, void* dst, size_t n);
 
+// ortc_probe reports whether the dynamic loader finds and loads a library
+// by name (dlopen, then dlclose).
+char* ortc_probe(const char* name);
+
 #endif
