@@ -33,7 +33,8 @@ func FindLibrary() (string, error) { return findLibrary(false) }
 func findLibrary(gpu bool) (string, error) {
 	if p := os.Getenv(LibraryEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%w: %s=%s: %v", ErrNoLibrary, LibraryEnv, p, err)
+			return "", fmt.Errorf("%w: %s=%s: %v (unset it, or run `make ort` in the dartc checkout to fetch onnxruntime-node@%s into .cache/ort)",
+				ErrNoLibrary, LibraryEnv, p, err, ORTVersion)
 		}
 		return p, nil
 	}
@@ -50,8 +51,8 @@ func findLibrary(gpu bool) (string, error) {
 	if p, ok := findCached(filepath.Join(".cache", "ort", ORTVersion, "libonnxruntime.so.1")); ok {
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: set %s, or run `make` in the dartc checkout to fetch onnxruntime-node@%s into .cache/ort",
-		ErrNoLibrary, LibraryEnv, ORTVersion)
+	return "", fmt.Errorf("%w: run `make ort` in the dartc checkout to fetch onnxruntime-node@%s into .cache/ort, or set %s to the library's path",
+		ErrNoLibrary, ORTVersion, LibraryEnv)
 }
 
 // findCached looks for rel under the working directory and the
