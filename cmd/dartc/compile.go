@@ -57,6 +57,13 @@ anyway across file systems.`,
 		if tok == "" && len(tokenizer.Files(filepath.Dir(c.Args().First()))) > 0 {
 			tok = filepath.Dir(c.Args().First())
 		}
+		// The library reads zero as "default"; on the command line it is a mistake.
+		if r := c.Int("rank"); r < 1 {
+			return fmt.Errorf("compile: --rank %d: the LoRA rank must be ≥ 1 (default 16)", r)
+		}
+		if a := c.Float64("alpha"); !(a > 0) {
+			return fmt.Errorf("compile: --alpha %g: must be > 0 (default 32; the branch scale is alpha / rank)", a)
+		}
 		if c.IsSet("max-positions") && c.Int64("max-positions") < 1 {
 			return fmt.Errorf("compile: --max-positions %d: must be ≥ 1", c.Int64("max-positions"))
 		}
