@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/dartc/dartc/grpo"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,5 +22,25 @@ func TestZeroRankAlphaRefused(t *testing.T) {
 		if _, err := os.Stat(out); err == nil {
 			t.Errorf("dartc %v wrote %s", args, out)
 		}
+	}
+}
+
+// TestTrainWarnings: group 1 and temperature 0 are accepted but warned
+// about (each makes every GRPO advantage 0); the defaults warn nothing.
+func TestTrainWarnings(t *testing.T) {
+	cfg := grpo.DefaultConfig()
+	if ws := trainWarnings(cfg); len(ws) != 0 {
+		t.Fatalf("defaults warn: %v", ws)
+	}
+	cfg.Group, cfg.Temperature = 1, 0
+	ws := trainWarnings(cfg)
+	if len(ws) != 2 || !strings.Contains(ws[0], "group 1") || !strings.Contains(ws[1], "temperature 0") {
+		t.Fatalf("warnings %q", ws)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("group: 1\ntemperature: 0\n"), 0o644)
+	msg, _ := dartcProcess(t, "train", "--config", path, "--model", filepath.Join(t.TempDir(), "none"), "--data", "x", "--search", "y", "-o", filepath.Join(t.TempDir(), "run"))
+	if !strings.Contains(msg, "group 1") || !strings.Contains(msg, "temperature 0") {
+		t.Fatalf("dartc train with group: 1, temperature: 0 did not warn:\n%s", msg)
 	}
 }

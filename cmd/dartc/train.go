@@ -113,6 +113,19 @@ func overrideFlags() []cli.Flag {
 	return fs
 }
 
+// trainWarnings lists settings that are valid but make GRPO learn
+// nothing, said before a run spends time on them.
+func trainWarnings(cfg grpo.Config) []string {
+	var ws []string
+	if cfg.Group == 1 {
+		ws = append(ws, "group 1: GRPO's advantage is a rollout's reward minus its group's mean, so with one rollout per prompt every advantage is 0 and the adapters do not change; use group ≥ 2 (Search-R1: 5)")
+	}
+	if cfg.Temperature == 0 {
+		ws = append(ws, "temperature 0: rollouts are greedy, so the rollouts of a prompt are identical, their advantages 0, and the adapters do not change; sample (Search-R1: temperature 1)")
+	}
+	return ws
+}
+
 // trainConfig resolves the settings: defaults, then the file, then flags.
 func trainConfig(c *cli.Context) (grpo.Config, error) {
 	cfg := grpo.DefaultConfig()
@@ -134,6 +147,9 @@ func runTrain(c *cli.Context) error {
 	cfg, err := trainConfig(c)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
+	}
+	for _, w := range trainWarnings(cfg) {
+		slog.Warn(w)
 	}
 	if _, err := runtime.Init(); err != nil {
 		return fmt.Errorf("train: %w", err)
