@@ -194,6 +194,9 @@ func Export(adaptersPath, role, dir string) error {
 	if err != nil {
 		return fmt.Errorf("peft: %w", err)
 	}
+	if err := f.CheckFinite(); err != nil {
+		return fmt.Errorf("peft: %s: %w: the adapters are corrupt (a diverged run? use an earlier checkpoint)", adaptersPath, err)
+	}
 	ad, err := Convert(f, role)
 	if err != nil {
 		return fmt.Errorf("%w (in %s)", err, adaptersPath)

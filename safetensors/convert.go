@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -150,4 +151,52 @@ func (t Tensor) Int64s() ([]int64, error) {
 		}
 	}
 	return out, nil
+}
+
+// ErrNonFinite reports a floating-point tensor holding a NaN or an
+// infinity.
+var ErrNonFinite = errors.New("safetensors: non-finite value")
+
+// CheckFinite returns an ErrNonFinite error naming the first tensor of f
+// with a NaN or infinite element (floating-point tensors only), and where.
+func (f *File) CheckFinite() error {
+	for _, t := range f.Tensors {
+		var bad func(i int) (float64, bool)
+		switch t.DType {
+		case F64:
+			bad = func(i int) (float64, bool) {
+				v := math.Float64frombits(binary.LittleEndian.Uint64(t.Data[8*i:]))
+				return v, math.IsNaN(v) || math.IsInf(v, 0)
+			}
+		case F32:
+			bad = func(i int) (float64, bool) {
+				v := float64(math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:])))
+				return v, math.IsNaN(v) || math.IsInf(v, 0)
+			}
+		case F16, BF16:
+			exp := uint16(0x7c00) // float16: 5 exponent bits
+			if t.DType == BF16 {
+				exp = 0x7f80 // bfloat16: 8
+			}
+			bad = func(i int) (float64, bool) {
+				b := binary.LittleEndian.Uint16(t.Data[2*i:])
+				if b&exp != exp {
+					return 0, false
+				}
+				if b&^(exp|0x8000) != 0 {
+					return math.NaN(), true
+				}
+				return math.Inf(1), true
+			}
+		default:
+			continue
+		}
+		n := len(t.Data) / int(t.DType.Size())
+		for i := 0; i < n; i++ {
+			if v, ok := bad(i); ok {
+				return fmt.Errorf("%w: tensor %q element %d of %d is %v", ErrNonFinite, t.Name, i, n, v)
+			}
+		}
+	}
+	return nil
 }

@@ -105,6 +105,9 @@ func loadTrained(paths map[leas.Config]string) (map[leas.Config]*safetensors.Fil
 		if err != nil {
 			return nil, fmt.Errorf("leasrun: %v adapters: %w", c, err)
 		}
+		if err := f.CheckFinite(); err != nil {
+			return nil, fmt.Errorf("leasrun: %v adapters %s: %w: the adapters are corrupt (a diverged run?)", c, p, err)
+		}
 		if err := checkTrained(c, p, f); err != nil {
 			return nil, err
 		}

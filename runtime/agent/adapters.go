@@ -18,6 +18,9 @@ func LoadAdapters(path string, inputs []runtime.IOInfo) (map[string]*runtime.Ten
 	if err != nil {
 		return nil, fmt.Errorf("agent: adapters: %w", err)
 	}
+	if err := f.CheckFinite(); err != nil {
+		return nil, fmt.Errorf("agent: adapters %s: %w: the adapters are corrupt (a diverged run? use an earlier checkpoint)", path, err)
+	}
 	byName := map[string]safetensors.Tensor{}
 	for _, t := range f.Tensors {
 		byName[t.Name] = t
