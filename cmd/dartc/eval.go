@@ -35,7 +35,7 @@ var (
 
 // Flags of the rollout evaluation (dartc eval without a subcommand).
 var (
-	evalModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled directory written by `dartc compile`"}
+	evalModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled `DIR` written by dartc compile"}
 	evalAdaptersFlag  = &cli.StringFlag{Name: "adapters", Usage: "adapters.safetensors to evaluate (default: zeros, the base model)"}
 	evalTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the project's data/qwen2-tokenizer)"}
 	evalDataFlag      = &cli.StringFlag{Name: "data", Usage: "comma-separated dataset files (FlashRAG or R1-Searcher JSONL, Search-R1 parquet)"}

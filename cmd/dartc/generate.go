@@ -16,7 +16,7 @@ import (
 func init() { register(generateCommand) }
 
 var (
-	generateModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled directory written by `dartc compile`", Required: true}
+	generateModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled `DIR` written by dartc compile", Required: true}
 	generateAdaptersFlag  = &cli.StringFlag{Name: "adapters", Usage: "adapters.safetensors to run with (default: zeros, the base model)"}
 	generateTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the project's data/qwen2-tokenizer)"}
 	generateSearchFlag    = &cli.StringFlag{Name: "search", Usage: "BM25 index file or /retrieve URL answering <search> calls (default: none, searches return no passage)"}

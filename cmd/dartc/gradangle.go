@@ -14,11 +14,12 @@ import (
 func init() { register(gradangleCommand) }
 
 var (
-	gradangleGroupFlag = &cli.IntFlag{Name: "group", Value: 1, Usage: "rollouts per question"}
-	gradangleBatchFlag = &cli.IntFlag{Name: "batch", Value: gradanglerun.DefaultBatch, Usage: "questions rolled out together"}
-	gradangleTempFlag  = &cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature"}
-	gradangleTopPFlag  = &cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "nucleus sampling mass (1 keeps every token)"}
-	gradangleSeedFlag  = &cli.Uint64Flag{Name: "seed", Usage: "sampling seed"}
+	gradangleGroupFlag  = &cli.IntFlag{Name: "group", Value: 1, Usage: "rollouts per question"}
+	gradangleBatchFlag  = &cli.IntFlag{Name: "batch", Value: gradanglerun.DefaultBatch, Usage: "questions rolled out together"}
+	gradangleTempFlag   = &cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature"}
+	gradangleTopPFlag   = &cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "nucleus sampling mass (1 keeps every token)"}
+	gradangleSeedFlag   = &cli.Uint64Flag{Name: "seed", Usage: "sampling seed"}
+	gradangleOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: samples.jsonl, angles.json, summary.json, angles.png"}
 )
 
 var gradangleCommand = &cli.Command{
@@ -35,7 +36,7 @@ angle between the two within each rollout (reason–tool), and across pairs of r
 
 Writes DIR/samples.jsonl, angles.json, summary.json and angles.png. --model must be compiled
 with train.onnx.`,
-	Flags: []cli.Flag{evalModelFlag, evalAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, evalOutputFlag,
+	Flags: []cli.Flag{evalModelFlag, evalAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, gradangleOutputFlag,
 		evalLimitFlag, gradangleGroupFlag, gradangleBatchFlag, gradangleTempFlag, gradangleTopPFlag, gradangleSeedFlag,
 		evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
 	Action: runGradangle,
@@ -45,7 +46,7 @@ func runGradangle(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("gradangle: unexpected arguments %q: everything goes in flags", c.Args().Slice())
 	}
-	for _, f := range []*cli.StringFlag{evalModelFlag, evalAdaptersFlag, evalDataFlag, evalOutputFlag} {
+	for _, f := range []*cli.StringFlag{evalModelFlag, evalAdaptersFlag, evalDataFlag, gradangleOutputFlag} {
 		if c.String(f.Name) == "" {
 			return fmt.Errorf("gradangle: --%s is required", f.Name)
 		}
@@ -64,7 +65,7 @@ func runGradangle(c *cli.Context) error {
 			MaxTurnTokens: c.Int(evalTokensFlag.Name),
 			Sampling:      runtime.Sampling{Temperature: c.Float64(gradangleTempFlag.Name), TopP: c.Float64(gradangleTopPFlag.Name)}},
 		Datasets: splitList(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), Group: c.Int(gradangleGroupFlag.Name),
-		Batch: c.Int(gradangleBatchFlag.Name), Seed: c.Uint64(gradangleSeedFlag.Name), Dir: c.String(evalOutputFlag.Name),
+		Batch: c.Int(gradangleBatchFlag.Name), Seed: c.Uint64(gradangleSeedFlag.Name), Dir: c.String(gradangleOutputFlag.Name),
 	}
 	if !c.Bool(evalQuietFlag.Name) {
 		opts.Progress = os.Stderr

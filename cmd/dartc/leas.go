@@ -23,6 +23,7 @@ var (
 	leasBatchFlag   = &cli.IntFlag{Name: "batch", Value: leasrun.DefaultBatch, Usage: "questions rolled out together (each k times)"}
 	leasTempFlag    = &cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature"}
 	leasTopPFlag    = &cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "nucleus sampling mass (1 keeps every token)"}
+	leasOutputFlag  = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: rollouts.jsonl, questions.jsonl, results.jsonl (λ per question), summary.json, lambda23.png"}
 	leasSeedFlag    = &cli.Uint64Flag{Name: "seed", Usage: "sampling seed (the six configurations share it)"}
 )
 
@@ -50,7 +51,7 @@ Writes DIR/rollouts.jsonl, questions.jsonl (counts), results.jsonl (λ per quest
 summary.json (share of questions with interference, λ_23's distribution, its relation to
 M_Unified's success) and lambda23.png.`,
 	Flags: []cli.Flag{evalModelFlag, leasReasonFlag, leasToolFlag, leasUnifiedFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag,
-		evalOutputFlag, evalLimitFlag, leasKFlag, leasAlphaFlag, leasBatchFlag, leasTempFlag, leasTopPFlag, leasSeedFlag,
+		leasOutputFlag, evalLimitFlag, leasKFlag, leasAlphaFlag, leasBatchFlag, leasTempFlag, leasTopPFlag, leasSeedFlag,
 		evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
 	Action: runLEAS,
 }
@@ -59,7 +60,7 @@ func runLEAS(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("leas: unexpected arguments %q: everything goes in flags", c.Args().Slice())
 	}
-	for _, f := range []*cli.StringFlag{evalModelFlag, evalDataFlag, evalOutputFlag} {
+	for _, f := range []*cli.StringFlag{evalModelFlag, evalDataFlag, leasOutputFlag} {
 		if c.String(f.Name) == "" {
 			return fmt.Errorf("leas: --%s is required", f.Name)
 		}
@@ -80,7 +81,7 @@ func runLEAS(c *cli.Context) error {
 			leas.Unified: c.String(leasUnifiedFlag.Name)},
 		Datasets: splitList(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), K: c.Int(leasKFlag.Name),
 		Batch: c.Int(leasBatchFlag.Name), Seed: c.Uint64(leasSeedFlag.Name), Alpha: c.Float64(leasAlphaFlag.Name),
-		Dir: c.String(evalOutputFlag.Name),
+		Dir: c.String(leasOutputFlag.Name),
 	}
 	if !c.Bool(evalQuietFlag.Name) {
 		opts.Progress = os.Stderr

@@ -2,8 +2,10 @@ package main
 
 import (
 	"github.com/dartc/dartc/grpo"
+	"github.com/urfave/cli/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -42,5 +44,41 @@ func TestTrainWarnings(t *testing.T) {
 	msg, _ := dartcProcess(t, "train", "--config", path, "--model", filepath.Join(t.TempDir(), "none"), "--data", "x", "--search", "y", "-o", filepath.Join(t.TempDir(), "run"))
 	if !strings.Contains(msg, "group 1") || !strings.Contains(msg, "temperature 0") {
 		t.Fatalf("dartc train with group: 1, temperature: 0 did not warn:\n%s", msg)
+	}
+}
+
+// TestHelpPlaceholders: a back-quoted word in a flag's usage becomes the
+// flag's placeholder in help (`--model dartc compile`): it must be a
+// placeholder (DIR, FILE); and leas and gradangle describe their own -o.
+func TestHelpPlaceholders(t *testing.T) {
+	placeholder := regexp.MustCompile("^[A-Z][A-Z0-9_]*$")
+	var walk func(prefix string, cmds []*cli.Command)
+	outputs := map[string]string{}
+	walk = func(prefix string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			name := strings.TrimSpace(prefix + " " + c.Name)
+			for _, f := range c.Flags {
+				df, ok := f.(cli.DocGenerationFlag)
+				if !ok {
+					continue
+				}
+				usage := df.GetUsage()
+				for _, m := range regexp.MustCompile("`([^`]*)`").FindAllStringSubmatch(usage, -1) {
+					if !placeholder.MatchString(m[1]) {
+						t.Errorf("dartc %s --%s: help shows %q as the value placeholder: %q", name, f.Names()[0], m[1], usage)
+					}
+				}
+				if f.Names()[0] == "output" {
+					outputs[name] = usage
+				}
+			}
+			walk(name, c.Subcommands)
+		}
+	}
+	walk("", newApp().Commands)
+	for cmd, want := range map[string]string{"leas": "lambda23.png", "gradangle": "angles.png", "eval": "predictions.jsonl"} {
+		if !strings.Contains(outputs[cmd], want) {
+			t.Errorf("dartc %s -o: %q does not say it writes %s", cmd, outputs[cmd], want)
+		}
 	}
 }
