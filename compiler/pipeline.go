@@ -25,6 +25,7 @@ var passTable = map[string]pass{
 	"autodiff":          {"autodiff", passes.Autodiff},
 	"expand-functions":  {"expand-functions", passes.ExpandFunctions},
 	"greedy-outputs":    {"greedy-outputs", passes.GreedyOutputs},
+	"sample-outputs":    {"sample-outputs", passes.SampleOutputs},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -34,6 +35,7 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"dual-lora", "dead-code", "the rewrite leaves the replaced outputs to collect"},
 	{"last-token-logits", "dead-code", "the slice leaves the full-sequence head input to collect"},
 	{"last-token-logits", "greedy-outputs", "the reductions read the last position's logits"},
+	{"greedy-outputs", "sample-outputs", "the sampler reuses the greedy logits, max and log-sum-exp"},
 	{"dual-lora", "grpo-head", "the head's type follows the adapters"},
 	{"dual-lora", "logprob-head", "the head's type follows the adapters"},
 	{"drop-cache", "grpo-head", "the loss reads the full-sequence logits"},
@@ -45,7 +47,7 @@ var passOrder = [...]struct{ before, after, why string }{
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "dead-code"},
+	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "dead-code"},
 	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
 	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "dead-code"},
 }

@@ -86,7 +86,7 @@ const (
 )
 
 // GreedyOutputs adds the argmax of the last position's logits and its
-// log-probability (max − log-sum-exp, in float32) as outputs, so that greedy
+// log-probability (max − log-sum-exp) as outputs, so that greedy
 // decoding needs no pass over the vocabulary in Go: the runtime then skips
 // fetching the logits altogether.
 func GreedyOutputs(s *State) error {
@@ -109,7 +109,11 @@ func GreedyOutputs(s *State) error {
 		}
 		return b.Op(p+"/"+op, op, []string{flat}, ir.AttrInts("axes", -1), ir.AttrInt("keepdims", 0))
 	}
-	max, lse := reduce("ReduceMax"), reduce("ReduceLogSumExp")
+	max := reduce("ReduceMax")
+	lse, err := blockLogSumExp(b, p+"/lse", flat, max, out.Type.Dims[2])
+	if err != nil {
+		return err
+	}
 	arg := b.Op(p+"/ArgMax", "ArgMax", []string{flat}, ir.AttrInt("axis", -1), ir.AttrInt("keepdims", 0))
 	b.Add(&ir.Node{Name: p + "/next_token", OpType: "Identity", Inputs: []string{arg}, Outputs: []string{NextTokenOutput}})
 	b.Add(&ir.Node{Name: p + "/next_logprob", OpType: "Sub", Inputs: []string{max, lse}, Outputs: []string{NextLogprobOutput}})
@@ -118,4 +122,27 @@ func GreedyOutputs(s *State) error {
 		&ir.ValueInfo{Name: NextTokenOutput, Type: ir.TensorType(ir.Int64, batch), Doc: "argmax of the last position's logits (lowest id on ties)"},
 		&ir.ValueInfo{Name: NextLogprobOutput, Type: ir.TensorType(ir.Float32, batch), Doc: "log-softmax of the last logits at next_token"})
 	return ir.TopoSort(g)
+}
+
+// blockLogSumExp returns log Σ exp(x) over the last axis of the float32
+// [batch, vocab] value x whose row maxima are max [batch]: the exponentials
+// are float32, summed in float32 over blocks of about √vocab ids and the
+// block sums in float64, so the result is accurate to about 1e-7 relative
+// (ReduceLogSumExp sums the whole row in float32, which loses about 1e-5
+// over a 152k vocabulary).
+func blockLogSumExp(b *ir.Builder, p, x, max string, vocab ir.Dim) (string, error) {
+	if !vocab.Known() {
+		return "", fmt.Errorf("passes: the log-sum-exp needs a known vocabulary size, got %v", vocab)
+	}
+	bs, nb := blocking(vocab.Value)
+	e := b.Op(p+"/Exp", "Exp", []string{b.Op(p+"/Sub", "Sub", []string{x, b.Op(p+"/max", "Unsqueeze", []string{max, b.Ints(p+"/max/axes", -1)})})})
+	if bs*nb != vocab.Value {
+		e = b.Op(p+"/Pad", "Pad", []string{e, b.Ints(p+"/pads", 0, 0, 0, bs*nb-vocab.Value)})
+	}
+	blocks := b.Op(p+"/blocks", "Reshape", []string{e, b.Ints(p+"/blocks/shape", 0, nb, bs)})
+	bsum := b.Op(p+"/block_sum", "ReduceSum", []string{blocks, b.Ints(p+"/block_sum/axes", -1)}, ir.AttrInt("keepdims", 0))
+	b64 := b.Op(p+"/block_sum64", "Cast", []string{bsum}, ir.AttrInt("to", int64(ir.Float64)))
+	sum := b.Op(p+"/sum", "ReduceSum", []string{b64, b.Ints(p+"/sum/axes", -1)}, ir.AttrInt("keepdims", 0))
+	log := b.Op(p+"/log", "Cast", []string{b.Op(p+"/Log", "Log", []string{sum})}, ir.AttrInt("to", int64(ir.Float32)))
+	return b.Op(p+"/Add", "Add", []string{max, log}), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"regexp"
@@ -55,7 +54,11 @@ type Decoder struct {
 	lastOnly   bool // logits hold the last position only: [batch, 1, vocab]
 	// greedy is set when the graph outputs next_token and next_logprob
 	// (dartc's decode.onnx): greedy steps then never fetch the logits.
-	greedy  bool
+	greedy bool
+	// sampler is set when the graph samples in the graph too (decode.onnx's
+	// sample_* inputs and outputs): sampled steps then never fetch the
+	// logits either.
+	sampler bool
 	dynamic map[string]bool
 }
 
@@ -122,6 +125,9 @@ func (d *Decoder) init() error {
 	nt, ok1 := d.sess.Output(manifest.NextTokenOutput)
 	nl, ok2 := d.sess.Output(manifest.NextLogprobOutput)
 	d.greedy = d.lastOnly && ok1 && ok2 && nt.DType == Int64 && nl.DType == Float32
+	if err := d.initSampler(); err != nil {
+		return err
+	}
 	for i, c := range s.Cache {
 		past, ok := d.sess.Input(c.PastKey)
 		if !ok {
@@ -291,6 +297,9 @@ type GenerateConfig struct {
 	// NoCache recomputes the whole sequence at every step, without the KV
 	// cache: the reference the cached path must match.
 	NoCache bool
+	// HostSampling draws sampled tokens in Go from the logits (the reference
+	// sampler) even when decode.onnx samples in the graph.
+	HostSampling bool
 }
 
 // Sequence is one row's result.
@@ -302,9 +311,6 @@ type Sequence struct {
 	// temperature 1 without top-k/top-p truncation — the policy log-prob
 	// GRPO's ratio uses.
 	LogProbs []float64
-	// SampledLogProbs[i] is the log-prob of Tokens[i] under the distribution
-	// it was drawn from (after temperature, top-k and top-p; 0 for greedy).
-	SampledLogProbs []float64
 	// Roles holds the role fed at each position, prompt first; the last
 	// generated token is never fed, so len(Roles) = len(Prompt)+len(Tokens)-1.
 	Roles      []int64
@@ -318,8 +324,11 @@ type Sequence struct {
 // Stats time a Generate call.
 type Stats struct {
 	Steps int
-	Total time.Duration // wall time of the generation loop
-	ORT   time.Duration // of which inside ONNX Runtime's Run
+	// Redraws counts the extra runs of a step whose in-graph proposals
+	// were all rejected for some row.
+	Redraws int
+	Total   time.Duration // wall time of the generation loop
+	ORT     time.Duration // of which inside ONNX Runtime's Run
 }
 
 // GoShare is the fraction of the loop spent outside ONNX Runtime.
@@ -364,9 +373,18 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		}
 	}
 	useCache := d.HasCache() && !cfg.NoCache
-	// Greedy steps take the argmax and its log-prob from the graph: no
-	// vocabulary-sized tensor crosses into Go.
-	fast := d.greedy && cfg.Sampling.Greedy() && cfg.Force == nil && !cfg.KeepLastLogits
+	// Greedy steps take the argmax and its log-prob from the graph, and
+	// sampled steps the graph's draw where it samples: no vocabulary-sized
+	// tensor crosses into Go.
+	mode := stepLogits
+	if cfg.Force == nil && !cfg.KeepLastLogits {
+		switch {
+		case cfg.Sampling.Greedy() && d.greedy:
+			mode = stepGreedy
+		case !cfg.Sampling.Greedy() && d.sampler && !cfg.HostSampling:
+			mode = stepSample
+		}
+	}
 	// cols[i] holds row i's padded column sequence; roles likewise.
 	cols := make([][]int64, B)
 	roles := make([][]int64, B)
@@ -387,8 +405,16 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 	pasts := make([]map[string]*Tensor, max(cfg.Agents, 1))
 	draws := make([]draw, B)
 	force := make([]forced, B)
+	pending, redraw := make([]bool, B), make([]bool, B)
 	scratch := make([]drawScratch, max(1, min(B, goruntime.GOMAXPROCS(0))))
-	steps := 0
+	steps, redraws := 0, 0
+	// Steps that do not read the logits still get them from ONNX Runtime
+	// (a session fetches every output): one buffer, written at every step,
+	// saves allocating a vocabulary-sized tensor per step.
+	var unread map[string]*Tensor
+	if mode != stepLogits {
+		unread = map[string]*Tensor{d.spec.Logits: NewTensor(d.logits.DType, int64(B), 1, d.vocab)}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, Stats{}, fmt.Errorf("runtime: generate: %w", err)
@@ -399,14 +425,24 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			from = total - 1
 		}
 		var (
-			res map[string]*Tensor
-			err error
+			res   map[string]*Tensor
+			rerun func(map[string]*Tensor) (map[string]*Tensor, error)
+			err   error
 		)
+		feed := d.samplerFeed(&cfg, mode == stepSample, rows, rngs, nil)
 		if cfg.Agents > 1 {
-			res, err = d.agentsStep(&cfg, cols, roles, rows, from, total, pasts, fast)
+			res, rerun, err = d.agentsStep(&cfg, cols, roles, rows, from, total, pasts, mode, feed, unread)
 		} else {
-			inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past, fast)
+			inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past, mode, feed, unread)
 			res, err = d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
+			rerun = func(feed map[string]*Tensor) (map[string]*Tensor, error) {
+				for k, v := range feed {
+					inputs[k] = v
+				}
+				out := map[string]*Tensor{}
+				sampleOutputTensors(out, int64(B))
+				return d.sess.RunInto(inputs, out, outputNames(out)...)
+			}
 		}
 		if err != nil {
 			return nil, Stats{}, fmt.Errorf("runtime: generate step %d: %w", steps, err)
@@ -423,12 +459,26 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 				}
 			}
 		}
-		if fast {
+		switch mode {
+		case stepGreedy:
 			next, lp := res[manifest.NextTokenOutput].Int64(), res[manifest.NextLogprobOutput].Float32()
 			for i := range rows {
 				draws[i] = draw{token: next[i], logProb: float64(lp[i])}
 			}
-		} else {
+		case stepSample:
+			// Rows whose proposals were all rejected draw again from the
+			// same inputs with fresh numbers from their streams.
+			for n, try := takeSamples(res, rows, draws, nil, pending), 0; n > 0; n = takeSamples(res, rows, draws, redraw, pending) {
+				copy(redraw, pending)
+				if try++; try > maxRedraws {
+					return nil, Stats{}, fmt.Errorf("runtime: generate step %d: the graph's sampler rejected every proposal %d times in a row", steps, maxRedraws)
+				}
+				redraws++
+				if res, err = rerun(d.samplerFeed(&cfg, true, rows, rngs, redraw)); err != nil {
+					return nil, Stats{}, fmt.Errorf("runtime: generate step %d, redraw: %w", steps, err)
+				}
+			}
+		default:
 			d.drawAll(&cfg, lt, rows, rngs, force, draws, scratch)
 		}
 		active := false
@@ -442,7 +492,6 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			o := &out[i]
 			o.Tokens = append(o.Tokens, dr.token)
 			o.LogProbs = append(o.LogProbs, dr.logProb)
-			o.SampledLogProbs = append(o.SampledLogProbs, dr.sampledLogProb)
 			o.LastLogits = dr.logits
 			if cfg.OnToken != nil {
 				cfg.OnToken(i, dr.token)
@@ -470,13 +519,13 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		n := len(out[i].Prompt) + len(out[i].Tokens) - 1
 		out[i].Roles = append([]int64(nil), roles[i][rows[i].pad:rows[i].pad+n]...)
 	}
-	return out, Stats{Steps: steps, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
+	return out, Stats{Steps: steps, Redraws: redraws, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
 }
 
 type draw struct {
-	token                   int64
-	logProb, sampledLogProb float64
-	logits                  []float64 // with KeepLastLogits only
+	token   int64
+	logProb float64
+	logits  []float64 // with KeepLastLogits only
 }
 
 // forced marks a token chosen by GenerateConfig.Force for one row.
@@ -488,8 +537,8 @@ type forced struct {
 // drawScratch holds one worker's buffers, reused across steps so that a
 // decode step allocates nothing per row.
 type drawScratch struct {
-	f32 []float32
-	f64 []float64
+	f32     []float32
+	sampler Sampler
 }
 
 // drawAll samples the next token of every live row from the last position
@@ -528,7 +577,8 @@ func (d *Decoder) drawAll(cfg *GenerateConfig, logits *Tensor, rows []rowState, 
 
 // drawRow draws one row's token from the V logits at offset off. The
 // policy log-prob is logit − log-sum-exp at temperature 1, computed in
-// float32 (LogSumExp32); the sampled distribution comes from Filter.
+// float32 (LogSumExp32); sampled draws come from the Sampler (Filter's
+// distribution, without allocating).
 func (d *Decoder) drawRow(cfg *GenerateConfig, logits *Tensor, off int, rng *rand.Rand, f forced, sc *drawScratch, split int) draw {
 	V := int(d.vocab)
 	var x []float32
@@ -546,9 +596,7 @@ func (d *Decoder) drawRow(cfg *GenerateConfig, logits *Tensor, off int, rng *ran
 	case cfg.Sampling.Greedy():
 		dr.token = int64(arg)
 	default:
-		sc.f64 = widen(sc.f64, x)
-		tok, p := pick(cfg.Sampling.Filter(sc.f64), rng)
-		dr.token, dr.sampledLogProb = int64(tok), math.Log(p)
+		dr.token = int64(sc.sampler.Draw(cfg.Sampling, x, rng))
 	}
 	dr.logProb = float64(x[dr.token]) - lse
 	if cfg.KeepLastLogits {
@@ -661,10 +709,13 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 
 // stepTensors builds the inputs for columns [from, total) and the
 // pre-allocated outputs of one step.
-func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, past map[string]*Tensor, greedy bool) (in, out map[string]*Tensor) {
+func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, past map[string]*Tensor, mode stepMode, feed, unread map[string]*Tensor) (in, out map[string]*Tensor) {
 	B, s := int64(len(cols)), int64(total-from)
 	in = make(map[string]*Tensor, len(d.sess.inputs))
 	for k, v := range cfg.Inputs {
+		in[k] = v
+	}
+	for k, v := range feed {
 		in[k] = v
 	}
 	ids := NewTensor(Int64, B, s)
@@ -721,35 +772,52 @@ func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows [
 	if d.lastOnly {
 		ls = 1
 	}
-	if greedy {
+	for k, v := range unread {
+		out[k] = v
+	}
+	switch mode {
+	case stepGreedy:
 		out[manifest.NextTokenOutput] = NewTensor(Int64, B)
 		out[manifest.NextLogprobOutput] = NewTensor(Float32, B)
-	} else {
+	case stepSample:
+		sampleOutputTensors(out, B)
+	default:
 		out[d.spec.Logits] = NewTensor(d.logits.DType, B, ls, d.vocab)
 	}
 	return in, out
 }
 
+// stepMode says what a step fetches.
+type stepMode int
+
+const (
+	stepLogits stepMode = iota // the logits, drawn from in Go
+	stepGreedy                 // the graph's argmax and its log-prob
+	stepSample                 // the graph's sampled token and its log-prob
+)
+
 // agentsStep runs one step once per agent (role k fed at every position,
 // its own cache in pasts[k]) and returns, per row, the outputs of the agent
-// that owns the row's next token: logits rows, or the greedy outputs.
-func (d *Decoder) agentsStep(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, pasts []map[string]*Tensor, greedy bool) (map[string]*Tensor, error) {
+// that owns the row's next token: logits rows, or the graph's draws. The
+// returned function reruns the step's draws with another sampler feed.
+func (d *Decoder) agentsStep(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, pasts []map[string]*Tensor, mode stepMode, feed, unread map[string]*Tensor) (map[string]*Tensor, func(map[string]*Tensor) (map[string]*Tensor, error), error) {
 	B := len(cols)
 	results := make([]map[string]*Tensor, cfg.Agents)
+	inputs := make([]map[string]*Tensor, cfg.Agents)
 	for k := range results {
-		inputs, outputs := d.stepTensors(cfg, cols, roles, rows, from, total, pasts[k], greedy)
-		rt := inputs[d.spec.RoleInput]
+		in, outputs := d.stepTensors(cfg, cols, roles, rows, from, total, pasts[k], mode, feed, unread)
+		rt := in[d.spec.RoleInput]
 		for i := range rt.Int64() {
 			rt.Int64()[i] = int64(k)
 		}
-		res, err := d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
+		res, err := d.sess.RunInto(in, outputs, outputNames(outputs)...)
 		if err != nil {
-			return nil, fmt.Errorf("agent %d: %w", k, err)
+			return nil, nil, fmt.Errorf("agent %d: %w", k, err)
 		}
 		if d.HasCache() && !cfg.NoCache {
 			pasts[k] = res
 		}
-		results[k] = res
+		results[k], inputs[k] = res, in
 	}
 	owner := func(i int) int {
 		r := int(roles[i][total-1])
@@ -758,25 +826,45 @@ func (d *Decoder) agentsStep(cfg *GenerateConfig, cols, roles [][]int64, rows []
 		}
 		return r
 	}
-	out := map[string]*Tensor{}
-	if greedy {
-		next, lp := NewTensor(Int64, int64(B)), NewTensor(Float32, int64(B))
-		for i := 0; i < B; i++ {
-			k := owner(i)
-			next.Int64()[i] = results[k][manifest.NextTokenOutput].Int64()[i]
-			lp.Float32()[i] = results[k][manifest.NextLogprobOutput].Float32()[i]
+	rerun := func(feed map[string]*Tensor) (map[string]*Tensor, error) {
+		res := make([]map[string]*Tensor, cfg.Agents)
+		for k := range res {
+			for n, v := range feed {
+				inputs[k][n] = v
+			}
+			out := map[string]*Tensor{}
+			sampleOutputTensors(out, int64(B))
+			r, err := d.sess.RunInto(inputs[k], out, outputNames(out)...)
+			if err != nil {
+				return nil, fmt.Errorf("agent %d: %w", k, err)
+			}
+			res[k] = r
 		}
-		out[manifest.NextTokenOutput], out[manifest.NextLogprobOutput] = next, lp
-		return out, nil
+		return pickRows(res, B, owner, manifest.SampleTokenOutput, manifest.SampleLogprobOutput, manifest.SampleAcceptedOutput), nil
 	}
-	first := results[0][d.spec.Logits]
-	logits := NewTensor(first.dtype, first.shape...)
-	row := len(first.bytes) / B
-	for i := 0; i < B; i++ {
-		copy(logits.bytes[i*row:(i+1)*row], results[owner(i)][d.spec.Logits].bytes[i*row:(i+1)*row])
+	switch mode {
+	case stepGreedy:
+		return pickRows(results, B, owner, manifest.NextTokenOutput, manifest.NextLogprobOutput), rerun, nil
+	case stepSample:
+		return pickRows(results, B, owner, manifest.SampleTokenOutput, manifest.SampleLogprobOutput, manifest.SampleAcceptedOutput), rerun, nil
 	}
-	out[d.spec.Logits] = logits
-	return out, nil
+	return pickRows(results, B, owner, d.spec.Logits), rerun, nil
+}
+
+// pickRows assembles the named [batch, …] outputs taking row i from the
+// results of agent owner(i).
+func pickRows(results []map[string]*Tensor, B int, owner func(int) int, names ...string) map[string]*Tensor {
+	out := map[string]*Tensor{}
+	for _, n := range names {
+		first := results[0][n]
+		t := NewTensor(first.dtype, first.shape...)
+		row := len(first.bytes) / B
+		for i := 0; i < B; i++ {
+			copy(t.bytes[i*row:(i+1)*row], results[owner(i)][n].bytes[i*row:(i+1)*row])
+		}
+		out[n] = t
+	}
+	return out
 }
 
 // outputNames lists the outputs a step asks for: those it pre-allocated.

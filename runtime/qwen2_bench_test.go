@@ -90,3 +90,49 @@ func BenchmarkDecodeQwen25_05B(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeSampled compares greedy decoding with sampled decoding
+// (temperature 1, top-p 0.95: the trainer's defaults) on the demo's model
+// shape (BenchmarkDecodeQwen2's: 151,936-id vocabulary, hidden 64, 2
+// layers), drawing in the graph ("graph") and in Go from the logits
+// ("host", the reference sampler). Random weights give a nearly flat
+// distribution, so the nucleus is most of the vocabulary.
+// Run: go test ./runtime -run '^$' -bench DecodeSampled -benchtime 3x
+func BenchmarkDecodeSampled(b *testing.B) {
+	orttest.Init(b)
+	dir := b.TempDir()
+	cfg, _ := qwen2.Preset("tiny")
+	cfg.Vocab = 151936
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
+		b.Fatal(err)
+	}
+	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), &runtime.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Destroy()
+	adapters := map[string]*runtime.Tensor{}
+	for _, in := range d.StaticInputs() {
+		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
+	}
+	for _, batch := range []int{1, 8} {
+		for _, mode := range []string{"greedy", "graph", "host"} {
+			b.Run(fmt.Sprintf("%s/batch=%d/tokens=128", mode, batch), func(b *testing.B) {
+				prompts := make([][]int64, batch)
+				for i := range prompts {
+					prompts[i] = []int64{151644, 872, 198, int64(1000 + 37*i), 30}[:3+i%3]
+				}
+				cfg := runtime.GenerateConfig{MaxNewTokens: 128, PadToken: 151643, Inputs: adapters, Seed: 1}
+				if mode != "greedy" {
+					cfg.Sampling = runtime.Sampling{Temperature: 1, TopP: 0.95}
+					cfg.HostSampling = mode == "host"
+				}
+				measureGenerate(b, d, prompts, cfg)
+			})
+		}
+	}
+}

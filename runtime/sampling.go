@@ -309,3 +309,123 @@ func pick(c Candidates, rng *rand.Rand) (token int, prob float64) {
 func RowRNG(seed uint64, row int) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, uint64(row)))
 }
+
+// Sampler draws tokens from float32 logits exactly as Filter's
+// distribution, without sorting and, once its buffers have grown to the
+// vocabulary, without allocating. The zero value is ready to use; a
+// Sampler is not safe for concurrent use.
+//
+// A draw proposes a token from the temperature softmax over the top-k
+// tokens (inverse CDF in vocabulary order) and accepts it when the tokens
+// ranked before it (higher logit, or an equal logit and a lower id) hold
+// less than TopP of the mass, as Filter's nucleus does; otherwise it
+// proposes again. The accepted token follows the renormalised nucleus, and
+// a proposal is accepted with probability at least TopP.
+type Sampler struct {
+	w   []float64 // weights exp((l − max)/T) of the kept tokens
+	idx []int32   // top-k selection
+}
+
+// Draw samples one token from logits (temperature > 0) with rng.
+func (sm *Sampler) Draw(s Sampling, logits []float32, rng *rand.Rand) int {
+	V := len(logits)
+	if cap(sm.w) < V {
+		sm.w = make([]float64, V)
+	}
+	w := sm.w[:V]
+	ahead := func(a, b int) bool { // a ranks before b
+		return logits[a] > logits[b] || (logits[a] == logits[b] && a < b)
+	}
+	// Top-k: the k-th ranked token bounds the kept set.
+	kth := -1
+	if s.TopK > 0 && s.TopK < V {
+		kth = sm.kth(logits, s.TopK, ahead)
+	}
+	m, _ := maxArg(logits)
+	invT := float32(1 / s.Temperature)
+	total := 0.0
+	for i, l := range logits {
+		if kth >= 0 && i != kth && !ahead(i, kth) {
+			w[i] = 0
+			continue
+		}
+		w[i] = float64(expNonPositive((l - m) * invT))
+		total += w[i]
+	}
+	nucleus := s.TopP > 0 && s.TopP < 1
+	for {
+		target := rng.Float64() * total
+		c, cum := -1, 0.0
+		for i, x := range w {
+			cum += x
+			if x > 0 {
+				c = i
+				if cum > target {
+					break
+				}
+			}
+		}
+		if !nucleus {
+			return c
+		}
+		mass := 0.0
+		for i, x := range w {
+			if x > 0 && ahead(i, c) {
+				mass += x
+			}
+		}
+		if mass < s.TopP*total {
+			return c
+		}
+	}
+}
+
+// kth returns the token ranked k-th (1-based) under ahead: a quickselect
+// over an index buffer reused across draws.
+func (sm *Sampler) kth(logits []float32, k int, ahead func(a, b int) bool) int {
+	V := len(logits)
+	if cap(sm.idx) < V {
+		sm.idx = make([]int32, V)
+	}
+	idx := sm.idx[:V]
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	lo, hi, want := 0, V-1, k-1
+	for lo < hi {
+		// Median of three as the pivot, then a Hoare partition.
+		mid := lo + (hi-lo)/2
+		a, b, c := int(idx[lo]), int(idx[mid]), int(idx[hi])
+		p := b
+		if ahead(a, b) != ahead(a, c) {
+			p = a
+		} else if ahead(b, a) != ahead(b, c) {
+			p = b
+		} else {
+			p = c
+		}
+		i, j := lo, hi
+		for i <= j {
+			for ahead(int(idx[i]), p) {
+				i++
+			}
+			for ahead(p, int(idx[j])) {
+				j--
+			}
+			if i <= j {
+				idx[i], idx[j] = idx[j], idx[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case want <= j:
+			hi = j
+		case want >= i:
+			lo = i
+		default:
+			return int(idx[want])
+		}
+	}
+	return int(idx[lo])
+}

@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/dartc/dartc/compiler/onnxpb"
@@ -126,4 +127,15 @@ func AttrTensor(name string, t *Tensor) *onnxpb.AttributeProto {
 		panic("ir: AttrTensor: " + err.Error()) // inline tensors always convert
 	}
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: tp}
+}
+
+// AttrGraph makes a GRAPH attribute (the body of an If, Loop or Scan)
+// from g. Its nodes may read values of the enclosing graph by name; its
+// constants must be inline.
+func AttrGraph(name string, g *Graph) (*onnxpb.AttributeProto, error) {
+	gp, err := graphToPB(g, EmitOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("ir: subgraph %s: %w", g.Name, err)
+	}
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: gp}, nil
 }

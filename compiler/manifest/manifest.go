@@ -236,3 +236,15 @@ func Write(dir string, m *Manifest) error {
 	}
 	return os.WriteFile(filepath.Join(dir, FileName), append(b, '\n'), 0o644)
 }
+
+// Inputs and outputs of decode.onnx's in-graph sampler (passes'
+// sample-outputs): sampled decoding needs no vocabulary-sized tensor in Go.
+const (
+	SampleTemperatureInput = "sample_temperature" // float32 scalar; ≤ 0: greedy
+	SampleTopKInput        = "sample_top_k"       // int64 scalar; 0: every token
+	SampleTopPInput        = "sample_top_p"       // float32 scalar; ≤ 0 or ≥ 1: every token
+	SampleUniformInput     = "sample_uniform"     // float64 [batch, rounds] in (0, 1]
+	SampleTokenOutput      = "sample_token"       // int64 [batch]
+	SampleLogprobOutput    = "sample_logprob"     // float32 [batch]: log-softmax at the token, temperature 1
+	SampleAcceptedOutput   = "sample_accepted"    // bool [batch]: false: every round rejected, draw again
+)

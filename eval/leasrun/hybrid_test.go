@@ -188,6 +188,7 @@ func TestHybridSlots(t *testing.T) {
 				in[c.PastKey] = runtime.NewTensor(runtime.Float32, 2, man.Model.KVHeads, 0, man.Model.HeadDim)
 				in[c.PastValue] = runtime.NewTensor(runtime.Float32, 2, man.Model.KVHeads, 0, man.Model.HeadDim)
 			}
+			runtime.AddGreedySamplerFeeds(sess, in)
 			got, err := sess.Run(in)
 			if err != nil {
 				t.Fatal(err)

@@ -154,6 +154,7 @@ func dartcOutputs(t *testing.T, dir string, man *manifest.Manifest, adaptersPath
 				in[c.PastKey] = runtime.NewTensor(runtime.Float32, int64(B), man.Model.KVHeads, 0, man.Model.HeadDim)
 				in[c.PastValue] = runtime.NewTensor(runtime.Float32, int64(B), man.Model.KVHeads, 0, man.Model.HeadDim)
 			}
+			runtime.AddGreedySamplerFeeds(dec, in)
 			res, err := dec.Run(in, "logits")
 			if err != nil {
 				t.Fatal(err)
