@@ -138,18 +138,22 @@ func (tr *Trainer) Checkpoint() (string, error) {
 		}
 		return nil
 	}
+	hp, hm, hv, err := tr.hostState()
+	if err != nil {
+		return fail(err)
+	}
 	var params, moments []safetensors.Tensor
 	for _, n := range tr.names {
-		p, err := toSafetensors(n, tr.params[n])
+		p, err := toSafetensors(n, hp[n])
 		if err != nil {
 			return fail(err)
 		}
 		params = append(params, p)
-		m, err := toSafetensors("m."+n, tr.m[n])
+		m, err := toSafetensors("m."+n, hm[n])
 		if err != nil {
 			return fail(err)
 		}
-		v, err := toSafetensors("v."+n, tr.v[n])
+		v, err := toSafetensors("v."+n, hv[n])
 		if err != nil {
 			return fail(err)
 		}

@@ -210,7 +210,8 @@ func TestStrictIsolation(t *testing.T) {
 	open := func(isolation string) *Trainer {
 		cfg := toyTrainConfig()
 		cfg.Isolation, cfg.KLCoef, cfg.MicroBatch = isolation, 0.05, 1 // micro-batch 1: sums over calls too
-		tr, err := New(Options{Model: dir, Run: t.TempDir(), Config: cfg, Data: toyData(1), Roller: noRoller{}})
+		// Host tensors: the test sets the adapters in Go memory.
+		tr, err := New(Options{Model: dir, Run: t.TempDir(), Config: cfg, Data: toyData(1), Roller: noRoller{}, HostTensors: true})
 		if err != nil {
 			t.Fatal(err)
 		}

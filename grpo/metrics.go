@@ -53,6 +53,11 @@ type Metrics struct {
 	TrainSeconds         float64 `json:"train_s"`
 	OptimizerSeconds     float64 `json:"optimizer_s"`
 	StepSeconds          float64 `json:"step_s"`
+	// TrainPositions counts the padded positions (batch × longest
+	// sequence) that the step's train.onnx calls processed, over
+	// TrainCalls calls: the work behind TrainSeconds, for MFU.
+	TrainPositions int `json:"train_positions"`
+	TrainCalls     int `json:"train_calls"`
 	// NonFinite is set when an update of this step was skipped; Skipped
 	// counts the run's skipped updates so far.
 	NonFinite bool `json:"nonfinite,omitempty"`

@@ -19,6 +19,15 @@ type Roller interface {
 	Rollout(ctx context.Context, examples []eval.Example, group int, adapters map[string]*runtime.Tensor, seed uint64) ([]*trajectory.Trajectory, error)
 }
 
+// ResidentRoller is a Roller that can read the adapters in place on the
+// trainer's execution device (runtime.DeviceTensor inputs of a bound
+// decoder), so that rollouts move no adapter between Go and ONNX Runtime.
+// The trainer prefers it when its tensors are resident.
+type ResidentRoller interface {
+	Roller
+	RolloutResident(ctx context.Context, examples []eval.Example, group int, adapters map[string]*runtime.DeviceTensor, seed uint64) ([]*trajectory.Trajectory, error)
+}
+
 // Reward scores one trajectory.
 type Reward func(t *trajectory.Trajectory) float64
 

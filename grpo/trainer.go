@@ -38,7 +38,12 @@ type Options struct {
 	// Resume continues from the newest checkpoint in Run.
 	Resume bool
 	Device string
-	Log    *slog.Logger
+	// HostTensors runs the step on host tensors through onnxruntime_go,
+	// copying every adapter, gradient and moment into ONNX Runtime and back
+	// at every call: the path before device residency, kept as the
+	// reference that the resident path is tested against (bit for bit).
+	HostTensors bool
+	Log         *slog.Logger
 	// OnStep is called after every step with its metrics.
 	OnStep func(Metrics)
 }
@@ -69,6 +74,10 @@ type Trainer struct {
 	roles  int
 
 	train, adamw, logprobs *runtime.Session
+	// res keeps adapters, moments and gradient sums on the execution
+	// device; nil with Options.HostTensors. With res, params, m and v below
+	// are nil: the device holds the only copy.
+	res *resident
 
 	params, m, v map[string]*runtime.Tensor
 	zeros        map[string]*runtime.Tensor // the adapters switched off: the base model
@@ -131,20 +140,29 @@ func New(opts Options) (*Trainer, error) {
 			&runtime.Options{Device: opts.Device, Config: spec.SessionConfig, IntraOpThreads: cfg.Threads,
 				NoMemArena: cfg.LowMemory && g != manifest.GraphAdamW})
 	}
-	if tr.train, err = open(manifest.GraphTrain); err != nil {
-		return nil, err
-	}
-	if tr.adamw, err = open(manifest.GraphAdamW); err != nil {
-		tr.Close()
-		return nil, err
-	}
-	if tr.logprobs, err = open(manifest.GraphLogprobs); err != nil {
-		tr.Close()
-		return nil, err
+	if opts.HostTensors {
+		if tr.train, err = open(manifest.GraphTrain); err != nil {
+			return nil, err
+		}
+		if tr.adamw, err = open(manifest.GraphAdamW); err != nil {
+			tr.Close()
+			return nil, err
+		}
+		if tr.logprobs, err = open(manifest.GraphLogprobs); err != nil {
+			tr.Close()
+			return nil, err
+		}
 	}
 	if err := tr.initState(); err != nil {
 		tr.Close()
 		return nil, err
+	}
+	if !opts.HostTensors {
+		if tr.res, err = openResident(tr, tr.params, tr.m, tr.v); err != nil {
+			tr.Close()
+			return nil, err
+		}
+		tr.params, tr.m, tr.v, tr.zeros = nil, nil, nil, nil
 	}
 	return tr, nil
 }
@@ -169,7 +187,9 @@ func (tr *Trainer) initState() error {
 	}
 	tr.state = State{Seed: tr.cfg.Seed}
 	if tr.cfg.Variant == VariantSingle {
-		tr.tieSingle()
+		if err := tr.tieSingle(); err != nil {
+			return err
+		}
 	}
 	if tr.opts.Resume {
 		ck, err := LatestCheckpoint(tr.opts.Run)
@@ -220,6 +240,10 @@ func (tr *Trainer) readAdapters(f *safetensors.File, prefix string) (map[string]
 // Close releases the sessions.
 func (tr *Trainer) Close() error {
 	var errs []error
+	if tr.res != nil {
+		errs = append(errs, tr.res.close())
+		tr.res = nil
+	}
 	for _, s := range []*runtime.Session{tr.train, tr.adamw, tr.logprobs} {
 		if s != nil {
 			errs = append(errs, s.Destroy())
@@ -231,26 +255,62 @@ func (tr *Trainer) Close() error {
 // State returns the trainer's counters.
 func (tr *Trainer) State() State { return tr.state }
 
-// Adapters returns copies of the current adapters.
+// Adapters returns copies of the current adapters (read back from the
+// device when they live there; it panics if that fails, which means the
+// device is gone).
 func (tr *Trainer) Adapters() map[string]*runtime.Tensor {
+	params, _, _, err := tr.hostState()
+	if err != nil {
+		panic(err)
+	}
 	out := map[string]*runtime.Tensor{}
-	for n, t := range tr.params {
+	for n, t := range params {
 		out[n] = cloneTensor(t)
 	}
 	return out
 }
 
+// hostState returns the adapters and moments in Go memory: the trainer's
+// own maps, or copies read back from the device.
+func (tr *Trainer) hostState() (params, m, v map[string]*runtime.Tensor, err error) {
+	if tr.res == nil {
+		return tr.params, tr.m, tr.v, nil
+	}
+	if params, err = tr.res.download(tr.res.params); err != nil {
+		return nil, nil, nil, err
+	}
+	if m, err = tr.res.download(tr.res.m); err != nil {
+		return nil, nil, nil, err
+	}
+	if v, err = tr.res.download(tr.res.v); err != nil {
+		return nil, nil, nil, err
+	}
+	return params, m, v, nil
+}
+
 // tieSingle makes every role's slot a copy of role 0's: the single-LoRA
 // baseline is the dual graph with the same tensors in both slots, so the
 // sampling policy does not depend on the roles the agent loop assigns.
-func (tr *Trainer) tieSingle() {
+func (tr *Trainer) tieSingle() error {
+	if tr.res != nil {
+		return tr.res.tie(tr.tiePairs())
+	}
+	for _, p := range tr.tiePairs() {
+		copy(tr.params[p[1]].Bytes(), tr.params[p[0]].Bytes())
+	}
+	return nil
+}
+
+// tiePairs lists (role 0's adapter, another role's) for every target.
+func (tr *Trainer) tiePairs() [][2]string {
+	var out [][2]string
 	r0 := tr.man.LoRA.Roles[0]
 	for _, t := range tr.man.LoRA.Targets {
 		for _, r := range tr.man.LoRA.Roles[1:] {
-			copy(tr.params[t.A[r]].Bytes(), tr.params[t.A[r0]].Bytes())
-			copy(tr.params[t.B[r]].Bytes(), tr.params[t.B[r0]].Bytes())
+			out = append(out, [2]string{t.A[r0], t.A[r]}, [2]string{t.B[r0], t.B[r]})
 		}
 	}
+	return out
 }
 
 // epochOrder is the data order of one epoch: a permutation drawn from
@@ -353,7 +413,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 	examples, order := tr.nextExamples(&st)
 
 	t0 := time.Now()
-	trajs, err := tr.opts.Roller.Rollout(ctx, examples, cfg.Group, tr.params, rolloutSeed(st.Seed, st.Step))
+	trajs, err := tr.rollout(ctx, examples, rolloutSeed(st.Seed, st.Step))
 	if err != nil {
 		return met, fmt.Errorf("grpo: step %d rollout: %w", st.Step+1, err)
 	}
@@ -374,7 +434,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 	t0 = time.Now()
 	ref := make([][]float64, len(trajs))
 	if cfg.KLCoef > 0 {
-		if ref, err = tr.forwardLogprobs(trajs, tr.zeros, nil); err != nil {
+		if ref, err = tr.forwardLogprobs(trajs, true, nil); err != nil {
 			return met, err
 		}
 	}
@@ -417,6 +477,24 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 	return met, nil
 }
 
+// rollout asks the roller for the step's trajectories with the current
+// adapters: in place on the device for a ResidentRoller, else as Go
+// tensors (with resident tensors, one counted read-back of the adapters
+// per step).
+func (tr *Trainer) rollout(ctx context.Context, examples []eval.Example, seed uint64) ([]*trajectory.Trajectory, error) {
+	if tr.res != nil {
+		if rr, ok := tr.opts.Roller.(ResidentRoller); ok {
+			return rr.RolloutResident(ctx, examples, tr.cfg.Group, tr.res.params, seed)
+		}
+		params, err := tr.res.download(tr.res.params)
+		if err != nil {
+			return nil, err
+		}
+		return tr.opts.Roller.Rollout(ctx, examples, tr.cfg.Group, params, seed)
+	}
+	return tr.opts.Roller.Rollout(ctx, examples, tr.cfg.Group, tr.params, seed)
+}
+
 // update trains one mini-batch: accumulate gradients over its micro-batches,
 // then one optimizer update unless the loss or a gradient is not finite.
 func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, ref [][]float64, st *State, met *Metrics, acc *tokenStats) error {
@@ -426,7 +504,7 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		return err
 	}
 	t0 := time.Now()
-	grads, loss, finite, err := tr.gradients(batch, w, adv, old, ref, met, acc)
+	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, met, acc)
 	if err != nil {
 		return err
 	}
@@ -448,20 +526,28 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		"eps": scalar(runtime.Float32, cfg.Eps), "weight_decay": scalar(runtime.Float32, cfg.WeightDecay),
 		"max_grad_norm": scalar(runtime.Float32, cfg.MaxGradNorm),
 	}
-	for _, n := range tr.names {
-		in[n], in["grad."+n], in["m."+n], in["v."+n] = tr.params[n], grads[n], tr.m[n], tr.v[n]
-	}
-	out, err := tr.adamw.Run(in)
-	if err != nil {
-		return fmt.Errorf("grpo: adamw.onnx: %w", err)
-	}
-	for _, n := range tr.names {
-		tr.params[n], tr.m[n], tr.v[n] = out["new."+n], out["new_m."+n], out["new_v."+n]
+	if tr.res != nil {
+		if met.GradNorm, err = tr.res.adamwStep(in); err != nil {
+			return err
+		}
+	} else {
+		for _, n := range tr.names {
+			in[n], in["grad."+n], in["m."+n], in["v."+n] = tr.params[n], grads[n], tr.m[n], tr.v[n]
+		}
+		out, err := tr.adamw.Run(in)
+		if err != nil {
+			return fmt.Errorf("grpo: adamw.onnx: %w", err)
+		}
+		for _, n := range tr.names {
+			tr.params[n], tr.m[n], tr.v[n] = out["new."+n], out["new_m."+n], out["new_v."+n]
+		}
+		met.GradNorm = out["grad_norm"].Floats()[0]
 	}
 	if cfg.Variant == VariantSingle {
-		tr.tieSingle()
+		if err := tr.tieSingle(); err != nil {
+			return err
+		}
 	}
-	met.GradNorm = out["grad_norm"].Floats()[0]
 	st.Update = t
 	met.OptimizerSeconds += time.Since(t0).Seconds()
 	return nil
@@ -472,12 +558,32 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 // gradient of Σ w·ℓ over the passes that own it (all passes, or under
 // strict isolation only the pass of the adapter's role). It returns the
 // summed loss and whether loss and gradients were all finite. met and acc
-// (nil in tests) collect the token statistics.
+// (nil in tests) collect the token statistics. With resident tensors the
+// gradients are read back from the device (for tests and diagnostics).
 func (tr *Trainer) gradients(batch []*trajectory.Trajectory, w [][]float64, adv []float64, old, ref [][]float64, met *Metrics, acc *tokenStats) (map[string]*runtime.Tensor, float64, bool, error) {
+	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, met, acc)
+	if err != nil || tr.res == nil {
+		return grads, loss, finite, err
+	}
+	grads, err = tr.res.download(tr.res.grad)
+	return grads, loss, finite, err
+}
+
+// accumulate is gradients leaving the sums where the step keeps them: in
+// the returned host tensors, or with resident tensors on the device (the
+// returned map is then nil).
+func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv []float64, old, ref [][]float64, met *Metrics, acc *tokenStats) (map[string]*runtime.Tensor, float64, bool, error) {
 	cfg := &tr.cfg
-	grads := map[string]*runtime.Tensor{}
-	for _, n := range tr.names {
-		grads[n] = runtime.NewTensor(tr.dt, tr.params[n].Shape()...)
+	var grads map[string]*runtime.Tensor
+	if tr.res != nil {
+		if err := tr.res.zeroGrads(); err != nil {
+			return nil, 0, false, err
+		}
+	} else {
+		grads = map[string]*runtime.Tensor{}
+		for _, n := range tr.names {
+			grads[n] = runtime.NewTensor(tr.dt, tr.params[n].Shape()...)
+		}
 	}
 	loss, finite := 0.0, true
 	for lo := 0; lo < len(batch); lo += cfg.MicroBatch {
@@ -495,27 +601,41 @@ func (tr *Trainer) gradients(batch []*trajectory.Trajectory, w [][]float64, adv 
 			in["clip_low"] = scalar(tr.dt, cfg.ClipLow)
 			in["clip_high"] = scalar(tr.dt, cfg.ClipHigh)
 			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)
-			for n, p := range tr.params {
-				in[n] = p
+			if met != nil {
+				met.TrainPositions += in["input_ids"].Len()
+				met.TrainCalls++
 			}
-			out, err := tr.train.Run(in)
-			if err != nil {
-				return nil, 0, false, fmt.Errorf("grpo: train.onnx: %w", err)
+			var out map[string]*runtime.Tensor
+			if tr.res != nil {
+				var ok bool
+				var err error
+				if out, ok, err = tr.res.trainPass(in, pass.grads); err != nil {
+					return nil, 0, false, err
+				}
+				finite = finite && ok
+			} else {
+				for n, p := range tr.params {
+					in[n] = p
+				}
+				var err error
+				if out, err = tr.train.Run(in); err != nil {
+					return nil, 0, false, fmt.Errorf("grpo: train.onnx: %w", err)
+				}
+				for _, n := range tr.names {
+					if pass.grads >= 0 && tr.roleOf[n] != pass.grads {
+						continue // strict isolation: another role's losses
+					}
+					g := out["grad."+n]
+					if !allFinite(g) {
+						finite = false
+					}
+					addInto(grads[n], g)
+				}
 			}
 			l := out["loss"].Floats()[0]
 			loss += l
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				finite = false
-			}
-			for _, n := range tr.names {
-				if pass.grads >= 0 && tr.roleOf[n] != pass.grads {
-					continue // strict isolation: another role's losses
-				}
-				g := out["grad."+n]
-				if !allFinite(g) {
-					finite = false
-				}
-				addInto(grads[n], g)
 			}
 			if acc != nil {
 				acc.add(out, mw, batch[lo:hi])
@@ -582,9 +702,10 @@ func roleWeights(role int64) func(batch []*trajectory.Trajectory, w [][]float64)
 	}
 }
 
-// forwardLogprobs runs logprobs.onnx over the trajectories with the given
-// adapters and roles (nil: the trajectories' own), in micro-batches.
-func (tr *Trainer) forwardLogprobs(trajs []*trajectory.Trajectory, adapters map[string]*runtime.Tensor, roles func(*trajectory.Trajectory, int) int64) ([][]float64, error) {
+// forwardLogprobs runs logprobs.onnx over the trajectories with the
+// current adapters (base: zeros, the base model) and roles (nil: the
+// trajectories' own), in micro-batches.
+func (tr *Trainer) forwardLogprobs(trajs []*trajectory.Trajectory, base bool, roles func(*trajectory.Trajectory, int) int64) ([][]float64, error) {
 	if roles == nil {
 		roles = func(tj *trajectory.Trajectory, t int) int64 { return tj.Roles[t] }
 	}
@@ -592,14 +713,26 @@ func (tr *Trainer) forwardLogprobs(trajs []*trajectory.Trajectory, adapters map[
 	for lo := 0; lo < len(trajs); lo += tr.cfg.MicroBatch {
 		hi := min(lo+tr.cfg.MicroBatch, len(trajs))
 		in := tr.packSeqs(trajs[lo:hi], roles)
-		for n, p := range adapters {
-			in[n] = p
+		var lp *runtime.Tensor
+		if tr.res != nil {
+			var err error
+			if lp, err = tr.res.logprobsRun(in, base); err != nil {
+				return nil, err
+			}
+		} else {
+			adapters := tr.params
+			if base {
+				adapters = tr.zeros
+			}
+			for n, p := range adapters {
+				in[n] = p
+			}
+			res, err := tr.logprobs.Run(in, "logprobs")
+			if err != nil {
+				return nil, fmt.Errorf("grpo: logprobs.onnx: %w", err)
+			}
+			lp = res["logprobs"]
 		}
-		res, err := tr.logprobs.Run(in, "logprobs")
-		if err != nil {
-			return nil, fmt.Errorf("grpo: logprobs.onnx: %w", err)
-		}
-		lp := res["logprobs"]
 		S := int(lp.Shape()[1])
 		for i := lo; i < hi; i++ {
 			out[i] = lp.FloatsAt(nil, (i-lo)*S, len(trajs[i].Tokens))
@@ -614,14 +747,14 @@ func (tr *Trainer) forwardLogprobs(trajs []*trajectory.Trajectory, adapters map[
 func (tr *Trainer) currentLogprobs(trajs []*trajectory.Trajectory) ([][]float64, error) {
 	ps := tr.passes()
 	if tr.cfg.Variant != VariantTwoAgent {
-		return tr.forwardLogprobs(trajs, tr.params, ps[0].roles) // every pass feeds the same roles
+		return tr.forwardLogprobs(trajs, false, ps[0].roles) // every pass feeds the same roles
 	}
 	out := make([][]float64, len(trajs))
 	for i, tj := range trajs {
 		out[i] = make([]float64, len(tj.Tokens))
 	}
 	for r, p := range ps {
-		lp, err := tr.forwardLogprobs(trajs, tr.params, p.roles)
+		lp, err := tr.forwardLogprobs(trajs, false, p.roles)
 		if err != nil {
 			return nil, err
 		}

@@ -267,6 +267,17 @@ func (t *DeviceTensor) Download() (*Tensor, error) {
 	return host, nil
 }
 
+// Zero fills the tensor with zeros on the device.
+func (t *DeviceTensor) Zero() error {
+	if t.val == nil {
+		return fmt.Errorf("runtime: zero %s: destroyed", t.Name)
+	}
+	if err := t.val.Zero(t.nbytes()); err != nil {
+		return fmt.Errorf("runtime: zero %s: %w", t.Name, err)
+	}
+	return nil
+}
+
 // CopyFrom copies src into t on the device; nothing crosses to Go.
 func (t *DeviceTensor) CopyFrom(src *DeviceTensor) error {
 	if err := t.sameLayout(src.dtype, src.shape); err != nil {
