@@ -2,13 +2,16 @@ package grpo
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/orttest"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
@@ -103,3 +106,48 @@ func BenchmarkStep100M(b *testing.B) {
 	b.Logf("%s: %.1fM parameters", cfg.Name, float64(cfg.ParamCount())/1e6)
 	benchSteps(b, benchModel(b, cfg))
 }
+
+// BenchmarkEstimateMemory compares EstimateStep's peak memory with the
+// measured peak RSS of a step (tiny preset with Qwen2's 151,936-token
+// vocabulary, 4 rollouts of a fixed length, micro-batch 4, KL on). The
+// process's high-water mark is reset before each size (/proc/self/clear_refs),
+// so each size reports its own peak next to the estimate.
+func BenchmarkEstimateMemory(b *testing.B) {
+	cfg, _ := qwen2.Preset("tiny")
+	cfg.Vocab = 151936
+	dir := benchModel(b, cfg)
+	man, err := manifest.Read(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, low := range []bool{true, false} {
+		for _, n := range []int{61, 125, 253} {
+			b.Run(fmt.Sprintf("low_memory=%v/seq=%d", low, n+3), func(b *testing.B) {
+				c := toyTrainConfig()
+				c.Prompts, c.Group, c.MicroBatch, c.Steps, c.LowMemory, c.Threads = 1, 2, 2, b.N+1, low, 0
+				runtimeGC()
+				if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+					b.Fatalf("reset the peak RSS: %v", err)
+				}
+				tr, err := New(Options{Model: dir, Run: b.TempDir(), Config: c, Data: toyData(2),
+					Roller: newToyRoller(b, dir, n), Reward: lowTokenReward})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tr.Close()
+				for range b.N {
+					if _, err := tr.Step(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				e := estimateFor(man, dir, c, 3, n+3)
+				b.ReportMetric(e.PeakBytes/(1<<20), "estimate-MiB")
+				b.ReportMetric(peakRSS(), "peak-MiB")
+			})
+		}
+	}
+}
+
+// runtimeGC returns Go's free memory to the system, so that one size's
+// garbage does not count in the next one's peak.
+func runtimeGC() { debug.FreeOSMemory() }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -105,24 +107,71 @@ type Config struct {
 	LowMemory bool `yaml:"low_memory"`
 }
 
-// DefaultConfig returns Search-R1's GRPO settings (reference/search-r1-grpo-peft.md
-// §1.3), with a LoRA learning rate in veRL's recommended range and a
-// batch small enough for one CPU.
+// DefaultConfig returns settings a 2-core CPU runs with the demo model
+// (tiny Qwen2 with the 151,936-token vocabulary: about 4 GiB and under a
+// minute a step): Search-R1's algorithm (G = 5, clip 0.2, k3 KL 0.001,
+// temperature 1, top-p 0.95, top-3 passages, warmup 0.285) on 2 prompts a
+// step, 2 search turns of 64 tokens, observations cut at 128 tokens, one
+// rollout per train.onnx call. SearchR1Config is the paper's scale.
 func DefaultConfig() Config {
 	return Config{
-		Steps: 100, Prompts: 8, Group: 5, MiniBatch: 0, MicroBatch: 4,
+		Steps: 20, Prompts: 2, Group: 5, MiniBatch: 0, MicroBatch: 1,
 		Variant: VariantDual, GradTokens: GradAll, Isolation: IsolationDefault, LossAgg: AggTokenMean,
 		ClipLow: 0.2, ClipHigh: 0.2, KLCoef: 0.001,
 		LR: 2e-5, WarmupRatio: 0.285, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MaxGradNorm: 1,
-		Temperature: 1, TopP: 0.95, MaxTurns: 4, MaxTurnTokens: 500, MaxObsTokens: 500, TopK: 3, RetrieveTries: 3,
-		Seed: 1, CheckpointEvery: 10, KeepCheckpoints: 2, MaxNonFinite: 3,
+		Temperature: 1, TopP: 0.95, MaxTurns: 2, MaxTurnTokens: 64, MaxObsTokens: 128, TopK: 3, RetrieveTries: 3,
+		Seed: 1, CheckpointEvery: 5, KeepCheckpoints: 2, MaxNonFinite: 3,
 	}
+}
+
+// SearchR1Config returns Search-R1's GRPO settings (its train_grpo.sh and
+// veRL's ppo_trainer.yaml): 512 prompts × G 5 a step, 256 rollouts per
+// optimizer update, 1005 steps, 4 search turns of 500 tokens, observations
+// of 500, with a LoRA learning rate in veRL's recommended range (Search-R1
+// fine-tunes every weight at 1e-6). micro_batch stays a memory knob:
+// Search-R1's 64 sequences are spread over 8 GPUs.
+func SearchR1Config() Config {
+	c := DefaultConfig()
+	c.Steps, c.Prompts, c.Group, c.MiniBatch, c.MicroBatch = 1005, 512, 5, 256, 4
+	c.MaxTurns, c.MaxTurnTokens, c.MaxObsTokens = 4, 500, 500
+	c.CheckpointEvery = 10
+	return c
+}
+
+// Presets are the named starting points of `dartc train --preset`.
+var Presets = map[string]func() Config{
+	"cpu":       DefaultConfig,
+	"search-r1": SearchR1Config,
+}
+
+// PresetNames lists the presets, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(Presets))
+	for n := range Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Preset returns the named preset's settings.
+func Preset(name string) (Config, error) {
+	f, ok := Presets[name]
+	if !ok {
+		return Config{}, fmt.Errorf("grpo: preset %q: choose %s", name, strings.Join(PresetNames(), " or "))
+	}
+	return f(), nil
 }
 
 // LoadConfig reads a YAML file over the defaults. Unknown keys are errors,
 // so a misspelt setting never silently falls back to its default.
 func LoadConfig(path string) (Config, error) {
-	c := DefaultConfig()
+	return LoadConfigOver(DefaultConfig(), path)
+}
+
+// LoadConfigOver reads a YAML file over base (a preset).
+func LoadConfigOver(base Config, path string) (Config, error) {
+	c := base
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("grpo: config: %w", err)

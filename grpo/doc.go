@@ -40,6 +40,11 @@
 // adapter, loss on one role's tokens). Checkpoints record variant and
 // grad_tokens in the adapters' metadata (MetaVariant, MetaGradTokens).
 //
+// Settings start from a preset: DefaultConfig (a 2-core CPU with the demo
+// model) or SearchR1Config (Search-R1's scale). EstimateStep predicts a
+// step's peak memory and compute from the manifest; Trainer.Calibrate
+// measures the forward rate that turns FLOPs into seconds.
+//
 // Invariants:
 //   - Token weights carry the mask and the aggregation: Σ w·ℓ over a
 //     mini-batch's micro-batches is its loss, so gradients are plain sums.

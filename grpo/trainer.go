@@ -46,6 +46,9 @@ type Options struct {
 	Log         *slog.Logger
 	// OnStep is called after every step with its metrics.
 	OnStep func(Metrics)
+	// OnPhase, when set, is called as each phase of a step starts:
+	// "rollout", "reference", "train".
+	OnPhase func(phase string)
 }
 
 // State is what a checkpoint restores besides the tensors. Every random
@@ -412,6 +415,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 	start := time.Now()
 	examples, order := tr.nextExamples(&st)
 
+	tr.phase("rollout")
 	t0 := time.Now()
 	trajs, err := tr.rollout(ctx, examples, rolloutSeed(st.Seed, st.Step))
 	if err != nil {
@@ -431,6 +435,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 		return met, err
 	}
 
+	tr.phase("reference")
 	t0 = time.Now()
 	ref := make([][]float64, len(trajs))
 	if cfg.KLCoef > 0 {
@@ -452,6 +457,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 		return met, err
 	}
 
+	tr.phase("train")
 	mb := cfg.MiniBatchSize()
 	var acc tokenStats
 	for lo := 0; lo < len(trajs); lo += mb {
@@ -493,6 +499,12 @@ func (tr *Trainer) rollout(ctx context.Context, examples []eval.Example, seed ui
 		return tr.opts.Roller.Rollout(ctx, examples, tr.cfg.Group, params, seed)
 	}
 	return tr.opts.Roller.Rollout(ctx, examples, tr.cfg.Group, tr.params, seed)
+}
+
+func (tr *Trainer) phase(name string) {
+	if tr.opts.OnPhase != nil {
+		tr.opts.OnPhase(name)
+	}
 }
 
 // update trains one mini-batch: accumulate gradients over its micro-batches,

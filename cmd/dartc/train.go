@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
+	"time"
+
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/grpo"
 	"github.com/dartc/dartc/retrieval"
@@ -57,12 +62,22 @@ var trainCommand = &cli.Command{
 	Name:      "train",
 	Usage:     "train the dual LoRA adapters of a compiled model with GRPO against a search engine",
 	ArgsUsage: " ",
-	Description: `Runs GRPO (Search-R1's settings by default: G = 5, clip 0.2, k3 KL 0.001 to the base,
-temperature 1, top-p 0.95, 4 search turns, 500 tokens per turn and per observation, top-3
-passages, EM reward) over the questions of --data, rolling out with the Search-R1 agent
-loop against --search (a BM25 index file or a /retrieve URL).
+	Description: `Runs GRPO with Search-R1's algorithm (G = 5, clip 0.2, k3 KL 0.001 to the base,
+temperature 1, top-p 0.95, top-3 passages, EM reward) over the questions of --data, rolling
+out with the Search-R1 agent loop against --search (a BM25 index file or a /retrieve URL).
 
-Settings come from the defaults, then --config FILE (YAML; keys as in RUN/config.yaml),
+The defaults (--preset cpu) run on a 2-core CPU with the demo model: 2 prompts a step, 2
+search turns of 64 tokens, observations of 128, one rollout per train.onnx call.
+--preset search-r1 starts from Search-R1's scale instead (512 prompts, 4 turns of 500
+tokens, observations of 500, 256 rollouts per update, 1005 steps).
+
+Before the first step it prints an estimate of a step's peak memory and time (from the
+manifest's shapes and vocabulary, the batch and the longest rollout, with the forward rate
+and the time per sampled token measured on this machine) and refuses to start when the
+memory exceeds this machine's, unless --yes. Every step prints a line: reward, EM, loss,
+KL, clip fraction and each phase's time.
+
+Settings come from the preset, then --config FILE (YAML; keys as in RUN/config.yaml),
 then the flags. Variants: --variant dual (DART: each position runs its role's adapter),
 single (one LoRA for every token), two-agent (each role encodes the whole context with
 its own adapter); --grad-tokens all|reason|tool restricts the loss to one kind of token
@@ -80,7 +95,9 @@ newest checkpoint. ` + "`dartc plot RUN`" + ` draws the curves. See docs/trainin
 		&cli.StringFlag{Name: "data", Usage: "training questions: FlashRAG or R1-Searcher JSONL, or Search-R1 parquet", Required: true},
 		&cli.StringFlag{Name: "search", Usage: "BM25 index file (dartc search index) or /retrieve URL", Required: true},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "run directory", Required: true},
+		&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "starting settings: cpu (a 2-core CPU with the demo model) or search-r1 (Search-R1's scale)"},
 		&cli.StringFlag{Name: "config", Usage: "YAML settings file"},
+		&cli.BoolFlag{Name: "yes", Usage: "start even when a step's estimated memory exceeds this machine's"},
 		&cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the bundled one)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint of --out"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar on stderr"},
@@ -126,12 +143,14 @@ func trainWarnings(cfg grpo.Config) []string {
 	return ws
 }
 
-// trainConfig resolves the settings: defaults, then the file, then flags.
+// trainConfig resolves the settings: the preset, then the file, then flags.
 func trainConfig(c *cli.Context) (grpo.Config, error) {
-	cfg := grpo.DefaultConfig()
+	cfg, err := grpo.Preset(c.String("preset"))
+	if err != nil {
+		return cfg, err
+	}
 	if path := c.String("config"); path != "" {
-		var err error
-		if cfg, err = grpo.LoadConfig(path); err != nil {
+		if cfg, err = grpo.LoadConfigOver(cfg, path); err != nil {
 			return cfg, err
 		}
 	}
@@ -166,7 +185,8 @@ func runTrain(c *cli.Context) error {
 		defer cl.Close()
 	}
 	sess := &runtime.Options{Device: c.String(deviceFlag.Name), IntraOpThreads: cfg.Threads}
-	roller, err := newAgentRoller(c.String("model"), c.String("tokenizer"), searcher, cfg, sess)
+	prog := newTrainProgress(c.App.ErrWriter, cfg, !c.Bool("no-progress"))
+	roller, err := newAgentRoller(c.String("model"), c.String("tokenizer"), searcher, cfg, sess, prog.token)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -175,36 +195,42 @@ func runTrain(c *cli.Context) error {
 		return fmt.Errorf("train: --data %s: %w", c.String("data"), err)
 	}
 
-	var bar *progressbar.ProgressBar
-	if !c.Bool("no-progress") {
-		bar = progressbar.NewOptions(cfg.Steps,
-			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("train"),
-			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionClearOnFinish())
+	man, err := manifest.Read(c.String("model"))
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	est := grpo.EstimateStep(man, c.String("model"), cfg, longestPrompt(roller.a, data))
+	if err := checkMemory(est, grpo.MemoryLimit(), c.String(deviceFlag.Name), c.Bool("yes")); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	tr, err := grpo.New(grpo.Options{
 		Model: c.String("model"), Run: c.String("out"), Config: cfg, Data: data, Roller: roller,
 		Resume: c.Bool("resume"), Device: c.String(deviceFlag.Name), Log: slog.Default(),
+		OnPhase: prog.phase,
 		OnStep: func(m grpo.Metrics) {
-			if bar != nil {
-				bar.Describe(fmt.Sprintf("train reward %.3f kl %.4f", m.RewardMean, m.KL))
-				bar.Set(m.Step)
-			}
+			prog.clear()
+			fmt.Fprintln(c.App.ErrWriter, stepLine(m, cfg.Steps))
+			prog.stepDone(m.Step)
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	defer tr.Close()
-	if bar != nil {
-		bar.Set(tr.State().Step)
+	rate, err := tr.Calibrate(grpo.CalibrationTokens(man))
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
+	stepSec, rows, err := roller.decodeStep(c.Context, data[0], tr.Adapters(), cfg)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "train: estimate for one step: %s\n", est.WithRates(rate, stepSec, rows))
+	prog.start(tr.State().Step)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = tr.Run(ctx)
-	if bar != nil {
-		bar.Exit()
-	}
+	prog.exit()
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -216,13 +242,19 @@ func runTrain(c *cli.Context) error {
 // agentRoller rolls out with the Search-R1 agent loop.
 type agentRoller struct{ a *agent.Agent }
 
-func newAgentRoller(model, tok string, s retrieval.Searcher, cfg grpo.Config, sess *runtime.Options) (*agentRoller, error) {
-	a, err := agent.New(agent.Config{
+// newAgentRoller opens the agent; onToken, when set, is called for every
+// token that enters a rollout's response (the progress bar).
+func newAgentRoller(model, tok string, s retrieval.Searcher, cfg grpo.Config, sess *runtime.Options, onToken func()) (*agentRoller, error) {
+	ac := agent.Config{
 		Model: model, Tokenizer: tok, Session: sess, Searcher: s, TopK: cfg.TopK,
 		MaxTurns: cfg.MaxTurns, MaxTurnTokens: cfg.MaxTurnTokens, MaxObsTokens: cfg.MaxObsTokens,
 		Sampling: runtime.Sampling{Temperature: cfg.Temperature, TopP: cfg.TopP},
 		TwoAgent: cfg.Variant == grpo.VariantTwoAgent,
-	})
+	}
+	if onToken != nil {
+		ac.Stream = func(int, []byte) { onToken() }
+	}
+	a, err := agent.New(ac)
 	if err != nil {
 		return nil, err
 	}
@@ -243,4 +275,166 @@ func questions(examples []eval.Example) []agent.Question {
 		qs[i] = agent.Question{ID: ex.ID, Question: ex.Question, Golden: ex.Golden}
 	}
 	return qs
+}
+
+// decodeStep measures one decode step (decode.onnx and sampling) of a
+// step's rollouts, up to 8 rows of ex's prompt: a warm-up and a timed
+// generation of 8 tokens with the run's sampling settings. It returns the
+// seconds per step and the rows.
+func (r *agentRoller) decodeStep(ctx context.Context, ex eval.Example, adapters map[string]*runtime.Tensor, cfg grpo.Config) (float64, int, error) {
+	const n = 8
+	rows := min(8, cfg.RolloutsPerStep())
+	prompts := make([][]int64, rows)
+	for i := range prompts {
+		prompts[i] = r.a.PromptIDs(ex.Question)
+	}
+	var per time.Duration
+	for range 2 {
+		t0 := time.Now()
+		seqs, _, err := r.a.Decoder().Generate(ctx, prompts, runtime.GenerateConfig{
+			MaxNewTokens: n, Sampling: runtime.Sampling{Temperature: cfg.Temperature, TopP: cfg.TopP}, Seed: 1, Inputs: adapters})
+		if err != nil {
+			return 0, 0, fmt.Errorf("time a decode step: %w", err)
+		}
+		steps := 0
+		for _, s := range seqs {
+			steps = max(steps, len(s.Tokens))
+		}
+		per = time.Since(t0) / time.Duration(max(1, steps))
+	}
+	return per.Seconds(), rows, nil
+}
+
+// longestPrompt is the token count of the longest question's prompt (the
+// first 10,000 questions).
+func longestPrompt(a *agent.Agent, data []eval.Example) int {
+	longest := 0
+	for _, ex := range data[:min(len(data), 10000)] {
+		longest = max(longest, len(a.PromptIDs(ex.Question)))
+	}
+	return longest
+}
+
+// checkMemory refuses a CPU run whose estimated peak memory exceeds the
+// machine's (limit bytes; 0: unknown), unless yes.
+func checkMemory(est grpo.Estimate, limit float64, device string, yes bool) error {
+	if yes || limit <= 0 || device == "cuda" || est.PeakBytes <= limit {
+		return nil
+	}
+	gib := func(b float64) float64 { return b / (1 << 30) }
+	return fmt.Errorf("a step needs about %.1f GiB but this machine has %.1f GiB (%s): lower --micro-batch (each rollout in a train.onnx call holds about %.1f GiB of [seq, vocabulary] tensors), --max-turn-tokens, --max-obs-tokens or --max-turns, add --low-memory, or pass --yes to start anyway",
+		gib(est.PeakBytes), gib(limit), est, gib(est.VocabBytes)/float64(max(1, est.MicroBatch)))
+}
+
+// stepLine is the line printed after every step.
+func stepLine(m grpo.Metrics, steps int) string {
+	s := fmt.Sprintf("step %d/%d  reward %.3f ± %.3f  em %.3f  loss %.5f  kl %.5f  clip %.3f  | rollout %.1f s  reference %.1f s  train %.1f s  optimizer %.2f s  step %.1f s",
+		m.Step, steps, m.RewardMean, m.RewardStd, m.EM, m.Loss, m.KL, m.ClipFrac,
+		m.RolloutSeconds, m.ReferenceSeconds, m.TrainSeconds, m.OptimizerSeconds, m.StepSeconds)
+	if m.NonFinite {
+		s += "  (update skipped: non-finite)"
+	}
+	return s
+}
+
+// trainProgress is the progress bar of a run, in thousandths of a step: a
+// step's rollout moves it by the share of the tokens its rollouts may add
+// (up to 0.9 of the step), then the reference and train phases are named,
+// and the step's end sets it to the step. Nil bar: nothing is drawn.
+type trainProgress struct {
+	bar       *progressbar.ProgressBar
+	steps     int
+	maxTokens int64 // tokens a step's rollouts may add
+
+	mu     sync.Mutex
+	done   int   // completed steps
+	tokens int64 // tokens of the current step's rollouts
+	last   time.Time
+}
+
+const (
+	progressUnits   = 1000 // per step
+	progressRollout = 900  // of them, the rollout's share
+)
+
+func newTrainProgress(w io.Writer, cfg grpo.Config, on bool) *trainProgress {
+	p := &trainProgress{steps: cfg.Steps,
+		maxTokens: int64(cfg.RolloutsPerStep()) * int64((cfg.MaxTurns+1)*cfg.MaxTurnTokens+cfg.MaxTurns*cfg.MaxObsTokens)}
+	if on {
+		p.bar = progressbar.NewOptions64(int64(cfg.Steps)*progressUnits,
+			progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("train"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
+	return p
+}
+
+// start draws the bar at the steps already done (a resumed run).
+func (p *trainProgress) start(done int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done, p.tokens = done, 0
+	if p.bar != nil {
+		p.bar.Set64(int64(done) * progressUnits)
+		p.bar.Describe(fmt.Sprintf("step %d/%d: rollout", done+1, p.steps))
+	}
+}
+
+// token counts one token entering a rollout and, at most every 100 ms,
+// moves the bar.
+func (p *trainProgress) token() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tokens++
+	if p.bar == nil || time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	p.bar.Set64(p.position())
+	p.bar.Describe(fmt.Sprintf("step %d/%d: rollout, %d tokens", p.done+1, p.steps, p.tokens))
+}
+
+// position is the bar's value: completed steps plus the rollout's share.
+func (p *trainProgress) position() int64 {
+	frac := int64(progressRollout)
+	if p.maxTokens > 0 {
+		frac = min(frac, progressRollout*p.tokens/p.maxTokens)
+	}
+	return int64(p.done)*progressUnits + frac
+}
+
+// phase names the phase that starts (the rollout's share is then full).
+func (p *trainProgress) phase(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar == nil || name == "rollout" {
+		return
+	}
+	p.bar.Set64(int64(p.done)*progressUnits + progressRollout)
+	p.bar.Describe(fmt.Sprintf("step %d/%d: %s", p.done+1, p.steps, name))
+}
+
+// stepDone moves the bar to the end of step.
+func (p *trainProgress) stepDone(step int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done, p.tokens = step, 0
+	if p.bar != nil {
+		p.bar.Set64(int64(step) * progressUnits)
+		p.bar.Describe(fmt.Sprintf("step %d/%d: rollout", step+1, p.steps))
+	}
+}
+
+// clear removes the bar from the terminal before a line is printed; the
+// next update draws it again.
+func (p *trainProgress) clear() {
+	if p.bar != nil {
+		p.bar.Clear()
+	}
+}
+
+func (p *trainProgress) exit() {
+	if p.bar != nil {
+		p.bar.Exit()
+	}
 }

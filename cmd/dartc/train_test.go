@@ -55,6 +55,16 @@ func TestTrainSettingsPrecedence(t *testing.T) {
 	if cfg.KLCoef != def.KLCoef {
 		t.Fatalf("a setting in neither file nor flags lost its default: kl %g", cfg.KLCoef)
 	}
+	sr1 := grpo.SearchR1Config()
+	if cfg, err := resolveTrainConfig(t, "--preset", "search-r1"); err != nil || cfg != sr1 || cfg.Prompts != 512 || cfg.MaxTurnTokens != 500 || cfg.MaxTurns != 4 {
+		t.Fatalf("--preset search-r1: %v, %+v", err, cfg)
+	}
+	if cfg, err := resolveTrainConfig(t, "--preset", "search-r1", "--config", file, "--steps", "3"); err != nil || cfg.Group != 3 || cfg.Steps != 3 || cfg.Prompts != 512 {
+		t.Fatalf("--preset, then the file, then the flags: %v, %+v", err, cfg)
+	}
+	if _, err := resolveTrainConfig(t, "--preset", "tpu"); err == nil || !strings.Contains(err.Error(), "search-r1") {
+		t.Fatalf("an unknown preset: %v", err)
+	}
 	if err := os.WriteFile(file, []byte("group: 3\nno_such_key: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
