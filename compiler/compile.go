@@ -48,6 +48,14 @@ type Options struct {
 	// MaxPositions is the model's context in tokens when the model does not
 	// say (see maxPositions); 0: found from the graph or its config.
 	MaxPositions int64
+	// HeadChunk is the number of positions logprobs.onnx and train.onnx
+	// project onto the vocabulary at a time (default
+	// passes.DefaultHeadChunk): their peak memory is about a few
+	// [HeadChunk, vocab] tensors.
+	HeadChunk int
+	// LogprobsEntropy adds the entropy output to logprobs.onnx (off: the
+	// graph computes log-probs only).
+	LogprobsEntropy bool
 }
 
 func (o *Options) defaults() {
@@ -74,6 +82,9 @@ func (o *Options) validate() error {
 	}
 	if o.Alpha <= 0 {
 		return fmt.Errorf("compiler: alpha %g: must be > 0", o.Alpha)
+	}
+	if o.HeadChunk < 0 {
+		return fmt.Errorf("compiler: head chunk %d: must be ≥ 1 (0: the default %d)", o.HeadChunk, passes.DefaultHeadChunk)
 	}
 	for _, g := range o.Graphs {
 		if g != manifest.GraphDecode && g != manifest.GraphLogprobs && g != manifest.GraphTrain {
@@ -140,7 +151,8 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	}
 	links := newLinker(tmp, opts.CopyWeights)
 
-	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha}
+	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha,
+		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy}
 	var s *passes.State // the decode pipeline's state: targets and adapters
 	for _, gr := range []struct{ name, file, doc string }{
 		{manifest.GraphDecode, "decode.onnx", "generation step: dual gated LoRA, KV cache, logits of the last position"},

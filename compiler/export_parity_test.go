@@ -262,6 +262,7 @@ func TestExportGradients(t *testing.T) {
 			in["token_weights"], in["advantages"] = pad("grpo.weights"), pad("grpo.advantages")
 			in["old_logprobs"], in["ref_logprobs"] = pad("grpo.old_logprobs"), pad("grpo.ref_logprobs")
 			in["clip_low"], in["clip_high"], in["kl_coef"] = f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.1})
+			in["entropy_coeff"] = f32(t, nil, []float32{0})
 			got := run(t, session(t, filepath.Join(out, "train.onnx")), in)
 			if d := math.Abs(got["loss"].Floats()[0]-ref.floats(t, "grpo.loss")[0]) / math.Abs(ref.floats(t, "grpo.loss")[0]); d > 1e-5 {
 				t.Fatalf("loss %.8g, PyTorch %.8g", got["loss"].Floats()[0], ref.floats(t, "grpo.loss")[0])

@@ -103,6 +103,7 @@ func (bt batch) lossFeeds(t testing.TB, rng *rand.Rand, in map[string]*runtime.T
 	in["token_weights"], in["advantages"] = f32(t, sh, w), f32(t, sh, adv)
 	in["old_logprobs"], in["ref_logprobs"] = f32(t, sh, zero), f32(t, sh, zero)
 	in["clip_low"], in["clip_high"], in["kl_coef"] = f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.05})
+	in["entropy_coeff"] = f32(t, nil, []float32{0})
 }
 
 // TestGradientIsolation: with every position in one role, every gradient

@@ -249,7 +249,7 @@ func randomInputs(man *manifest.Manifest, rng *rand.Rand, b, s int, dt string) (
 	set("old_logprobs", t, e)
 	t, e = floats(dt, shape, zeros)
 	set("ref_logprobs", t, e)
-	for name, v := range map[string]float64{"clip_low": 0.2, "clip_high": 0.2, "kl_coef": 0.1} {
+	for name, v := range map[string]float64{"clip_low": 0.2, "clip_high": 0.2, "kl_coef": 0.1, "entropy_coeff": 0.05} {
 		t, e = floats(dt, nil, []float64{v})
 		set(name, t, e)
 	}

@@ -71,6 +71,9 @@ type Config struct {
 	ClipLow  float64 `yaml:"clip_low"`
 	ClipHigh float64 `yaml:"clip_high"`
 	KLCoef   float64 `yaml:"kl_coef"`
+	// EntropyCoeff weighs the entropy bonus: loss −= entropy_coeff·Σ w·H
+	// (veRL's entropy_coeff, whose default 0.001 Search-R1 keeps).
+	EntropyCoeff float64 `yaml:"entropy_coeff"`
 
 	LR          float64 `yaml:"lr"`
 	WarmupRatio float64 `yaml:"warmup_ratio"` // of the optimizer updates, linear from 0
@@ -117,7 +120,7 @@ func DefaultConfig() Config {
 	return Config{
 		Steps: 20, Prompts: 2, Group: 5, MiniBatch: 0, MicroBatch: 1,
 		Variant: VariantDual, GradTokens: GradAll, Isolation: IsolationDefault, LossAgg: AggTokenMean,
-		ClipLow: 0.2, ClipHigh: 0.2, KLCoef: 0.001,
+		ClipLow: 0.2, ClipHigh: 0.2, KLCoef: 0.001, EntropyCoeff: 0.001,
 		LR: 2e-5, WarmupRatio: 0.285, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MaxGradNorm: 1,
 		Temperature: 1, TopP: 0.95, MaxTurns: 2, MaxTurnTokens: 64, MaxObsTokens: 128, TopK: 3, RetrieveTries: 3,
 		Seed: 1, CheckpointEvery: 5, KeepCheckpoints: 2, MaxNonFinite: 3,
@@ -242,6 +245,7 @@ func (c *Config) Validate() error {
 		{!finite(c.ClipLow) || c.ClipLow < 0 || c.ClipLow >= 1, fmt.Sprintf("clip_low %v: must be in [0, 1)", c.ClipLow)},
 		{!finite(c.ClipHigh) || c.ClipHigh < 0, fmt.Sprintf("clip_high %v: must be ≥ 0", c.ClipHigh)},
 		{!finite(c.KLCoef) || c.KLCoef < 0, fmt.Sprintf("kl_coef %v: must be ≥ 0", c.KLCoef)},
+		{!finite(c.EntropyCoeff) || c.EntropyCoeff < 0, fmt.Sprintf("entropy_coeff %v: must be ≥ 0", c.EntropyCoeff)},
 		{!finite(c.LR) || c.LR <= 0, fmt.Sprintf("lr %v: must be > 0", c.LR)},
 		{!finite(c.WarmupRatio) || c.WarmupRatio < 0 || c.WarmupRatio > 1, fmt.Sprintf("warmup_ratio %v: must be in [0, 1]", c.WarmupRatio)},
 		{!finite(c.Beta1) || c.Beta1 < 0 || c.Beta1 >= 1, fmt.Sprintf("beta1 %v: must be in [0, 1)", c.Beta1)},

@@ -32,6 +32,9 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("variant single with grad_tokens %s: %v", g, err)
 		}
 	}
+	if c, err := LoadConfig(write("entropy.yaml", "entropy_coeff: 0.001\n")); err != nil || c.EntropyCoeff != 0.001 {
+		t.Errorf("entropy_coeff 0.001: %v, %+v", err, c)
+	}
 	if c, err := LoadConfig(write("empty.yaml", "")); err != nil || c != DefaultConfig() {
 		t.Fatalf("empty file: %v, %+v", err, c)
 	}
@@ -40,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		"variant: triple\n":      "variant",
 		"clip_low: 1.5\n":        "clip_low",
 		"grad_tokens: planner\n": "grad_tokens",
+		"entropy_coeff: -0.1\n":  "entropy_coeff",
 	} {
 		if _, err := LoadConfig(write("bad.yaml", body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want one naming %s", body, err, want)

@@ -75,6 +75,9 @@ type Trainer struct {
 	names  []string       // adapter inputs in manifest order
 	roleOf map[string]int // adapter input → index of its role
 	roles  int
+	// entropyInput: train.onnx takes entropy_coeff (graphs compiled before
+	// it existed do not).
+	entropyInput bool
 
 	train, adamw, logprobs *runtime.Session
 	// res keeps adapters, moments and gradient sums on the execution
@@ -136,6 +139,10 @@ func New(opts Options) (*Trainer, error) {
 	}
 	if tr.dt, err = runtime.ParseDType(tw.DType); err != nil {
 		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	tr.entropyInput = man.Graphs[manifest.GraphTrain].Input("entropy_coeff") != nil
+	if !tr.entropyInput && cfg.EntropyCoeff != 0 {
+		return nil, fmt.Errorf("grpo: entropy_coeff %v: %s/train.onnx has no entropy_coeff input; recompile the model with this dartc", cfg.EntropyCoeff, opts.Model)
 	}
 	open := func(g string) (*runtime.Session, error) {
 		spec := man.Graphs[g]
@@ -613,6 +620,9 @@ func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv
 			in["clip_low"] = scalar(tr.dt, cfg.ClipLow)
 			in["clip_high"] = scalar(tr.dt, cfg.ClipHigh)
 			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)
+			if tr.entropyInput {
+				in["entropy_coeff"] = scalar(tr.dt, cfg.EntropyCoeff)
+			}
 			if met != nil {
 				met.TrainPositions += in["input_ids"].Len()
 				met.TrainCalls++

@@ -14,6 +14,11 @@ type Options struct {
 	Roles []string
 	Rank  int
 	Alpha float64
+	// HeadChunk is the number of positions the log-prob and GRPO heads
+	// project onto the vocabulary at a time (0: DefaultHeadChunk).
+	HeadChunk int
+	// LogprobsEntropy adds the entropy output to logprobs.onnx.
+	LogprobsEntropy bool
 }
 
 // Scale is the LoRA scale alpha / rank.

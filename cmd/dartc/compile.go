@@ -22,7 +22,8 @@ Gemm and packed-qkv forms), rewrites each into frozen W plus one gated LoRA bran
 role keyed by the int64 [batch, seq] input role_ids, and writes the artifacts directory:
 
   decode.onnx            generation step, KV cache kept, logits of the last position
-  logprobs.onnx          whole sequences: log-prob of each next token, and entropy
+  logprobs.onnx          whole sequences: log-prob of each next token (and entropy
+                         with --logprobs-entropy)
   train.onnx             GRPO loss and its gradient for every adapter (generated here,
                          in standard ONNX ops: runs on any ONNX Runtime build)
   adamw.onnx             one AdamW step over all adapters with global grad-norm clipping
@@ -48,6 +49,8 @@ anyway across file systems.`,
 		&cli.BoolFlag{Name: "copy-weights", Usage: "copy the external weights file into DIR instead of hard-linking it (for tools that refuse hard links, such as onnx.checker)"},
 		&cli.StringFlag{Name: "tokenizer", Usage: "the model's tokenizer directory, copied into DIR and recorded in the manifest (default: MODEL.onnx's directory when it holds tokenizer.json or vocab.json + merges.txt; none otherwise, and the runtime uses the Qwen2 tokenizer)"},
 		&cli.StringFlag{Name: "graphs", Value: "decode,logprobs,train", Usage: "graphs to emit (train brings adamw.onnx); decode alone for generation-only models"},
+		&cli.IntFlag{Name: "head-chunk", Value: 128, Usage: "positions logprobs.onnx and train.onnx project onto the vocabulary at a time (their peak memory is a few [chunk, vocab] tensors)"},
+		&cli.BoolFlag{Name: "logprobs-entropy", Usage: "add the per-token entropy output to logprobs.onnx (off: log-probs only)"},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -79,6 +82,9 @@ anyway across file systems.`,
 			Graphs:       splitList(c.String("graphs")),
 			CopyWeights:  c.Bool("copy-weights"),
 			MaxPositions: c.Int64("max-positions"),
+			HeadChunk:    c.Int("head-chunk"),
+
+			LogprobsEntropy: c.Bool("logprobs-entropy"),
 		})
 		if err != nil {
 			return err

@@ -46,6 +46,7 @@ var trainOverrides = []struct {
 	{&cli.Float64Flag{Name: "lr", Usage: "peak learning rate"}, func(c *cli.Context, g *grpo.Config) { g.LR = c.Float64("lr") }, func(g grpo.Config) any { return g.LR }},
 	{&cli.Float64Flag{Name: "warmup-ratio", Usage: "fraction of the updates with linear warmup"}, func(c *cli.Context, g *grpo.Config) { g.WarmupRatio = c.Float64("warmup-ratio") }, func(g grpo.Config) any { return g.WarmupRatio }},
 	{&cli.Float64Flag{Name: "kl-coef", Usage: "coefficient of the k3 KL to the base"}, func(c *cli.Context, g *grpo.Config) { g.KLCoef = c.Float64("kl-coef") }, func(g grpo.Config) any { return g.KLCoef }},
+	{&cli.Float64Flag{Name: "entropy-coeff", Usage: "coefficient of the entropy bonus (loss −= coeff·Σ w·entropy)"}, func(c *cli.Context, g *grpo.Config) { g.EntropyCoeff = c.Float64("entropy-coeff") }, func(g grpo.Config) any { return g.EntropyCoeff }},
 	{&cli.Float64Flag{Name: "clip", Usage: "clip ε (both sides)"}, func(c *cli.Context, g *grpo.Config) { g.ClipLow, g.ClipHigh = c.Float64("clip"), c.Float64("clip") }, func(g grpo.Config) any { return g.ClipLow }},
 	{&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature"}, func(c *cli.Context, g *grpo.Config) { g.Temperature = c.Float64("temperature") }, func(g grpo.Config) any { return g.Temperature }},
 	{&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling mass"}, func(c *cli.Context, g *grpo.Config) { g.TopP = c.Float64("top-p") }, func(g grpo.Config) any { return g.TopP }},

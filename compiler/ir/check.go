@@ -3,7 +3,10 @@ package ir
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/dartc/dartc/compiler/onnxpb"
 )
 
 // ErrInvalid wraps every invariant violation Check reports.
@@ -124,7 +127,7 @@ func TopoSort(g *Graph) error {
 			return nil
 		}
 		state[i] = 1
-		for _, in := range g.Nodes[i].Inputs {
+		for _, in := range slices.Concat(g.Nodes[i].Inputs, ImplicitInputs(g.Nodes[i])) {
 			if p, ok := producer[in]; ok && in != "" {
 				if err := visit(p); err != nil {
 					return err
@@ -142,4 +145,38 @@ func TopoSort(g *Graph) error {
 	}
 	g.Nodes = order
 	return nil
+}
+
+// ImplicitInputs lists the outer-scope values that the sub-graphs of n (the
+// bodies of If, Loop and Scan) read: names their nodes consume that are
+// neither the sub-graph's inputs, its initializers nor its nodes' outputs.
+func ImplicitInputs(n *Node) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range n.Attrs {
+		for _, sg := range append([]*onnxpb.GraphProto{a.GetG()}, a.GetGraphs()...) {
+			if sg == nil {
+				continue
+			}
+			local := map[string]bool{}
+			for _, v := range sg.Input {
+				local[v.GetName()] = true
+			}
+			for _, t := range sg.Initializer {
+				local[t.GetName()] = true
+			}
+			for _, sn := range sg.Node {
+				for _, in := range sn.Input {
+					if in != "" && !local[in] && !seen[in] {
+						seen[in] = true
+						out = append(out, in)
+					}
+				}
+				for _, o := range sn.Output {
+					local[o] = true
+				}
+			}
+		}
+	}
+	return out
 }
