@@ -175,7 +175,7 @@ func TestResidentStepMovesNoState(t *testing.T) {
 			}
 			small := map[string]bool{"input_ids": true, "attention_mask": true, "position_ids": true, "role_ids": true,
 				"token_weights": true, "advantages": true, "old_logprobs": true, "ref_logprobs": true,
-				"clip_low": true, "clip_high": true, "kl_coef": true, "loss": true, "kl": true, "clipped": true,
+				"clip_low": true, "clip_high": true, "kl_coef": true, "entropy_coeff": true, "loss": true, "kl": true, "clipped": true,
 				"ratio": true, "entropy": true, "logprobs": true, "nonfinite": true, "grad_norm": true,
 				"step": true, "lr": true, "beta1": true, "beta2": true, "eps": true, "weight_decay": true, "max_grad_norm": true}
 			var state int64
