@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/run"
@@ -124,7 +123,7 @@ func runEval(c *cli.Context) error {
 		return fmt.Errorf("eval: --data: %w", err)
 	}
 	if !c.Bool(evalQuietFlag.Name) {
-		opts.Progress = os.Stderr
+		opts.Progress = progressWriter() // nil (none) unless stderr is a terminal
 	}
 	res, err := run.Run(context.Background(), run.AgentRoller{Agent: a}, opts)
 	if err != nil {

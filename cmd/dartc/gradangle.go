@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/dartc/dartc/eval/gradanglerun"
 	"github.com/dartc/dartc/runtime"
@@ -68,7 +67,7 @@ func runGradangle(c *cli.Context) error {
 		Batch: c.Int(gradangleBatchFlag.Name), Seed: c.Uint64(gradangleSeedFlag.Name), Dir: c.String(gradangleOutputFlag.Name),
 	}
 	if !c.Bool(evalQuietFlag.Name) {
-		opts.Progress = os.Stderr
+		opts.Progress = progressWriter() // nil (none) unless stderr is a terminal
 	}
 	rep, err := gradanglerun.Run(context.Background(), opts)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/dartc/dartc/eval/leas"
 	"github.com/dartc/dartc/eval/leasrun"
@@ -84,7 +83,7 @@ func runLEAS(c *cli.Context) error {
 		Dir: c.String(leasOutputFlag.Name),
 	}
 	if !c.Bool(evalQuietFlag.Name) {
-		opts.Progress = os.Stderr
+		opts.Progress = progressWriter() // nil (none) unless stderr is a terminal
 	}
 	rep, err := leasrun.Run(context.Background(), opts)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -88,12 +89,16 @@ var searchIndexCommand = &cli.Command{
 		if err != nil {
 			return fmt.Errorf("search index: %w", err)
 		}
+		barOut := progressWriter()
+		if barOut == nil {
+			barOut = io.Discard
+		}
 		bar := progressbar.NewOptions64(info.Size(),
-			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetWriter(barOut),
 			progressbar.OptionSetDescription("indexing"),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(barOut) }),
 		)
 		pr := progressbar.NewReader(f, bar)
 		rows, err := corpus.NewReader(&pr, format)

@@ -82,3 +82,15 @@ func TestHelpPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// TestNoProgressBarOffTerminal: with stderr captured (not a terminal),
+// search index writes no progress bar, only its result line.
+func TestNoProgressBarOffTerminal(t *testing.T) {
+	msg, code := dartcProcess(t, "search", "index", "--corpus", "../../retrieval/testdata/small.jsonl", "-o", filepath.Join(t.TempDir(), "i.bm25"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if strings.Contains(msg, "indexing") || strings.Contains(msg, "%|") {
+		t.Fatalf("a progress bar on a non-terminal stderr:\n%q", msg)
+	}
+}

@@ -186,7 +186,7 @@ func runTrain(c *cli.Context) error {
 		defer cl.Close()
 	}
 	sess := &runtime.Options{Device: c.String(deviceFlag.Name), IntraOpThreads: cfg.Threads}
-	prog := newTrainProgress(c.App.ErrWriter, cfg, !c.Bool("no-progress"))
+	prog := newTrainProgress(c.App.ErrWriter, cfg, !c.Bool("no-progress") && isTerminal(c.App.ErrWriter))
 	roller, err := newAgentRoller(c.String("model"), c.String("tokenizer"), searcher, cfg, sess, prog.token)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
