@@ -38,7 +38,14 @@ in standard ONNX ops, and trains them with GRPO against a search engine.`,
 
 func main() {
 	app := newApp()
-	if err := app.Run(interspersed(app, os.Args)); err != nil {
+	trackCommands(app.Commands, "")
+	signaled := watchSignals()
+	err := app.Run(interspersed(app, os.Args))
+	if s, ok := signaled(); ok {
+		fmt.Fprintln(os.Stderr, interruptedLine(s, err))
+		os.Exit(signalExit(s))
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "dartc: %v\n", err)
 		os.Exit(1)
 	}

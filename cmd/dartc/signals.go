@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// graceful lists the commands that stop cleanly on SIGINT or SIGTERM by
+// themselves (they watch a signal context: train checkpoints, search
+// index removes its partial file, search serve drains its requests).
+// Every other command exits at once.
+var graceful = map[string]bool{"train": true, "search index": true, "search serve": true}
+
+// running is the path of the command being run ("search index").
+var running atomic.Value
+
+// trackCommands makes every command record its path in running when its
+// action starts. main calls it once per process.
+func trackCommands(cmds []*cli.Command, parent string) {
+	for _, c := range cmds {
+		path := strings.TrimSpace(parent + " " + c.Name)
+		if act := c.Action; act != nil {
+			c.Action = func(ctx *cli.Context) error {
+				running.Store(path)
+				return act(ctx)
+			}
+		}
+		trackCommands(c.Subcommands, path)
+	}
+}
+
+// signalExit is the conventional exit status of a process stopped by s:
+// 128 + its number (130 for SIGINT, 143 for SIGTERM).
+func signalExit(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 1
+}
+
+func signalName(s os.Signal) string {
+	if s == os.Interrupt {
+		return "SIGINT"
+	}
+	if s == syscall.SIGTERM {
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// watchSignals handles SIGINT and SIGTERM for the whole process: a command
+// that does not stop gracefully exits at once with status 128 + signal and
+// one line on stderr; a graceful one is left to finish (a second signal
+// stops it at once). It returns the signal received so far, if any.
+func watchSignals() func() (os.Signal, bool) {
+	var got atomic.Value
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		got.Store(s)
+		cmd, _ := running.Load().(string)
+		if !graceful[cmd] {
+			fmt.Fprintf(os.Stderr, "dartc: interrupted (%s)\n", signalName(s))
+			os.Exit(signalExit(s))
+		}
+		s = <-sigs
+		fmt.Fprintf(os.Stderr, "dartc: interrupted again (%s): stopping without cleaning up\n", signalName(s))
+		os.Exit(signalExit(s))
+	}()
+	return func() (os.Signal, bool) {
+		s, ok := got.Load().(os.Signal)
+		return s, ok
+	}
+}
+
+// interruptedLine is the one line main prints when a graceful command
+// returns after a signal: the signal, and the command's error unless it is
+// only the cancellation itself.
+func interruptedLine(s os.Signal, err error) string {
+	line := "dartc: interrupted (" + signalName(s) + ")"
+	if err != nil && !errors.Is(err, context.Canceled) {
+		line += ": " + strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	return line
+}

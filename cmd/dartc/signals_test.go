@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDartc starts dartc as a child process with stderr piped.
+func startDartc(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "DARTC_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe() // kept open: a command reading stdin blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close() })
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, bufio.NewReader(stderr)
+}
+
+func exitCode(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatal("dartc did not exit after SIGINT")
+	}
+	return 0
+}
+
+// TestSIGINTExits130: SIGINT ends any command with status 130 and one
+// line on stderr; a command that stops gracefully (search serve) finishes
+// its shutdown first.
+func TestSIGINTExits130(t *testing.T) {
+	t.Run("blocked command", func(t *testing.T) {
+		cmd, stderr := startDartc(t, "tokenize") // reads the open stdin
+		time.Sleep(500 * time.Millisecond)
+		cmd.Process.Signal(os.Interrupt)
+		rest, _ := io.ReadAll(stderr)
+		if code := exitCode(t, cmd); code != 130 {
+			t.Fatalf("exit %d, want 130; stderr %q", code, rest)
+		}
+		if string(rest) != "dartc: interrupted (SIGINT)\n" {
+			t.Fatalf("stderr %q, want the one line", rest)
+		}
+	})
+	t.Run("graceful command", func(t *testing.T) {
+		idx := filepath.Join(t.TempDir(), "i.bm25")
+		if msg, code := dartcProcess(t, "search", "index", "--corpus", "../../retrieval/testdata/small.jsonl", "-o", idx); code != 0 {
+			t.Fatalf("index: %s", msg)
+		}
+		cmd, stderr := startDartc(t, "search", "serve", "--index", idx, "--addr", "127.0.0.1:0")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for ctx.Err() == nil {
+			line, err := stderr.ReadString('\n')
+			if err != nil {
+				t.Fatalf("serve ended before serving: %v", err)
+			}
+			if strings.Contains(line, "serving") {
+				break
+			}
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		rest, _ := io.ReadAll(stderr)
+		if code := exitCode(t, cmd); code != 130 {
+			t.Fatalf("exit %d, want 130; stderr %q", code, rest)
+		}
+		lines := strings.Split(strings.TrimSpace(string(rest)), "\n")
+		if last := lines[len(lines)-1]; last != "dartc: interrupted (SIGINT)" || !strings.Contains(string(rest), "stopped") {
+			t.Fatalf("stderr %q: want the server's stop log, then one line", rest)
+		}
+	})
+}
