@@ -76,7 +76,12 @@ func LoadR1Searcher(path string) ([]Example, error) {
 	return parseJSONL(path, b, DatasetName(path), r1SearcherRow)
 }
 
+// TrimBOM drops a leading UTF-8 byte order mark, which some editors write
+// at the start of a text file.
+func TrimBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) }
+
 func sniffJSONL(b []byte) (Format, error) {
+	b = TrimBOM(b)
 	for line := range bytes.Lines(b) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
@@ -99,6 +104,7 @@ func sniffJSONL(b []byte) (Format, error) {
 type rowParser func(line []byte, lineNo int, source string) (Example, error)
 
 func parseJSONL(path string, b []byte, source string, parse rowParser) ([]Example, error) {
+	b = TrimBOM(b)
 	var out []Example
 	r := bufio.NewReader(bytes.NewReader(b))
 	for lineNo := 1; ; lineNo++ {

@@ -40,6 +40,7 @@ func ReadPredictions(path, defaultSource string) ([]Prediction, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
+	b = TrimBOM(b)
 	if defaultSource == "" {
 		defaultSource = DatasetName(path)
 	}

@@ -94,3 +94,14 @@ func TestNoProgressBarOffTerminal(t *testing.T) {
 		t.Fatalf("a progress bar on a non-terminal stderr:\n%q", msg)
 	}
 }
+
+// TestConfigBOM: a training config saved with a UTF-8 byte order mark
+// reads as without it.
+func TestConfigBOM(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("\xef\xbb\xbfsteps: 7\ngroup: 3\n"), 0o644)
+	cfg, err := grpo.LoadConfig(path)
+	if err != nil || cfg.Steps != 7 || cfg.Group != 3 {
+		t.Fatalf("config with a BOM: steps %d group %d, %v", cfg.Steps, cfg.Group, err)
+	}
+}

@@ -74,6 +74,9 @@ func (r *Reader) Next() (Row, error) {
 			return Row{}, fmt.Errorf("corpus: read line %d: %w", r.line+1, err)
 		}
 		r.line++
+		if r.line == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue

@@ -73,3 +73,30 @@ func TestBadRows(t *testing.T) {
 		t.Error("ParseFormat(csv) succeeded")
 	}
 }
+
+// TestBOMAccepted: a corpus file starting with a UTF-8 byte order mark
+// reads as the same rows.
+func TestBOMAccepted(t *testing.T) {
+	body := `{"id": "a", "contents": "\"T\"\nbody"}` + "\n" + `{"id": "b", "contents": "\"U\"\nmore"}` + "\n"
+	read := func(s string) []Row {
+		r, err := NewReader(strings.NewReader(s), FlashRAG)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []Row
+		for {
+			row, err := r.Next()
+			if err == io.EOF {
+				return rows
+			}
+			if err != nil {
+				t.Fatalf("%q: %v", s[:8], err)
+			}
+			rows = append(rows, row)
+		}
+	}
+	want, got := read(body), read("\xef\xbb\xbf"+body)
+	if len(got) != 2 || got[0].ID != want[0].ID || got[0].Contents != want[0].Contents || got[1] != want[1] {
+		t.Fatalf("with a BOM %+v, without %+v", got, want)
+	}
+}
