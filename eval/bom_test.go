@@ -3,6 +3,7 @@ package eval
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,16 @@ func TestBOMAccepted(t *testing.T) {
 	ps, err := ReadPredictions(preds, "d")
 	if err != nil || len(ps) != 1 {
 		t.Fatalf("predictions with a BOM: %v %v", ps, err)
+	}
+}
+
+// TestRowTypeErrorsNameTheField: a dataset row with a field of the wrong
+// kind is reported by file, line and field, in JSON's words.
+func TestRowTypeErrorsNameTheField(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "d.jsonl")
+	os.WriteFile(p, []byte(`{"id": "a", "question": 5, "golden_answers": ["x"]}`+"\n"), 0o644)
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), `d.jsonl:1: field "question" is a number, want a string`) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"io"
 	"os"
 	"path/filepath"
@@ -190,7 +191,7 @@ func flashRAGRow(line []byte, lineNo int, source string) (Example, error) {
 		Source   string   `json:"data_source"`
 	}
 	if err := json.Unmarshal(line, &row); err != nil {
-		return Example{}, err
+		return Example{}, jsonerr.Describe(err)
 	}
 	if row.Golden == nil {
 		return Example{}, errors.New(`no "golden_answers" key (is this an R1-Searcher file?)`)
@@ -212,7 +213,7 @@ func r1SearcherRow(line []byte, lineNo int, source string) (Example, error) {
 		Answer   *answers `json:"answer"`
 	}
 	if err := json.Unmarshal(line, &row); err != nil {
-		return Example{}, err
+		return Example{}, jsonerr.Describe(err)
 	}
 	if row.Answer == nil {
 		return Example{}, errors.New(`no "answer" key (is this a FlashRAG file?)`)

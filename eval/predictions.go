@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"os"
 
 	"github.com/dartc/dartc/qa"
@@ -60,7 +61,7 @@ func ReadPredictions(path, defaultSource string) ([]Prediction, error) {
 			Source     string   `json:"source"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			return nil, fmt.Errorf("eval: %s:%d: %w", path, line, err)
+			return nil, fmt.Errorf("eval: %s:%d: %w", path, line, jsonerr.Describe(err))
 		}
 		if row.Golden == nil || len(*row.Golden) == 0 {
 			return nil, fmt.Errorf("eval: %s:%d: no golden_answers (a list of gold answers is required to score)", path, line)

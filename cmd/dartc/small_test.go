@@ -105,3 +105,35 @@ func TestConfigBOM(t *testing.T) {
 		t.Fatalf("config with a BOM: steps %d group %d, %v", cfg.Steps, cfg.Group, err)
 	}
 }
+
+// TestNoGoTypeNamesInErrors: a value of the wrong kind in an input file is
+// reported by its field and JSON's words, not by Go struct and type names.
+func TestNoGoTypeNamesInErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"eval", "score", file("p.jsonl", `{"pred": 3, "golden_answers": ["x"]}`+"\n")}, `field "pred" is a number, want a string`},
+		{[]string{"search", "index", "--corpus", file("c.jsonl", `{"id": "a", "contents": 3}`+"\n"), "-o", filepath.Join(dir, "i.bm25")}, `field "contents" is a number, want a string`},
+		{[]string{"train", "--config", file("c.yaml", "steps: abc\n"), "--model", dir, "--data", "x", "--search", "y", "-o", filepath.Join(dir, "run")}, "line 1: `abc` is text, want a whole number"},
+		{[]string{"run", filepath.Dir(file("m/manifest.json", `{"format": 3}`)), "--steps", "1"}, `field "format" is a number, want a string`},
+	}
+	for _, c := range cases {
+		msg, code := dartcProcess(t, c.args...)
+		if code == 0 || !strings.Contains(msg, c.says) {
+			t.Errorf("dartc %v: exit %d: %q, want it to say %q", c.args, code, msg, c.says)
+		}
+		for _, goish := range []string{"Go struct", "Go value", "of type", "unmarshal"} {
+			if strings.Contains(msg, goish) {
+				t.Errorf("dartc %v: %q says %q", c.args, msg, goish)
+			}
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/dartc/dartc/internal/jsonerr"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -152,6 +154,9 @@ func trainConfig(c *cli.Context) (grpo.Config, error) {
 	}
 	if path := c.String("config"); path != "" {
 		if cfg, err = grpo.LoadConfigOver(cfg, path); err != nil {
+			if d := jsonerr.DescribeYAML(err); d != err {
+				return cfg, fmt.Errorf("config %s: %w", path, d)
+			}
 			return cfg, err
 		}
 	}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"os"
 	"path/filepath"
 )
@@ -220,7 +221,7 @@ func Read(dir string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest: parse %s: %w", path, err)
+		return nil, fmt.Errorf("manifest: parse %s: %w", path, jsonerr.Describe(err))
 	}
 	if m.Format != Format {
 		return nil, fmt.Errorf("manifest: %s has format %q, this dartc reads %q: recompile the model", path, m.Format, Format)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"io"
 )
 
@@ -96,7 +97,7 @@ func (r *Reader) parse(line []byte) (Row, error) {
 	case FlashRAG:
 		var v flashRAGRow
 		if err := json.Unmarshal(line, &v); err != nil {
-			return Row{}, fmt.Errorf("not a JSON object: %w", err)
+			return Row{}, rowError(err)
 		}
 		if v.Contents == nil {
 			return Row{}, errors.New(`missing "contents" (for {"title","text"} rows use --format title-text)`)
@@ -109,7 +110,7 @@ func (r *Reader) parse(line []byte) (Row, error) {
 	default:
 		var v titleTextRow
 		if err := json.Unmarshal(line, &v); err != nil {
-			return Row{}, fmt.Errorf("not a JSON object: %w", err)
+			return Row{}, rowError(err)
 		}
 		if v.Title == nil || v.Text == nil {
 			return Row{}, errors.New(`missing "title" or "text" (for {"id","contents"} rows use --format flashrag)`)
@@ -131,4 +132,14 @@ func idText(raw json.RawMessage) (string, error) {
 		return n.String(), nil
 	}
 	return "", fmt.Errorf(`"id" must be a string or a number, got %s`, raw)
+}
+
+// rowError explains why a line did not decode: a field of the wrong kind,
+// or not JSON at all.
+func rowError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return jsonerr.Describe(err)
+	}
+	return fmt.Errorf("not a JSON object: %w", err)
 }

@@ -83,7 +83,7 @@ func ZeroAdapters(inputs []runtime.IOInfo) (map[string]*runtime.Tensor, error) {
 	for _, in := range inputs {
 		for _, d := range in.Dims {
 			if d < 0 {
-				return nil, fmt.Errorf("agent: input %v has symbolic dims and is not an adapter: the model is not a `dartc compile` output", in)
+				return nil, fmt.Errorf("agent: input %q has symbolic dims %v and is not an adapter: the model is not a `dartc compile` output", in.Name, in.Dims)
 			}
 		}
 		out[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
