@@ -188,8 +188,14 @@ func transpose(t safetensors.Tensor, name string) (safetensors.Tensor, error) {
 }
 
 // Export reads a dual adapter file and writes role's PEFT adapter directory
-// at dir, atomically.
-func Export(adaptersPath, role, dir string) error {
+// at dir, atomically. base_model_name_or_path is the file's base_model
+// metadata (the compiled source's path).
+func Export(adaptersPath, role, dir string) error { return ExportFor(adaptersPath, role, dir, "") }
+
+// ExportFor is Export with base_model_name_or_path set to baseModel (a
+// Hugging Face model id such as Qwen/Qwen2.5-3B-Instruct, which PEFT and
+// vLLM load the base from) unless it is "".
+func ExportFor(adaptersPath, role, dir, baseModel string) error {
 	f, err := safetensors.Read(adaptersPath)
 	if err != nil {
 		return fmt.Errorf("peft: %w", err)
@@ -200,6 +206,9 @@ func Export(adaptersPath, role, dir string) error {
 	ad, err := Convert(f, role)
 	if err != nil {
 		return fmt.Errorf("%w (in %s)", err, adaptersPath)
+	}
+	if baseModel != "" {
+		ad.Config.BaseModelNameOrPath = baseModel
 	}
 	return ad.WriteDir(dir)
 }
