@@ -47,10 +47,17 @@ export or synthesize the model in float64 for it.`,
 		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "%s graph, loss %.6g, %d adapter tensors, %d directions each\n", r.DType, r.Loss, len(r.Tensor), c.Int("samples"))
+		if r.DType != "float64" {
+			fmt.Fprintf(w, "note: central differences in %s resolve only a few digits, so this check is coarse (tolerance %.0e); "+
+				"the precise check is on a float64 copy of the model (dartc models synth --dtype float64, or export in float64)\n", r.DType, tol)
+		}
 		for _, n := range names {
 			fmt.Fprintf(w, "  %.3e  %s\n", r.Worst[n], n)
 		}
 		if r.Max > tol {
+			if r.DType != "float64" {
+				return fmt.Errorf("gradcheck: worst relative error %.3e exceeds the tolerance %.1e; in %s that may be rounding in the differences, not a wrong gradient: the precise check is on a float64 copy of the model", r.Max, tol, r.DType)
+			}
 			return fmt.Errorf("gradcheck: worst relative error %.3e exceeds the tolerance %.1e", r.Max, tol)
 		}
 		fmt.Fprintf(w, "ok: worst relative error %.3e ≤ %.1e\n", r.Max, tol)

@@ -137,3 +137,32 @@ func TestNoGoTypeNamesInErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGradcheckFloat32Note: gradcheck on a float32 model says the check is
+// coarse there and that float64 is the precise one; on float64 it does not.
+func TestGradcheckFloat32Note(t *testing.T) {
+	dir := t.TempDir()
+	for _, dtype := range []string{"float32", "float64"} {
+		src, out := filepath.Join(dir, "src-"+dtype), filepath.Join(dir, "out-"+dtype)
+		for _, args := range [][]string{
+			{"models", "synth", "--preset", "tiny", "--layers", "1", "--dtype", dtype, "-o", src},
+			{"compile", filepath.Join(src, "model.onnx"), "-o", out, "--rank", "2"},
+		} {
+			if msg, err := runDartc(t, "", args...); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, msg)
+			}
+		}
+		msg, err := runDartc(t, "", "gradcheck", out, "--samples", "1", "--top", "1")
+		if err != nil && dtype == "float64" {
+			t.Fatalf("gradcheck %s: %v\n%s", dtype, err, msg)
+		}
+		if err != nil { // float32 may exceed its coarse tolerance; the error must say why
+			if !strings.Contains(err.Error(), "the precise check is on a float64 copy") {
+				t.Errorf("gradcheck float32 error %q does not point to float64", err)
+			}
+		}
+		if noted := strings.Contains(msg, "the precise check is on a float64 copy"); noted != (dtype == "float32") {
+			t.Errorf("gradcheck on %s: note %v:\n%s", dtype, noted, msg)
+		}
+	}
+}
