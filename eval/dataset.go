@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dartc/dartc/internal/jsonerr"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/dartc/dartc/internal/jsonerr"
 	"github.com/parquet-go/parquet-go"
 )
 

@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dartc/dartc/internal/jsonerr"
 	"os"
 
+	"github.com/dartc/dartc/internal/jsonerr"
 	"github.com/dartc/dartc/qa"
 )
 

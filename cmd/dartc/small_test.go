@@ -1,13 +1,14 @@
 package main
 
 import (
-	"github.com/dartc/dartc/grpo"
-	"github.com/urfave/cli/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dartc/dartc/grpo"
+	"github.com/urfave/cli/v2"
 )
 
 // TestZeroRankAlphaRefused: --rank 0 and --alpha 0 are errors, not the

@@ -4,19 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/dartc/dartc/internal/jsonerr"
 	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
-
 	"time"
 
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/grpo"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"github.com/dartc/dartc/retrieval"
 	"github.com/dartc/dartc/retrieval/connect"
 	"github.com/dartc/dartc/retrieval/httpretrieve"

@@ -3,9 +3,10 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/dartc/dartc/internal/jsonerr"
 	"os"
 	"path/filepath"
+
+	"github.com/dartc/dartc/internal/jsonerr"
 )
 
 // FileName is the manifest's name inside a compiled directory.

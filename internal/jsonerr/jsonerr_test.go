@@ -3,9 +3,10 @@ package jsonerr
 import (
 	"encoding/json"
 	"errors"
-	"gopkg.in/yaml.v3"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDescribe(t *testing.T) {

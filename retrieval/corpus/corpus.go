@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dartc/dartc/internal/jsonerr"
 	"io"
+
+	"github.com/dartc/dartc/internal/jsonerr"
 )
 
 // Format names a corpus row layout.

@@ -3,7 +3,6 @@ package synth_test
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/dartc/dartc/internal/outpath"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/internal/outpath"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"google.golang.org/protobuf/proto"
