@@ -1,6 +1,7 @@
 package grpo
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"github.com/dartc/dartc/internal/atomicfile"
 
 	"github.com/dartc/dartc/safetensors"
-	"gopkg.in/yaml.v3"
 )
 
 // Names inside a run directory and a checkpoint.
@@ -98,11 +98,11 @@ func (tr *Trainer) startRun() error {
 		return fmt.Errorf("grpo: %w", err)
 	}
 	os.Remove(filepath.Join(tr.opts.Run, MetricsFile))
-	b, err := yaml.Marshal(tr.cfg)
+	fp, err := tr.fingerprint()
 	if err != nil {
-		return fmt.Errorf("grpo: %w", err)
+		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(tr.opts.Run, ConfigFile), b)
+	return tr.writeRunFiles(fp)
 }
 
 // Checkpoint writes the current state as RUN/checkpoints/step-N: built in
@@ -241,13 +241,9 @@ func (tr *Trainer) load(dir string) error {
 	if err != nil {
 		return fmt.Errorf("grpo: checkpoint %s: %w", dir, err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	st, err := tr.readState(dir, af.Metadata[MetaStep], of.Metadata["step"])
 	if err != nil {
-		return fmt.Errorf("grpo: checkpoint: %w", err)
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("grpo: checkpoint %s: %w", filepath.Join(dir, StateFile), err)
+		return err
 	}
 	tr.params, tr.m, tr.v, tr.state = params, m, v, st
 	return nil
@@ -281,4 +277,82 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// readState reads and checks a checkpoint's state.json: strict JSON (no
+// unknown or missing counters), counters in range, and consistent with
+// the checkpoint's directory name, the adapters' recorded step
+// (adaptersStep) and the optimizer's recorded update (optimizerStep), the
+// run's seed and the data size.
+func (tr *Trainer) readState(dir, adaptersStep, optimizerStep string) (State, error) {
+	path := filepath.Join(dir, StateFile)
+	fix := "remove this checkpoint directory to resume from the one before it, or start a new run"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return State{}, fmt.Errorf("grpo: checkpoint: %w (%s)", err, fix)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return State{}, fmt.Errorf("grpo: checkpoint %s is not valid JSON: %w (%s)", path, err, fix)
+	}
+	for _, k := range []string{"step", "update", "epoch", "cursor", "seed", "nonfinite_run", "skipped"} {
+		if _, ok := raw[k]; !ok {
+			return State{}, fmt.Errorf("grpo: checkpoint %s has no %q (%s)", path, k, fix)
+		}
+	}
+	var st State
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return State{}, fmt.Errorf("grpo: checkpoint %s: %w (%s)", path, err, fix)
+	}
+	name := filepath.Base(dir)
+	var problems []string
+	if want := CheckpointName(st.Step); name != want {
+		problems = append(problems, fmt.Sprintf("step %d but the directory is %s", st.Step, name))
+	}
+	if adaptersStep != "" && adaptersStep != strconv.Itoa(st.Step) {
+		problems = append(problems, fmt.Sprintf("step %d but %s records step %s", st.Step, AdaptersFile, adaptersStep))
+	}
+	if optimizerStep != "" && optimizerStep != strconv.Itoa(st.Update) {
+		problems = append(problems, fmt.Sprintf("update %d but %s records update %s", st.Update, OptimizerFile, optimizerStep))
+	}
+	if st.Step < 0 || st.Update < 0 || st.Epoch < 0 || st.Cursor < 0 || st.Skipped < 0 || st.NonFiniteRun < 0 {
+		problems = append(problems, "a negative counter")
+	}
+	if st.Update+st.Skipped < st.Step {
+		problems = append(problems, fmt.Sprintf("%d updates and %d skipped in %d steps (every step makes at least one)", st.Update, st.Skipped, st.Step))
+	}
+	if st.NonFiniteRun > st.Skipped {
+		problems = append(problems, fmt.Sprintf("%d skipped in a row but %d skipped in all", st.NonFiniteRun, st.Skipped))
+	}
+	if st.Seed != tr.cfg.Seed && !tr.overrides(ConfigKeySeed) {
+		problems = append(problems, fmt.Sprintf("seed %d but the run's seed is %d", st.Seed, tr.cfg.Seed))
+	}
+	if st.Cursor > len(tr.opts.Data) && !tr.overrides(OverrideData) {
+		problems = append(problems, fmt.Sprintf("data cursor %d past the %d examples", st.Cursor, len(tr.opts.Data)))
+	}
+	if len(problems) > 0 {
+		return State{}, fmt.Errorf("grpo: checkpoint %s is inconsistent: %s (%s)", path, strings.Join(problems, "; "), fix)
+	}
+	if tr.overrides(ConfigKeySeed) {
+		st.Seed = tr.cfg.Seed
+	}
+	if st.Cursor > len(tr.opts.Data) {
+		st.Cursor = len(tr.opts.Data) // new data: the next step starts its next epoch
+	}
+	return st, nil
+}
+
+// ConfigKeySeed is the seed's key.
+const ConfigKeySeed = "seed"
+
+// overrides reports whether Options.Override names key.
+func (tr *Trainer) overrides(key string) bool {
+	for _, k := range tr.opts.Override {
+		if strings.ReplaceAll(strings.TrimSpace(k), "-", "_") == key {
+			return true
+		}
+	}
+	return false
 }

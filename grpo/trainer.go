@@ -35,9 +35,13 @@ type Options struct {
 	Roller Roller
 	// Reward scores rollouts (nil: EMReward).
 	Reward Reward
-	// Resume continues from the newest checkpoint in Run.
-	Resume bool
-	Device string
+	// Resume continues from the newest checkpoint in Run. The settings and
+	// the fingerprint (model, initial adapters, data) must match the run's
+	// config.yaml and run.json, except the keys Override names (setting
+	// keys, or "data"); those are then rewritten.
+	Resume   bool
+	Override []string
+	Device   string
 	// HostTensors runs the step on host tensors through onnxruntime_go,
 	// copying every adapter, gradient and moment into ONNX Runtime and back
 	// at every call: the path before device residency, kept as the
@@ -204,6 +208,9 @@ func (tr *Trainer) initState() error {
 	if tr.opts.Resume {
 		ck, err := LatestCheckpoint(tr.opts.Run)
 		if err != nil {
+			return err
+		}
+		if err := tr.checkResume(); err != nil {
 			return err
 		}
 		if err := tr.load(ck); err != nil {

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -87,7 +91,11 @@ over the whole loss: with mixed roles a token's loss also reaches, through atten
 adapter of earlier positions of the other role; strict gives each adapter only its own
 role's token losses (one train pass per role, about twice the train time).
 
-The run directory gets config.yaml, metrics.jsonl (one row per step) and checkpoints/
+--resume continues a run with the settings of its config.yaml; a flag that changes one is
+refused unless --override names it (then config.yaml is rewritten), and so is other data
+(--override data). A run made on another model or other initial adapters is refused, as
+is a corrupt or inconsistent checkpoint. The run directory gets config.yaml, run.json
+(sha256 of the model, the initial adapters and the data), metrics.jsonl (one row per step) and checkpoints/
 step-N (adapters.safetensors, optimizer state, counters), written atomically every
 --checkpoint-every steps, at the end and on SIGINT/SIGTERM. --resume continues from the
 newest checkpoint. ` + "`dartc plot RUN`" + ` draws the curves. See docs/training.md.`,
@@ -100,7 +108,8 @@ newest checkpoint. ` + "`dartc plot RUN`" + ` draws the curves. See docs/trainin
 		&cli.StringFlag{Name: "config", Usage: "YAML settings file"},
 		&cli.BoolFlag{Name: "yes", Usage: "start even when a step's estimated memory exceeds this machine's"},
 		&cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the bundled one)"},
-		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint of --out"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint of --out, with the settings of its config.yaml"},
+		&cli.StringSliceFlag{Name: "override", Usage: "with --resume: settings (or data) that may differ from the run's, e.g. --override steps,lr; config.yaml is rewritten"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar on stderr"},
 		deviceFlag,
 	}, overrideFlags()...),
@@ -144,11 +153,21 @@ func trainWarnings(cfg grpo.Config) []string {
 	return ws
 }
 
-// trainConfig resolves the settings: the preset, then the file, then flags.
+// trainConfig resolves the settings: the preset (with --resume: the run's
+// config.yaml), then the file, then flags.
 func trainConfig(c *cli.Context) (grpo.Config, error) {
 	cfg, err := grpo.Preset(c.String("preset"))
 	if err != nil {
 		return cfg, err
+	}
+	if c.Bool("resume") {
+		if c.IsSet("preset") {
+			return cfg, errors.New("--preset with --resume: a resumed run keeps the settings in RUN/config.yaml; change single settings with their flags and --override KEY")
+		}
+		recorded := filepath.Join(c.String("out"), grpo.ConfigFile)
+		if cfg, err = grpo.LoadConfig(recorded); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return cfg, err
+		}
 	}
 	if path := c.String("config"); path != "" {
 		if cfg, err = grpo.LoadConfigOver(cfg, path); err != nil {
@@ -209,7 +228,7 @@ func runTrain(c *cli.Context) error {
 	}
 	tr, err := grpo.New(grpo.Options{
 		Model: c.String("model"), Run: c.String("out"), Config: cfg, Data: data, Roller: roller,
-		Resume: c.Bool("resume"), Device: c.String(deviceFlag.Name), Log: slog.Default(),
+		Resume: c.Bool("resume"), Override: splitOverrides(c.StringSlice("override")), Device: c.String(deviceFlag.Name), Log: slog.Default(),
 		OnPhase: prog.phase,
 		OnStep: func(m grpo.Metrics) {
 			prog.clear()
@@ -441,4 +460,17 @@ func (p *trainProgress) exit() {
 	if p.bar != nil {
 		p.bar.Exit()
 	}
+}
+
+// splitOverrides flattens --override values given repeated or comma-separated.
+func splitOverrides(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }

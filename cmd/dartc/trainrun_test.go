@@ -79,6 +79,22 @@ func TestTrainDefaultsFitTheDemoModel(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
+	// --resume keeps the run's settings; changing one needs --override.
+	resume := []string{"train", "--resume", "--model", p("compiled"), "--data", "../../data/demo/hotpotqa_val.jsonl",
+		"--search", p("index.bm25"), "-o", p("run"), "--no-progress"}
+	if _, errOut, err := runDartcStderr(t, append(resume, "--steps", "2")...); err == nil || !strings.Contains(err.Error(), "steps: 1 → 2") || !strings.Contains(err.Error(), "--override steps") {
+		t.Errorf("resume with --steps 2: %v\n%s", err, errOut)
+	}
+	if _, _, err := runDartcStderr(t, append(resume, "--preset", "search-r1")...); err == nil || !strings.Contains(err.Error(), "--preset with --resume") {
+		t.Errorf("resume with --preset: %v", err)
+	}
+	if out, errOut, err := runDartcStderr(t, append(resume, "--steps", "2", "--override", "steps")...); err != nil || !strings.Contains(out, "trained 2 steps") || !strings.Contains(errOut, "step 2/2") {
+		t.Errorf("resume with --steps 2 --override steps: %v\n%s\n%s", err, out, errOut)
+	}
+	if cfg, err := grpo.LoadConfig(p("run/config.yaml")); err != nil || cfg.Steps != 2 || cfg.Prompts != 1 {
+		t.Errorf("config.yaml after the override: %+v, %v", cfg, err)
+	}
+
 	// A refused start writes nothing.
 	_, _, err = runDartcStderr(t, "train", "--preset", "search-r1", "--model", p("compiled"), "--data", "../../data/demo/hotpotqa_val.jsonl",
 		"--search", p("index.bm25"), "-o", p("run-sr1"), "--no-progress")
