@@ -102,18 +102,24 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("eval: --search: %w", err)
 	}
-	a, err := agent.New(agent.Config{
+	acfg := agent.Config{
 		Model: c.String(evalModelFlag.Name), Tokenizer: c.String(evalTokenizerFlag.Name),
 		Adapters: c.String(evalAdaptersFlag.Name), Session: &runtime.Options{Device: c.String(deviceFlag.Name)},
 		Searcher: searcher, TopK: c.Int(evalDocsFlag.Name), MaxTurns: agentTurns(c.Int(evalTurnsFlag.Name)),
 		MaxTurnTokens: c.Int(evalTokensFlag.Name), Sampling: runtime.Sampling{}, // greedy
-	})
+	}
+	a, err := agent.New(acfg)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
 	defer a.Close()
+	settings, err := run.AgentSettings(acfg, c.String(evalSearchFlag.Name))
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
 	opts := run.Options{Datasets: splitList(c.String(evalDataFlag.Name)), Dir: c.String(evalOutputFlag.Name),
-		Limit: c.Int(evalLimitFlag.Name), Batch: c.Int(evalBatchFlag.Name), Title: c.String(evalAdaptersFlag.Name)}
+		Limit: c.Int(evalLimitFlag.Name), Batch: c.Int(evalBatchFlag.Name), Title: c.String(evalAdaptersFlag.Name),
+		Settings: settings}
 	// Refuse an over-long question before any rollout, not when its batch comes.
 	exs, err := run.LoadQuestions(opts.Datasets, opts.Limit)
 	if err != nil {

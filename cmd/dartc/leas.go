@@ -80,7 +80,7 @@ func runLEAS(c *cli.Context) error {
 			leas.Unified: c.String(leasUnifiedFlag.Name)},
 		Datasets: splitList(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), K: c.Int(leasKFlag.Name),
 		Batch: c.Int(leasBatchFlag.Name), Seed: c.Uint64(leasSeedFlag.Name), Alpha: c.Float64(leasAlphaFlag.Name),
-		Dir: c.String(leasOutputFlag.Name),
+		Dir: c.String(leasOutputFlag.Name), Search: c.String(evalSearchFlag.Name),
 	}
 	if !c.Bool(evalQuietFlag.Name) {
 		opts.Progress = progressWriter() // nil (none) unless stderr is a terminal

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/dartc/dartc/internal/atomicfile"
@@ -56,6 +57,8 @@ type Options struct {
 	Alpha    float64 // smoothing (0: leas.DefaultAlpha)
 	Dir      string  // output directory, created if missing
 	Progress io.Writer
+	// Search names the search backend as given (recorded in the settings).
+	Search string
 }
 
 // Rollout is one line of rollouts.jsonl.
@@ -72,6 +75,12 @@ type Rollout struct {
 	// Fingerprint is an FNV-1a hash of the response's token ids: equal
 	// fingerprints mean identical rollouts.
 	Fingerprint string `json:"fingerprint"`
+	// Run is the SettingsID of the run's settings (run.CheckSettings).
+	Run string `json:"run,omitempty"`
+}
+
+func (r Rollout) key() string {
+	return r.Config + "\x00" + r.Source + "\x00" + r.ID + "\x00" + strconv.Itoa(r.Sample)
 }
 
 func fingerprint(ids []int64) string {
@@ -90,7 +99,10 @@ type Report struct {
 	Results   []leas.Result
 	Summary   leas.Summary
 	Rollouts  []Rollout
-	Elapsed   time.Duration
+	// Resumed counts the (configuration, question) pairs taken from an
+	// interrupted run's rollouts.jsonl.
+	Resumed int
+	Elapsed time.Duration
 }
 
 // loadTrained reads the three trained adapter files.
@@ -191,7 +203,61 @@ func setAdapters(a *agent.Agent, c leas.Config, trained map[leas.Config]*safeten
 	return a.SetAdapters(tensors)
 }
 
-// Run rolls out the six configurations and writes the LEAS report.
+// settings describes what makes the run's rollouts: the agent's settings
+// (run.AgentSettings, adapters aside), the three trained files' sha256,
+// and the questions, k, batching and seed that fix every draw.
+func settings(opts Options) (map[string]string, error) {
+	cfg := opts.Agent
+	cfg.Adapters = ""
+	s, err := run.AgentSettings(cfg, opts.Search)
+	if err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	delete(s, "adapters")
+	for _, c := range []leas.Config{leas.Reas, leas.Tool, leas.Unified} {
+		if s[c.String()], err = run.FileSHA256(opts.Trained[c]); err != nil {
+			return nil, fmt.Errorf("leasrun: %w", err)
+		}
+	}
+	s["datasets"] = fmt.Sprint(opts.Datasets)
+	s["limit"], s["k"], s["batch"] = strconv.Itoa(opts.Limit), strconv.Itoa(opts.K), strconv.Itoa(opts.Batch)
+	s["seed"] = strconv.FormatUint(opts.Seed, 10)
+	return s, nil
+}
+
+// readRollouts reads the rollouts.jsonl of an interrupted run; a torn last
+// line (no newline) is dropped, and valid is the length kept.
+func readRollouts(path string) (rows []Rollout, valid int64, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("leasrun: %w", err)
+	}
+	for line := 1; int(valid) < len(b); line++ {
+		nl := bytes.IndexByte(b[valid:], '\n')
+		if nl < 0 {
+			break
+		}
+		if len(bytes.TrimSpace(b[valid:valid+int64(nl)])) > 0 {
+			var r Rollout
+			if err := json.Unmarshal(b[valid:valid+int64(nl)], &r); err != nil {
+				return nil, 0, fmt.Errorf("leasrun: %s:%d: %w (remove the file to start over)", path, line, err)
+			}
+			rows = append(rows, r)
+		}
+		valid += int64(nl + 1)
+	}
+	return rows, valid, nil
+}
+
+// Run rolls out the six configurations and writes the LEAS report. Each
+// batch of questions of a configuration is appended to rollouts.jsonl (and
+// synced) as it finishes, so a run stopped by an error or a signal resumes
+// where it stopped: batches whose rollouts are all there are not rolled
+// out again (their draws depend only on the seed and the batch), provided
+// the settings are the same (run.CheckSettings).
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("leasrun: no output directory")
@@ -210,6 +276,30 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	set, err := settings(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	path := filepath.Join(opts.Dir, RolloutsFile)
+	prev, valid, err := readRollouts(path)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(prev))
+	for i, r := range prev {
+		ids[i] = r.Run
+	}
+	if err := run.CheckSettings(opts.Dir, set, len(prev), ids, path); err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	runID := run.SettingsID(set)
+	have := map[string]Rollout{}
+	for _, r := range prev {
+		have[r.key()] = r
+	}
 	cfg := opts.Agent
 	cfg.Adapters = ""
 	a, err := agent.New(cfg)
@@ -217,7 +307,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("leasrun: %w", err)
 	}
 	defer a.Close()
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(valid); err != nil { // drop a torn last line
+		return nil, fmt.Errorf("leasrun: %w", err)
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("leasrun: %w", err)
 	}
 	rep := &Report{Questions: make([]leas.Question, len(exs))}
@@ -230,31 +328,67 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			progressbar.OptionSetDescription("leas"), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(opts.Progress) }))
 	}
+	count := func(qi int, r Rollout) {
+		if r.EM == 1 {
+			rep.Questions[qi].Correct[configIndex(r.Config)]++
+		}
+		rep.Rollouts = append(rep.Rollouts, r)
+	}
 	start := time.Now()
 	for c := range leas.NumConfigs {
-		if err := setAdapters(a, c, trained); err != nil {
-			return nil, err
-		}
+		adaptersSet := false
 		for b := 0; b < len(exs); b += opts.Batch {
 			batch := exs[b:min(b+opts.Batch, len(exs))]
+			var done []Rollout
+			for _, ex := range batch {
+				for k := range opts.K {
+					if r, ok := have[Rollout{Config: c.String(), Source: ex.Source, ID: ex.ID, Sample: k}.key()]; ok {
+						done = append(done, r)
+					}
+				}
+			}
+			if len(done) == len(batch)*opts.K {
+				for i, r := range done {
+					count(b+i/opts.K, r)
+				}
+				rep.Resumed += len(batch)
+				if bar != nil {
+					bar.Add(len(batch))
+				}
+				continue
+			}
+			if !adaptersSet {
+				if err := setAdapters(a, c, trained); err != nil {
+					return nil, err
+				}
+				adaptersSet = true
+			}
 			qs := make([]agent.Question, len(batch))
 			for i, ex := range batch {
 				qs[i] = agent.Question{ID: ex.ID, Question: ex.Question, Golden: ex.Golden}
 			}
 			trs, err := a.Run(ctx, qs, opts.K, opts.Seed+uint64(b))
 			if err != nil {
-				return nil, fmt.Errorf("leasrun: %v, questions %d–%d: %w", c, b+1, b+len(batch), err)
+				return nil, fmt.Errorf("leasrun: %v, questions %d–%d: %w (rerun the same command to resume: finished batches are kept in %s)", c, b+1, b+len(batch), err, path)
 			}
+			var lines bytes.Buffer
+			enc := json.NewEncoder(&lines)
 			for r, tr := range trs {
 				qi := b + r/opts.K
 				ex := exs[qi]
-				em := run.Score(tr.Answer, ex.Golden).EM
-				if em == 1 {
-					rep.Questions[qi].Correct[c]++
+				row := Rollout{Config: c.String(), ID: ex.ID, Source: ex.Source, Sample: r % opts.K,
+					Answer: tr.Answer, EM: run.Score(tr.Answer, ex.Golden).EM, Stop: tr.Stop, Searches: len(tr.Searches), Policy: tr.PolicyTokens(),
+					Fingerprint: fingerprint(tr.Tokens[tr.PromptLen:]), Run: runID}
+				count(qi, row)
+				if err := enc.Encode(row); err != nil {
+					return nil, fmt.Errorf("leasrun: encode rollout: %w", err)
 				}
-				rep.Rollouts = append(rep.Rollouts, Rollout{Config: c.String(), ID: ex.ID, Source: ex.Source, Sample: r % opts.K,
-					Answer: tr.Answer, EM: em, Stop: tr.Stop, Searches: len(tr.Searches), Policy: tr.PolicyTokens(),
-					Fingerprint: fingerprint(tr.Tokens[tr.PromptLen:])})
+			}
+			if _, err := f.Write(lines.Bytes()); err != nil {
+				return nil, fmt.Errorf("leasrun: write %s: %w", path, err)
+			}
+			if err := f.Sync(); err != nil {
+				return nil, fmt.Errorf("leasrun: sync %s: %w", path, err)
 			}
 			if bar != nil {
 				bar.Add(len(batch))
@@ -267,6 +401,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.Summary = leas.Summarize(rep.Results)
 	return rep, write(opts, rep)
+}
+
+// configIndex is the index of a configuration's name.
+func configIndex(name string) leas.Config {
+	c, _ := leas.ParseConfig(name)
+	return c
 }
 
 func loadExamples(paths []string, limit int) ([]eval.Example, error) {

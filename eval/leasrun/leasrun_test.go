@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/eval/leas"
@@ -106,5 +107,73 @@ func TestRunNeedsThreeAdapters(t *testing.T) {
 	_, err := leasrun.Run(context.Background(), leasrun.Options{Dir: t.TempDir(), Trained: map[leas.Config]string{leas.Reas: "x"}})
 	if err == nil {
 		t.Fatal("no error without M_Tool and M_Unified")
+	}
+}
+
+// TestRunResumesPerBatch: a LEAS run stopped late (its context cancelled
+// in the middle of the configurations) keeps the batches it finished;
+// rerun, it rolls out only the rest and ends with the same counts and
+// rollouts as an uninterrupted run. Other settings on the partial
+// directory are refused.
+func TestRunResumesPerBatch(t *testing.T) {
+	f := runtest.Get(t)
+	s, err := connect.Open(f.Index, httpretrieve.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trained := map[leas.Config]string{leas.Reas: f.Adapters["reason"], leas.Tool: f.Adapters["tool"], leas.Unified: f.Adapters["unified"]}
+	opts := func(dir string, stream func(int, []byte)) leasrun.Options {
+		return leasrun.Options{
+			Agent: agent.Config{Model: f.Model, Searcher: s, Session: &runtime.Options{IntraOpThreads: 1}, Stream: stream,
+				MaxTurns: 1, MaxTurnTokens: 6, Sampling: runtime.Sampling{Temperature: 1, TopK: 20}},
+			Trained:  trained,
+			Datasets: []string{filepath.Join(f.Data, "nq_test.jsonl")}, Limit: 3, K: 2, Batch: 2, Seed: 4, Dir: dir,
+		}
+	}
+	tokens := 0
+	straight, err := leasrun.Run(context.Background(), opts(t.TempDir(), func(int, []byte) { tokens++ }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := 0
+	_, err = leasrun.Run(ctx, opts(dir, func(int, []byte) {
+		if seen++; seen == tokens*2/3 {
+			cancel()
+		}
+	}))
+	if err == nil {
+		t.Fatal("the cancelled run succeeded")
+	}
+	partial, err := os.ReadFile(filepath.Join(dir, leasrun.RolloutsFile))
+	if err != nil || len(partial) == 0 {
+		t.Fatalf("nothing kept of the stopped run: %v", err)
+	}
+	o := opts(dir, nil)
+	o.K = 3
+	if _, err := leasrun.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "k:") {
+		t.Errorf("resuming with another k: %v", err)
+	}
+	resumed, err := leasrun.Run(context.Background(), opts(dir, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Resumed == 0 || resumed.Resumed >= int(leas.NumConfigs)*3 {
+		t.Errorf("resumed %d of %d (configuration, question) pairs", resumed.Resumed, int(leas.NumConfigs)*3)
+	}
+	for i := range straight.Questions {
+		if straight.Questions[i] != resumed.Questions[i] {
+			t.Errorf("question %d: %+v straight, %+v resumed", i, straight.Questions[i], resumed.Questions[i])
+		}
+	}
+	fp := map[string]string{}
+	for _, r := range straight.Rollouts {
+		fp[r.Config+r.ID+string(rune('0'+r.Sample))] = r.Fingerprint
+	}
+	for _, r := range resumed.Rollouts {
+		if fp[r.Config+r.ID+string(rune('0'+r.Sample))] != r.Fingerprint {
+			t.Errorf("%s %s #%d rolled out differently after resuming", r.Config, r.ID, r.Sample)
+		}
 	}
 }

@@ -53,6 +53,10 @@ type Options struct {
 	Limit    int      // questions per dataset, 0: all
 	Batch    int      // questions per Roll [DefaultBatch]
 	Title    string   // table title ("": none)
+	// Settings describe what makes the rows (AgentSettings): recorded in
+	// settings.json and, as SettingsID, in every row; resuming with other
+	// settings is refused. nil: not checked.
+	Settings map[string]string
 	// Progress receives a progress bar (nil: none).
 	Progress io.Writer
 }
@@ -71,6 +75,8 @@ type Record struct {
 	ResponseTokens int      `json:"response_tokens"`
 	PolicyTokens   int      `json:"policy_tokens"`
 	qa.Score
+	// Run is the SettingsID of the settings the row was made with.
+	Run string `json:"run,omitempty"`
 }
 
 // Key identifies a question across runs.
@@ -211,6 +217,19 @@ func Run(ctx context.Context, roller Roller, opts Options) (*Result, error) {
 	if _, err := f.Seek(valid, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	if opts.Settings != nil {
+		ids := make([]string, len(done))
+		for i, r := range done {
+			ids[i] = r.Run
+		}
+		if err := CheckSettings(opts.Dir, opts.Settings, len(done), ids, path); err != nil {
+			return nil, err
+		}
+	}
+	runID := ""
+	if opts.Settings != nil {
+		runID = SettingsID(opts.Settings)
+	}
 	have := map[string]bool{}
 	for _, r := range done {
 		have[r.Key()] = true
@@ -249,6 +268,7 @@ func Run(ctx context.Context, roller Roller, opts Options) (*Result, error) {
 		}
 		for i, tr := range trs {
 			r := NewRecord(batch[i], tr)
+			r.Run = runID
 			line, err := json.Marshal(r)
 			if err != nil {
 				return nil, fmt.Errorf("run: encode %s/%s: %w", r.Source, r.ID, err)

@@ -195,3 +195,53 @@ func TestLoadQuestionsErrors(t *testing.T) {
 		t.Errorf("corrupt predictions file: %v", err)
 	}
 }
+
+// TestResumeRefusesOtherSettings: rows made with other adapters or
+// settings are never mixed into a resumed report: a changed setting is
+// refused naming it, rows without a settings record or under another
+// run's id are refused, and the same settings resume.
+func TestResumeRefusesOtherSettings(t *testing.T) {
+	dir := t.TempDir()
+	settings := map[string]string{"model": strings.Repeat("a", 64), "adapters": strings.Repeat("b", 64), "max_turns": "2"}
+	opts := run.Options{Datasets: datasets, Dir: dir, Limit: 3, Batch: 2, Settings: settings}
+	if _, err := run.Run(context.Background(), &oracle{failAt: 2}, opts); err == nil {
+		t.Fatal("the first run did not stop")
+	}
+	other := map[string]string{}
+	for k, v := range settings {
+		other[k] = v
+	}
+	other["adapters"] = strings.Repeat("c", 64)
+	o := opts
+	o.Settings = other
+	if _, err := run.Run(context.Background(), &oracle{}, o); err == nil || !strings.Contains(err.Error(), "adapters") || !strings.Contains(err.Error(), "bbbbbbbbbbbb") {
+		t.Errorf("other adapters: %v", err)
+	}
+	if _, err := run.Run(context.Background(), &oracle{}, opts); err != nil {
+		t.Fatalf("same settings: %v", err)
+	}
+	recs, _, err := run.ReadRecords(filepath.Join(dir, run.PredictionsFile))
+	if err != nil || len(recs) != 6 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		if r.Run != run.SettingsID(settings) {
+			t.Fatalf("row %s has run %q", r.ID, r.Run)
+		}
+	}
+	// A row of another run appended by hand.
+	f, err := os.OpenFile(filepath.Join(dir, run.PredictionsFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"id":"x","data_source":"nq","question":"q","golden_answers":["a"],"pred":"a","run":"0123456789abcdef"}` + "\n")
+	f.Close()
+	if _, err := run.Run(context.Background(), &oracle{}, opts); err == nil || !strings.Contains(err.Error(), "row 7") {
+		t.Errorf("a row of another run: %v", err)
+	}
+	// Rows without settings.json (an older report).
+	os.Remove(filepath.Join(dir, run.SettingsFile))
+	if _, err := run.Run(context.Background(), &oracle{}, opts); err == nil || !strings.Contains(err.Error(), "no settings.json") {
+		t.Errorf("no settings record: %v", err)
+	}
+}
