@@ -65,6 +65,7 @@ func runGradangle(c *cli.Context) error {
 			Sampling:      runtime.Sampling{Temperature: c.Float64(gradangleTempFlag.Name), TopP: c.Float64(gradangleTopPFlag.Name)}},
 		Datasets: splitList(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), Group: c.Int(gradangleGroupFlag.Name),
 		Batch: c.Int(gradangleBatchFlag.Name), Seed: c.Uint64(gradangleSeedFlag.Name), Dir: c.String(gradangleOutputFlag.Name),
+		Search: c.String(evalSearchFlag.Name),
 	}
 	if !c.Bool(evalQuietFlag.Name) {
 		opts.Progress = progressWriter() // nil (none) unless stderr is a terminal

@@ -26,6 +26,10 @@
 // The run records max |r_t − 1| to show the ratio really is 1.
 //
 // Output directory: samples.jsonl (per rollout: token counts, gradient
-// norms), angles.json (the three angle lists), summary.json, angles.png.
-// All written atomically at the end.
+// norms), angles.json (the three angle lists), summary.json, angles.png,
+// all written atomically at the end. While running, each finished batch's
+// gradients go to partial/batch-N.safetensors and its rows to
+// partial/samples.jsonl (synced), so a run stopped by an error or a signal
+// resumes per batch; settings.json records what made them, and resuming
+// with other settings is refused. partial/ is removed with the report.
 package gradanglerun

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/dartc/dartc/internal/atomicfile"
@@ -17,6 +18,7 @@ import (
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/gradangle"
+	"github.com/dartc/dartc/eval/run"
 	"github.com/dartc/dartc/peft"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/runtime/agent"
@@ -54,7 +56,14 @@ type Options struct {
 	Seed     uint64 // sampling seed
 	Dir      string // output directory, created if missing
 	Progress io.Writer
+	// Search names the search backend as given (recorded in the settings).
+	Search string
 }
+
+// PartialDir holds, inside the output directory, the gradients of the
+// batches finished so far (one safetensors file per batch); it is removed
+// once the report is written.
+const PartialDir = "partial"
 
 // SampleInfo is one line of samples.jsonl.
 type SampleInfo struct {
@@ -66,6 +75,10 @@ type SampleInfo struct {
 	ToolNorm     float64 `json:"tool_grad_norm"`
 	MaxRatioDev  float64 `json:"max_abs_ratio_minus_1"`
 	Stop         string  `json:"stop"`
+	// Batch is the index of the batch's first question; Run the
+	// SettingsID of the run's settings.
+	Batch int    `json:"batch"`
+	Run   string `json:"run,omitempty"`
 }
 
 // Report is what Run returns.
@@ -74,6 +87,8 @@ type Report struct {
 	Info    []SampleInfo
 	Angles  gradangle.Angles
 	Summary gradangle.Summary
+	// Resumed counts the samples taken from an interrupted run.
+	Resumed int
 	Elapsed time.Duration
 }
 
@@ -287,6 +302,33 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer g.Close()
+	set, err := run.AgentSettings(opts.Agent, opts.Search)
+	if err != nil {
+		return nil, fmt.Errorf("gradanglerun: %w", err)
+	}
+	set["datasets"], set["limit"] = fmt.Sprint(opts.Datasets), strconv.Itoa(opts.Limit)
+	set["group"], set["batch"], set["seed"] = strconv.Itoa(opts.Group), strconv.Itoa(opts.Batch), strconv.FormatUint(opts.Seed, 10)
+	runID := run.SettingsID(set)
+	partial := filepath.Join(opts.Dir, PartialDir)
+	samplesPath := filepath.Join(partial, SamplesFile)
+	prev, err := readInfos(samplesPath)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(prev))
+	for i, p := range prev {
+		ids[i] = p.Run
+	}
+	if err := run.CheckSettings(opts.Dir, set, len(prev), ids, partial); err != nil {
+		return nil, fmt.Errorf("gradanglerun: %w", err)
+	}
+	byBatch := map[int][]SampleInfo{}
+	for _, p := range prev {
+		byBatch[p.Batch] = append(byBatch[p.Batch], p)
+	}
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		return nil, fmt.Errorf("gradanglerun: %w", err)
+	}
 	var bar *progressbar.ProgressBar
 	if opts.Progress != nil {
 		bar = progressbar.NewOptions(len(exs)*opts.Group, progressbar.OptionSetWriter(opts.Progress),
@@ -297,16 +339,31 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	start := time.Now()
 	for b := 0; b < len(exs); b += opts.Batch {
 		batch := exs[b:min(b+opts.Batch, len(exs))]
+		gradsPath := filepath.Join(partial, fmt.Sprintf("batch-%06d.safetensors", b))
+		if infos := byBatch[b]; len(infos) == len(batch)*opts.Group {
+			samples, err := readBatch(gradsPath, infos)
+			if err == nil {
+				rep.Samples = append(rep.Samples, samples...)
+				rep.Info = append(rep.Info, infos...)
+				rep.Resumed += len(infos)
+				if bar != nil {
+					bar.Add(len(infos))
+				}
+				continue
+			}
+		}
 		qs := make([]agent.Question, len(batch))
 		for i, ex := range batch {
 			qs[i] = agent.Question{ID: ex.Source + "/" + ex.ID, Question: ex.Question, Golden: ex.Golden}
 		}
 		trs, err := a.Run(ctx, qs, opts.Group, opts.Seed+uint64(b))
 		if err != nil {
-			return nil, fmt.Errorf("gradanglerun: questions %d–%d: %w", b+1, b+len(batch), err)
+			return nil, fmt.Errorf("gradanglerun: questions %d–%d: %w (rerun the same command to resume: finished batches are kept in %s)", b+1, b+len(batch), err, partial)
 		}
+		var tensors []safetensors.Tensor
+		var infos []SampleInfo
 		for r, tr := range trs {
-			info := SampleInfo{ID: tr.ID, Sample: r % opts.Group, Stop: tr.Stop}
+			info := SampleInfo{ID: tr.ID, Sample: r % opts.Group, Stop: tr.Stop, Batch: b, Run: runID}
 			s := gradangle.Sample{ID: fmt.Sprintf("%s#%d", tr.ID, info.Sample)}
 			var dev float64
 			if s.Reason, info.ReasonTokens, dev, err = g.Gradient(tr, KindReason); err != nil {
@@ -320,9 +377,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			info.ReasonNorm, info.ToolNorm = norm(s.Reason), norm(s.Tool)
 			rep.Samples = append(rep.Samples, s)
 			rep.Info = append(rep.Info, info)
+			infos = append(infos, info)
+			tensors = append(tensors, vector(fmt.Sprintf("%d.reason", r), s.Reason), vector(fmt.Sprintf("%d.tool", r), s.Tool))
 			if bar != nil {
 				bar.Add(1)
 			}
+		}
+		// The gradients first, then the rows that mark the batch done.
+		if err := safetensors.Write(gradsPath, tensors, nil); err != nil {
+			return nil, fmt.Errorf("gradanglerun: %w", err)
+		}
+		if err := appendInfos(samplesPath, infos); err != nil {
+			return nil, err
 		}
 	}
 	rep.Elapsed = time.Since(start)
@@ -330,7 +396,95 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("gradanglerun: %w", err)
 	}
 	rep.Summary = rep.Angles.Summarize()
-	return rep, write(opts.Dir, rep)
+	if err := write(opts.Dir, rep); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(partial); err != nil {
+		return nil, fmt.Errorf("gradanglerun: %w", err)
+	}
+	return rep, nil
+}
+
+// vector is a gradient as a 1-D float32 tensor (an empty one as shape [0]).
+func vector(name string, v []float32) safetensors.Tensor {
+	return safetensors.FromFloat32(name, []int64{int64(len(v))}, v)
+}
+
+// readBatch reads the gradients of a finished batch for its rows.
+func readBatch(path string, infos []SampleInfo) ([]gradangle.Sample, error) {
+	f, err := safetensors.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]gradangle.Sample, len(infos))
+	for r, info := range infos {
+		s := gradangle.Sample{ID: fmt.Sprintf("%s#%d", info.ID, info.Sample)}
+		for _, kind := range []struct {
+			name string
+			dst  *[]float32
+		}{{"reason", &s.Reason}, {"tool", &s.Tool}} {
+			t, err := f.Get(fmt.Sprintf("%d.%s", r, kind.name))
+			if err != nil {
+				return nil, err
+			}
+			if *kind.dst, err = t.Float32s(); err != nil {
+				return nil, err
+			}
+			if len(*kind.dst) == 0 {
+				*kind.dst = nil
+			}
+		}
+		out[r] = s
+	}
+	return out, nil
+}
+
+// readInfos reads the rows of the finished batches; a torn last line is
+// ignored (its batch is redone).
+func readInfos(path string) ([]SampleInfo, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gradanglerun: %w", err)
+	}
+	var out []SampleInfo
+	lines := bytes.Split(b, []byte("\n"))
+	for i, line := range lines {
+		if i == len(lines)-1 || len(bytes.TrimSpace(line)) == 0 {
+			continue // the text after the last newline: empty or torn
+		}
+		var info SampleInfo
+		if err := json.Unmarshal(line, &info); err != nil {
+			return nil, fmt.Errorf("gradanglerun: %s:%d: %w (remove %s to start over)", path, i+1, err, filepath.Dir(path))
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// appendInfos appends a batch's rows and syncs the file.
+func appendInfos(path string, infos []SampleInfo) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, i := range infos {
+		if err := enc.Encode(i); err != nil {
+			return fmt.Errorf("gradanglerun: encode sample: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("gradanglerun: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("gradanglerun: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("gradanglerun: sync %s: %w", path, err)
+	}
+	return nil
 }
 
 func write(dir string, rep *Report) error {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/eval/gradanglerun"
@@ -223,4 +225,65 @@ func directional(t *testing.T, lp *runtime.Session, f runtest.Fixture, adapters 
 	}
 	const eps = 1e-3
 	return (objective(eps) - objective(-eps)) / (2 * eps), analytic
+}
+
+// TestRunResumesPerBatch: a gradient-angle run stopped after some batches
+// (its context cancelled mid-run) keeps their gradients; rerun, it
+// computes only the rest and gives the angles of an uninterrupted run.
+// Other settings on the partial directory are refused; the partial
+// gradients are removed once the report is written.
+func TestRunResumesPerBatch(t *testing.T) {
+	f := runtest.Get(t)
+	s, err := connect.Open(f.Index, httpretrieve.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func(dir string, stream func(int, []byte)) gradanglerun.Options {
+		return gradanglerun.Options{Agent: agent.Config{Model: f.Model, Adapters: f.Adapters["unified"], Searcher: s,
+			Session: &runtime.Options{IntraOpThreads: 1}, Stream: stream, MaxTurns: 1, MaxTurnTokens: 6,
+			Sampling: runtime.Sampling{Temperature: 1, TopK: 20}},
+			Datasets: []string{filepath.Join(f.Data, "nq_test.jsonl")}, Limit: 4, Group: 2, Batch: 1, Seed: 5, Dir: dir}
+	}
+	tokens := 0
+	straight, err := gradanglerun.Run(context.Background(), opts(t.TempDir(), func(int, []byte) { tokens++ }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := 0
+	if _, err := gradanglerun.Run(ctx, opts(dir, func(int, []byte) {
+		if seen++; seen == tokens*3/4 {
+			cancel()
+		}
+	})); err == nil {
+		t.Fatal("the cancelled run succeeded")
+	}
+	o := opts(dir, nil)
+	o.Seed = 6
+	if _, err := gradanglerun.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Errorf("resuming with another seed: %v", err)
+	}
+	resumed, err := gradanglerun.Run(context.Background(), opts(dir, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Resumed == 0 || resumed.Resumed >= 8 {
+		t.Errorf("resumed %d of 8 samples", resumed.Resumed)
+	}
+	if len(straight.Samples) != len(resumed.Samples) {
+		t.Fatalf("%d samples straight, %d resumed", len(straight.Samples), len(resumed.Samples))
+	}
+	for i := range straight.Samples {
+		a, b := straight.Samples[i], resumed.Samples[i]
+		if a.ID != b.ID || !slices.Equal(a.Reason, b.Reason) || !slices.Equal(a.Tool, b.Tool) {
+			t.Errorf("sample %d (%s) differs after resuming", i, a.ID)
+		}
+	}
+	if !slices.Equal(straight.Angles.ReasonTool, resumed.Angles.ReasonTool) || !slices.Equal(straight.Angles.ReasonReason, resumed.Angles.ReasonReason) {
+		t.Error("the angles differ after resuming")
+	}
+	if _, err := os.Stat(filepath.Join(dir, gradanglerun.PartialDir)); !os.IsNotExist(err) {
+		t.Errorf("the partial gradients were left: %v", err)
+	}
 }

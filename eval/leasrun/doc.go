@@ -28,5 +28,9 @@
 //     draws from runtime.RowRNG(seed+batch, r), so differences between
 //     configurations come from the adapters, not the draws (common random
 //     numbers lower the variance of the λ estimates).
-//   - Outputs are written atomically once all rollouts are done.
+//   - rollouts.jsonl grows by one synced batch of one configuration at a
+//     time, so a stopped run resumes per batch (a batch's draws depend only
+//     on the seed and its position); settings.json records what made the
+//     rows and every row carries its id, so other settings are refused.
+//     The other outputs are written atomically once all rollouts are done.
 package leasrun
