@@ -211,17 +211,53 @@ func sampleBranch(p, flat, maxv, lse string, vocab, opset int64) (*ir.Graph, err
 	cand = op("proposal/clip", "Min", cand, i64("proposal/max", vocab-1)) // [batch, rounds]
 
 	// Acceptance: the weight of the tokens ranked before the proposal
-	// (higher logit, or equal logit and lower id) is below p·total.
+	// (higher logit, or equal logit and lower id) is below p·total. The
+	// weight of the higher ones is summed like the total (float32 blocks,
+	// float64 over blocks). Kept tokens with the proposal's logit all have
+	// its weight, and those with lower ids are kept whenever it is (top-k
+	// keeps ties by id), so the equal ones add w(proposal) times their
+	// count, which only needs the ids when some row has a tie at all.
 	lc := unsq("proposal/logit", opA("proposal/gather", "GatherElements", []string{flat, cand}, ir.AttrInt("axis", -1)), -1) // [batch, rounds, 1]
 	flat3 := unsq("flat/3d", flat, 1)                                                                                        // [batch, 1, vocab]
-	ids := op("ids", "Range", i64("ids/start", 0), i64("ids/limit", vocab), i64("ids/delta", 1))
-	ahead := op("ahead", "Or", op("ahead/higher", "Greater", flat3, lc),
-		op("ahead/tie", "And", op("ahead/equal", "Equal", flat3, lc), op("ahead/lower", "Less", ids, unsq("proposal/3d", cand, -1))))
+	higher := op("ahead/higher/w", "Mul", cast("ahead/higher/f32", op("ahead/higher", "Greater", flat3, lc), ir.Float32), unsq("w/3d", w, 1))
+	if bs*nb != vocab {
+		higher = op("ahead/higher/padded", "Pad", higher, ints("ahead/higher/pad", 0, 0, 0, 0, 0, bs*nb-vocab))
+	}
+	hb := reduce("ahead/higher/blocks", "ReduceSum", op("ahead/higher/reshape", "Reshape", higher, ints("ahead/higher/shape", 0, 0, nb, bs)), -1, 0)
+	massHigher := reduce("ahead/higher/mass", "ReduceSum", cast("ahead/higher/blocks64", hb, ir.Float64), -1, 0) // [batch, rounds]
+	equal := op("ahead/equal", "Equal", flat3, lc)
+	nEqual := reduce("ahead/equal/count", "ReduceSum", cast("ahead/equal/f32", equal, ir.Float32), -1, 0) // [batch, rounds], ≥ 1
+	anyTie := op("ahead/tie/any", "Greater", reduce("ahead/tie/max", "ReduceMax", op("ahead/tie/flat", "Reshape", nEqual, ints("ahead/tie/flat/shape", -1)), -1, 0),
+		b.Scalar(p+"/ahead/tie/one", ir.Float32, 1.5))
+	tg := &ir.Graph{Name: p + "/ties"}
+	tb := ir.NewBuilder(tg)
+	tb.Reserve(equal, cand)
+	tn := p + "/ties"
+	ids := tb.Op(tn+"/ids", "Range", []string{tb.Scalar(tn+"/ids/start", ir.Int64, 0), tb.Scalar(tn+"/ids/limit", ir.Int64, float64(vocab)), tb.Scalar(tn+"/ids/delta", ir.Int64, 1)})
+	lower := tb.Op(tn+"/lower", "Less", []string{ids, tb.Op(tn+"/proposal/3d", "Unsqueeze", []string{cand, tb.Ints(tn+"/proposal/3d/axes", -1)})})
+	tieBefore := tb.Op(tn+"/before", "Cast", []string{tb.Op(tn+"/and", "And", []string{equal, lower})}, ir.AttrInt("to", int64(ir.Float32)))
+	nBefore := tb.Op(tn+"/count", "ReduceSum", []string{tieBefore, tb.Ints(tn+"/count/axes", -1)}, ir.AttrInt("keepdims", 0))
+	tg.Outputs = []*ir.ValueInfo{{Name: nBefore, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1}, ir.Dim{Value: -1})}}
+	ng := &ir.Graph{Name: p + "/no_ties"}
+	nbld := ir.NewBuilder(ng)
+	nbld.Reserve(nEqual)
+	none := nbld.Op(p+"/no_ties/zero", "Sub", []string{nEqual, nEqual})
+	ng.Outputs = []*ir.ValueInfo{{Name: none, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1}, ir.Dim{Value: -1})}}
+	thenT, err := ir.AttrGraph("then_branch", tg)
+	if err != nil {
+		return nil, err
+	}
+	elseT, err := ir.AttrGraph("else_branch", ng)
+	if err != nil {
+		return nil, err
+	}
+	nTied := opA("ahead/tied", "If", []string{anyTie}, thenT, elseT) // [batch, rounds]
+	wc := opA("proposal/w", "GatherElements", []string{w, cand}, ir.AttrInt("axis", -1))
+	mass := op("ahead/mass", "Add", massHigher, cast("ahead/tied/mass", op("ahead/tied/w", "Mul", nTied, wc), ir.Float64))
 	zero := b.Scalar(p+"/zero32", ir.Float32, 0)
-	mass := cast("ahead/mass64", reduce("ahead/mass", "ReduceSum", op("ahead/w", "Where", ahead, unsq("w/3d", w, 1), zero), -1, 0), ir.Float64)
 	topP := cast("p64", SampleTopPInput, ir.Float64)
 	pOff := op("p/off", "Or", op("p/low", "LessOrEqual", topP, f64c("p/zero", 0)), op("p/high", "GreaterOrEqual", topP, f64c("p/one", 1)))
-	positive := op("proposal/positive", "Greater", opA("proposal/w", "GatherElements", []string{w, cand}, ir.AttrInt("axis", -1)), zero)
+	positive := op("proposal/positive", "Greater", wc, zero)
 	accept := op("accept", "And", positive, op("accept/p", "Or", op("accept/mass", "Less", mass, op("accept/limit", "Mul", topP, total)), pOff)) // [batch, rounds]
 
 	// The first accepted round (ArgMax returns the first maximum).

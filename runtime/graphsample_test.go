@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -73,13 +74,12 @@ func chi2(counts []int, probs []float64, n int) (float64, int) {
 		stat += (float64(counts[i]) - e) * (float64(counts[i]) - e) / e
 		cats++
 	}
-	if poolE > 0 {
-		if poolE >= 1 {
-			stat += (float64(poolO) - poolE) * (float64(poolO) - poolE) / poolE
-			cats++
-		} else if poolO > 3 {
-			stat = math.Inf(1) // draws where the reference puts (almost) no mass
-		}
+	switch {
+	case poolE >= 1:
+		stat += (float64(poolO) - poolE) * (float64(poolO) - poolE) / poolE
+		cats++
+	case poolE == 0 && poolO > 0, poolO > 3:
+		stat = math.Inf(1) // draws where the reference puts (almost) no mass
 	}
 	return stat, cats - 1
 }
@@ -91,24 +91,30 @@ func chi2(counts []int, probs []float64, n int) (float64, int) {
 // their combinations; the reported log-probs must equal the log-softmax of
 // the logits computed here in float64.
 func TestGraphSamplerMatchesGoReference(t *testing.T) {
-	const V, rows, reps = 48, 2000, 4 // 8,000 draws per setting
+	const rows, reps = 2000, 4 // 8,000 draws per setting
 	for _, tc := range []struct {
 		name    string
 		weights synth.WeightMode
 		s       runtime.Sampling
+		vocab   int64 // 48 when 0
 	}{
-		{"t1", synth.WeightsRandom, runtime.Sampling{Temperature: 1}},
-		{"t0.5", synth.WeightsRandom, runtime.Sampling{Temperature: 0.5}},
-		{"topk5", synth.WeightsRandom, runtime.Sampling{Temperature: 1, TopK: 5}},
-		{"topp0.6", synth.WeightsRandom, runtime.Sampling{Temperature: 1, TopP: 0.6}},
-		{"t2-topk10-topp0.8", synth.WeightsRandom, runtime.Sampling{Temperature: 2, TopK: 10, TopP: 0.8}},
-		{"topp0.3", synth.WeightsRandom, runtime.Sampling{Temperature: 0.7, TopP: 0.3}},
+		{"t1", synth.WeightsRandom, runtime.Sampling{Temperature: 1}, 0},
+		{"t0.5", synth.WeightsRandom, runtime.Sampling{Temperature: 0.5}, 0},
+		{"topk5", synth.WeightsRandom, runtime.Sampling{Temperature: 1, TopK: 5}, 0},
+		{"topp0.6", synth.WeightsRandom, runtime.Sampling{Temperature: 1, TopP: 0.6}, 0},
+		{"t2-topk10-topp0.8", synth.WeightsRandom, runtime.Sampling{Temperature: 2, TopK: 10, TopP: 0.8}, 0},
+		{"topp0.3", synth.WeightsRandom, runtime.Sampling{Temperature: 0.7, TopP: 0.3}, 0},
 		// Zero weights: every logit is equal; the kept set is decided by
-		// token id alone.
-		{"ties-topp0.5", synth.WeightsZero, runtime.Sampling{Temperature: 1, TopP: 0.5}},
-		{"ties-topk7", synth.WeightsZero, runtime.Sampling{Temperature: 1, TopK: 7}},
+		// token id alone. (Top-p 0.55 keeps 27 of 48 tokens; at 0.5 the
+		// 25th token's preceding mass would equal p exactly, and which side
+		// of the cut it falls on is rounding, in Filter and in the graph.)
+		{"ties-topp0.55", synth.WeightsZero, runtime.Sampling{Temperature: 1, TopP: 0.55}, 0},
+		{"ties-topk7", synth.WeightsZero, runtime.Sampling{Temperature: 1, TopK: 7}, 0},
+		// A prime vocabulary: the sampler's blocks cover a padded one.
+		{"prime-topp0.7", synth.WeightsRandom, runtime.Sampling{Temperature: 1, TopP: 0.7}, 47},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			V := cmp.Or(tc.vocab, 48)
 			d, adapters := compileSmallVocab(t, V, tc.weights)
 			prompt := []int64{5, 17, 3}
 			ref, _, err := d.Generate(context.Background(), [][]int64{prompt}, runtime.GenerateConfig{
@@ -159,10 +165,10 @@ func TestGraphSamplerMatchesGoReference(t *testing.T) {
 			stat, df := chi2(counts, probs, n)
 			crit := chi2Critical(max(df, 1), z4)
 			t.Logf("%s: kept %d tokens, χ² %.1f with %d df (critical %.1f at 1e-4), %d redraws", tc.name, len(c.Tokens), stat, df, crit, redraws)
-			// With every logit equal, half the mass kept and 7 rounds, a row
-			// is rejected in every round with probability 2^-7: the redraw
-			// path runs (about 60 times in 8,000 draws).
-			if tc.name == "ties-topp0.5" && redraws == 0 {
+			// With every logit equal, 27/48 of the mass kept and 4 rounds, a
+			// row is rejected in every round with probability 0.036: the
+			// redraw path runs at every step.
+			if tc.name == "ties-topp0.55" && redraws == 0 {
 				t.Errorf("no redraws: the rejection path was not exercised")
 			}
 			if stat > crit {
