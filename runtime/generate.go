@@ -300,6 +300,13 @@ type GenerateConfig struct {
 	// HostSampling draws sampled tokens in Go from the logits (the reference
 	// sampler) even when decode.onnx samples in the graph.
 	HostSampling bool
+	// Cache, when set (one per prompt), carries each row's KV cache across
+	// calls: the tokens a RowCache holds that begin the row's prompt are
+	// not fed again, and on return it holds every token fed (the prompt and
+	// the generated tokens but the last). A row's later call then costs only
+	// its new tokens: the agent loop's observations. The adapters and the
+	// number of agents must not change between the calls of a cache.
+	Cache []*RowCache
 }
 
 // Sequence is one row's result.
@@ -327,6 +334,9 @@ type Stats struct {
 	// Redraws counts the extra runs of a step whose in-graph proposals
 	// were all rejected for some row.
 	Redraws int
+	// Prefill counts the prompt tokens fed by the first step, over the rows:
+	// those not covered by a carried cache (GenerateConfig.Cache).
+	Prefill int
 	Total   time.Duration // wall time of the generation loop
 	ORT     time.Duration // of which inside ONNX Runtime's Run
 }
@@ -344,9 +354,12 @@ var ErrPromptTooLong = errors.New("runtime: prompt too long")
 
 type rowState struct {
 	seq     []int64 // prompt and generated ids, unpadded
-	pad     int     // left padding of this row
 	done    bool
 	textLen int // length of the decoded text at the last stop-string check
+	// mask[c] is 1 where column c holds one of the row's tokens, 0 for
+	// padding, the hole between a carried cache and the new tokens, and the
+	// columns after the row is done; pos[c] is that token's position.
+	mask, pos []int64
 }
 
 // Generate extends every prompt of the batch, left-padded to the longest.
@@ -356,15 +369,13 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 	}
 	start, ort0 := time.Now(), d.sess.RunTime()
 	B := len(prompts)
-	P := 0
-	for _, p := range prompts {
-		P = max(P, len(p))
-	}
 	rows := make([]rowState, B)
 	out := make([]Sequence, B)
 	rngs := make([]*rand.Rand, B)
+	useCache := d.HasCache() && !cfg.NoCache
+	carried := d.carriedLengths(prompts, &cfg, useCache)
 	for i, p := range prompts {
-		rows[i] = rowState{seq: append([]int64(nil), p...), pad: P - len(p)}
+		rows[i] = rowState{seq: append([]int64(nil), p...)}
 		out[i].Prompt = append([]int64(nil), p...)
 		if cfg.RNGs != nil {
 			rngs[i] = cfg.RNGs[i]
@@ -372,7 +383,6 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			rngs[i] = RowRNG(cfg.Seed, i)
 		}
 	}
-	useCache := d.HasCache() && !cfg.NoCache
 	// Greedy steps take the argmax and its log-prob from the graph, and
 	// sampled steps the graph's draw where it samples: no vocabulary-sized
 	// tensor crosses into Go.
@@ -385,24 +395,45 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			mode = stepSample
 		}
 	}
-	// cols[i] holds row i's padded column sequence; roles likewise.
+	// cols[i] holds row i's column sequence, roles[i] the role fed in each
+	// column: the carried tokens right-aligned in the first C columns, the
+	// new ones right-aligned in the next N.
+	C, N := 0, 0
+	for i, p := range prompts {
+		C, N = max(C, carried[i]), max(N, len(p)-carried[i])
+	}
 	cols := make([][]int64, B)
 	roles := make([][]int64, B)
+	prefill := 0
 	for i := range rows {
-		cols[i] = make([]int64, 0, P+cfg.MaxNewTokens)
-		for c := 0; c < P; c++ {
-			if c < rows[i].pad {
-				cols[i] = append(cols[i], cfg.PadToken)
-			} else {
-				cols[i] = append(cols[i], rows[i].seq[c-rows[i].pad])
+		r := &rows[i]
+		n, fresh := carried[i], len(r.seq)-carried[i]
+		prefill += fresh
+		cols[i] = make([]int64, 0, C+N+cfg.MaxNewTokens)
+		for c := 0; c < C+N; c++ {
+			k := c - (C - n) // token index in the carried part
+			if c >= C {
+				k = n + c - (C + N - fresh)
 			}
-		}
-		for c := 0; c < P; c++ {
-			roles[i] = append(roles[i], d.role(&cfg, i, rows[i], c))
+			if (c < C && k < 0) || (c >= C && k < n) {
+				cols[i] = append(cols[i], cfg.PadToken)
+				roles[i] = append(roles[i], 0)
+				r.mask, r.pos = append(r.mask, 0), append(r.pos, 1) // padding, as Hugging Face fills it
+				continue
+			}
+			cols[i] = append(cols[i], r.seq[k])
+			roles[i] = append(roles[i], d.role(&cfg, i, *r, k))
+			r.mask, r.pos = append(r.mask, 1), append(r.pos, int64(k))
 		}
 	}
 	var past map[string]*Tensor
 	pasts := make([]map[string]*Tensor, max(cfg.Agents, 1))
+	if C > 0 {
+		for k := range pasts {
+			pasts[k] = d.carriedPast(cfg.Cache, carried, C, k)
+		}
+		past = pasts[0]
+	}
 	draws := make([]draw, B)
 	force := make([]forced, B)
 	pending, redraw := make([]bool, B), make([]bool, B)
@@ -420,8 +451,8 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			return nil, Stats{}, fmt.Errorf("runtime: generate: %w", err)
 		}
 		total := len(cols[0])
-		from := 0 // first column fed this step
-		if useCache && (past != nil || pasts[0] != nil) {
+		from := C // first column fed this step
+		if useCache && steps > 0 {
 			from = total - 1
 		}
 		var (
@@ -505,21 +536,35 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		// Append the next column: the sampled token, or padding for rows
 		// that are done (their outputs are ignored from now on).
 		for i := range rows {
-			next := cfg.PadToken
-			role := int64(0)
-			if !rows[i].done {
-				next = rows[i].seq[len(rows[i].seq)-1]
-				role = d.role(&cfg, i, rows[i], len(cols[i]))
+			r := &rows[i]
+			next, role, m, p := cfg.PadToken, int64(0), int64(0), int64(1)
+			if !r.done {
+				k := len(r.seq) - 1
+				next, role, m, p = r.seq[k], d.role(&cfg, i, *r, k), 1, int64(k)
 			}
 			cols[i] = append(cols[i], next)
 			roles[i] = append(roles[i], role)
+			r.mask, r.pos = append(r.mask, m), append(r.pos, p)
 		}
 	}
 	for i := range out {
-		n := len(out[i].Prompt) + len(out[i].Tokens) - 1
-		out[i].Roles = append([]int64(nil), roles[i][rows[i].pad:rows[i].pad+n]...)
+		r := &rows[i]
+		out[i].Roles = make([]int64, 0, len(r.seq)-1)
+		for c, m := range r.mask {
+			if m == 1 {
+				out[i].Roles = append(out[i].Roles, roles[i][c])
+			}
+		}
 	}
-	return out, Stats{Steps: steps, Redraws: redraws, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
+	if cfg.Cache != nil && useCache {
+		for k := range pasts {
+			if cfg.Agents <= 1 {
+				pasts[k] = past
+			}
+			d.keepCache(cfg.Cache, rows, pasts[k], k, max(cfg.Agents, 1))
+		}
+	}
+	return out, Stats{Steps: steps, Redraws: redraws, Prefill: prefill, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
 }
 
 type draw struct {
@@ -617,12 +662,12 @@ func widen(dst []float64, x []float32) []float64 {
 	return dst
 }
 
-// role computes the role of column c of a live row.
-func (d *Decoder) role(cfg *GenerateConfig, row int, r rowState, c int) int64 {
-	if cfg.Roles == nil || c < r.pad {
+// role computes the role of token k of a row.
+func (d *Decoder) role(cfg *GenerateConfig, row int, r rowState, k int) int64 {
+	if cfg.Roles == nil {
 		return 0
 	}
-	return cfg.Roles(row, r.seq[:c-r.pad+1])
+	return cfg.Roles(row, r.seq[:k+1])
 }
 
 func (d *Decoder) finish(cfg *GenerateConfig, r *rowState, o *Sequence) {
@@ -728,9 +773,7 @@ func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows [
 		mask := NewTensor(Int64, B, int64(total))
 		mv := mask.Int64()
 		for i := range cols {
-			for c := rows[i].pad; c < total; c++ {
-				mv[i*total+c] = 1
-			}
+			copy(mv[i*total:], rows[i].mask[:total])
 		}
 		in[d.spec.AttentionMask] = mask
 	}
@@ -738,13 +781,7 @@ func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows [
 		pos := NewTensor(Int64, B, s)
 		pv := pos.Int64()
 		for i := range cols {
-			for c := from; c < total; c++ {
-				p := int64(c - rows[i].pad) // cumsum(mask) − 1
-				if p < 0 {
-					p = 1 // padding, as Hugging Face fills it
-				}
-				pv[int64(i)*s+int64(c-from)] = p
-			}
+			copy(pv[int64(i)*s:], rows[i].pos[from:total])
 		}
 		in[d.spec.PositionIDs] = pos
 	}

@@ -72,6 +72,11 @@ type Config struct {
 	// cache, and each token is drawn from the agent of its role (the graph
 	// runs once per role per step).
 	TwoAgent bool
+	// Reprefill runs the prefill of the whole context at every turn instead
+	// of carrying each rollout's KV cache from turn to turn (where a turn
+	// feeds only the tokens added since the last: the observation): the
+	// reference the carried cache must match.
+	Reprefill bool
 }
 
 // Question is one example to roll out.
@@ -84,6 +89,7 @@ type Question struct {
 // Stats sum up the generation of one Run.
 type Stats struct {
 	Generated int            // policy tokens
+	Prefill   int            // tokens fed by the turns' prefills (prompts, observations)
 	Searches  int            // queries sent
 	Decode    runtime.Stats  // summed over turns
 	Turns     int            // generation calls (turns of the batch)
@@ -298,8 +304,9 @@ type row struct {
 	done      bool
 	stop      string
 	promptLen int
-	index     int             // the row's number in Run's result
-	written   strings.Builder // the text of the row's turns, observations left out
+	cache     *runtime.RowCache // the KV cache carried from turn to turn
+	index     int               // the row's number in Run's result
+	written   strings.Builder   // the text of the row's turns, observations left out
 }
 
 // push feeds tokens[len(roles)] to the router and records its role.
@@ -336,7 +343,7 @@ func (a *Agent) Run(ctx context.Context, questions []Question, group int, seed u
 				ErrPromptTooLong, qi, questions[qi].ID, len(p), a.maxCtx)
 		}
 		for range group {
-			r := &row{index: len(rows), q: &questions[qi], router: router.New(a.tok, a.tags), rng: runtime.RowRNG(seed, len(rows)), promptLen: len(p)}
+			r := &row{index: len(rows), q: &questions[qi], router: router.New(a.tok, a.tags), rng: runtime.RowRNG(seed, len(rows)), promptLen: len(p), cache: &runtime.RowCache{}}
 			r.insert(p)
 			rows = append(rows, r)
 		}
@@ -367,13 +374,14 @@ func (a *Agent) Run(ctx context.Context, questions []Question, group int, seed u
 func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) error {
 	prompts := make([][]int64, len(live))
 	rngs := make([]*rand.Rand, len(live))
+	caches := make([]*runtime.RowCache, len(live))
 	maxNew := a.cfg.MaxTurnTokens
 	for k, i := range live {
 		r := rows[i]
 		// Tokens inserted since the last turn enter the router now, as
 		// the prefill feeds them.
 		r.turnStart = len(r.tokens)
-		prompts[k], rngs[k] = r.tokens, r.rng
+		prompts[k], rngs[k], caches[k] = r.tokens, r.rng, r.cache
 		if a.maxCtx > 0 {
 			maxNew = min(maxNew, a.maxCtx-len(r.tokens))
 		}
@@ -395,6 +403,9 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 			}
 			return r.roles[len(tokens)-1]
 		},
+	}
+	if !a.cfg.Reprefill {
+		cfg.Cache = caches
 	}
 	if a.cfg.Force != nil {
 		cfg.Force = func(k int, tokens []int64) (int64, bool) { return a.cfg.Force(live[k], tokens) }
@@ -420,7 +431,10 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.last.Turns++
+	a.last.Prefill += st.Prefill
 	a.last.Decode.Steps += st.Steps
+	a.last.Decode.Redraws += st.Redraws
+	a.last.Decode.Prefill += st.Prefill
 	a.last.Decode.Total += st.Total
 	a.last.Decode.ORT += st.ORT
 	var queries []string
