@@ -50,15 +50,18 @@ func benchModel(b *testing.B, cfg qwen2.Config) string {
 
 // benchSteps times GRPO steps (8 rollouts of 32 sampled tokens: 2 prompts ×
 // G 4, micro-batch 4) per variant, reporting each phase's seconds per step
-// and the process's peak RSS.
+// and the process's peak RSS; dual-host-tensors is the dual step on the
+// host-tensor path (Options.HostTensors), the others keep their state
+// resident on the execution device.
 func benchSteps(b *testing.B, dir string) {
-	for _, variant := range []string{VariantDual, VariantSingle, VariantTwoAgent} {
-		b.Run(variant, func(b *testing.B) {
+	for _, name := range []string{VariantDual, VariantSingle, VariantTwoAgent, VariantDual + "-host-tensors"} {
+		variant, host := strings.CutSuffix(name, "-host-tensors")
+		b.Run(name, func(b *testing.B) {
 			cfg := toyTrainConfig()
 			cfg.Variant, cfg.Prompts, cfg.Group, cfg.MicroBatch, cfg.Threads = variant, 2, 4, 4, 0
 			cfg.Steps = b.N + 1
 			tr, err := New(Options{Model: dir, Run: b.TempDir(), Config: cfg, Data: toyData(8),
-				Roller: newToyRoller(b, dir, 32), Reward: lowTokenReward})
+				Roller: newToyRoller(b, dir, 32), Reward: lowTokenReward, HostTensors: host})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -126,10 +126,12 @@ fi
 # --- models ---------------------------------------------------------------------------------------
 say "models"
 q05=(--preset qwen2.5-0.5b --weights random)
-q05run=(--prompts 8 --group 5 --max-turns 1 --max-turn-tokens 128 --micro-batch 8)
+q05mb=8
+q05run=(--prompts 8 --group 5 --max-turns 1 --max-turn-tokens 128 --micro-batch $q05mb)
 if [ "$dry" = 1 ] && [ -z "${DRY_FULL:-}" ]; then
 	q05=(--preset qwen2.5-0.5b --layers 1 --weights random)
-	q05run=(--prompts 2 --group 2 --max-turns 1 --max-turn-tokens 16 --micro-batch 2)
+	q05mb=2
+	q05run=(--prompts 2 --group 2 --max-turns 1 --max-turn-tokens 16 --micro-batch $q05mb --low-memory)
 fi
 {
 	"$dartc" models synth --preset tiny --vocab 151936 --kv-cache -o "$work/tiny" &&
@@ -171,7 +173,7 @@ train q05-$dev $dev "$work/q05-c" $q05_steps "${q05run[@]}" ||
 
 # --- PyTorch ----------------------------------------------------------------------------------------
 say "4 PyTorch + PEFT, the same train step (bf16 on cuda; fp32 on the cpu dry run)"
-shape=$(python3 - "$out/q05-$dev.jsonl" "${q05run[-1]}" <<'PY' 2>/dev/null
+shape=$(python3 - "$out/q05-$dev.jsonl" "$q05mb" <<'PY' 2>/dev/null
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 pos = sum(r.get("train_positions", 0) for r in rows); calls = sum(r.get("train_calls", 0) for r in rows)
