@@ -37,7 +37,15 @@
 //     profile and strict placement (no CPU fallback).
 //   - Generation uses the Hugging Face KV-cache convention: left padding,
 //     attention mask 0 on padding, position ids = cumsum(mask) − 1 (1 on
-//     padding), caches shaped [batch, kv_heads, length, head_dim]. The
-//     log-prob stored for each sampled token is the policy's: log_softmax of
-//     the raw logits at temperature 1, untruncated.
+//     padding), caches shaped [batch, kv_heads, length, head_dim]. A row's
+//     cache can be carried from one Generate call to the next
+//     (GenerateConfig.Cache, kvcache.go): its tokens are not fed again, and
+//     the columns between the carried and the new tokens are masked like
+//     padding. The log-prob stored for each sampled token is the policy's:
+//     log_softmax of the raw logits at temperature 1, untruncated.
+//   - Sampled tokens are drawn inside decode.onnx where it has the sampler
+//     (passes.SampleOutputs), with uniform numbers from each row's seeded
+//     stream, so no logits leave ONNX Runtime; otherwise, and with Force or
+//     KeepLastLogits, Sampler draws them in Go (Filter's distribution,
+//     without sorting or allocating).
 package runtime

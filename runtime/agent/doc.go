@@ -27,6 +27,10 @@
 //   - A row's random numbers come from runtime.RowRNG(seed, row) and
 //     continue across its turns, so a rollout does not depend on which other
 //     rows are still generating.
+//   - A row's KV cache is carried from turn to turn: a turn's prefill feeds
+//     only the tokens added since the last one (the observation, and the
+//     previous turn's last token), and the rollout equals one that re-runs
+//     the prefill of the whole context (Config.Reprefill).
 //
 // Deviations from Search-R1, all at token level: Search-R1 decodes a turn,
 // cuts the text and re-tokenizes it; here the sampled tokens are kept (so
