@@ -13,7 +13,7 @@ GO      ?= go
 DARTC   := bin/dartc
 DEMO    ?= demo-out
 
-.PHONY: all build ort ort-gpu test demo bench fuzz golden proto proto-check fixtures clean
+.PHONY: all build ort ort-gpu test demo bench fuzz golden proto proto-check fixtures mini-model clean
 
 all: build
 
@@ -63,6 +63,13 @@ golden: ort
 # of make test, which reads the committed files.
 fixtures:
 	models/export/regen.sh
+
+# Regenerates the mini model (models/mini/model: tokenizer, weights, ONNX
+# export, training log, PyTorch references) from the mini world, in a pinned
+# venv (models/mini/.venv from models/export/requirements.txt; VENV=DIR to
+# reuse one). CPU only, about 20 minutes on two cores. Not part of make test.
+mini-model:
+	models/mini/regen.sh
 
 clean:
 	rm -rf bin $(DEMO)

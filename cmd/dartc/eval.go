@@ -36,7 +36,7 @@ var (
 var (
 	evalModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled `DIR` written by dartc compile"}
 	evalAdaptersFlag  = &cli.StringFlag{Name: "adapters", Usage: "adapters.safetensors to evaluate (default: zeros, the base model)"}
-	evalTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the project's data/qwen2-tokenizer)"}
+	evalTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer directory (default: the one compiled into --model, else the project's data/qwen2-tokenizer)"}
 	evalDataFlag      = &cli.StringFlag{Name: "data", Usage: "comma-separated dataset files (FlashRAG or R1-Searcher JSONL, Search-R1 parquet)"}
 	evalSearchFlag    = &cli.StringFlag{Name: "search", Usage: "BM25 index file or /retrieve URL answering <search> calls (default: none, searches return no passage)"}
 	evalOutputFlag    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: predictions.jsonl and table.{md,csv,json}; an existing one is resumed"}

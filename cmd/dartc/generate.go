@@ -18,7 +18,7 @@ func init() { register(generateCommand) }
 var (
 	generateModelFlag     = &cli.StringFlag{Name: "model", Usage: "compiled `DIR` written by dartc compile", Required: true}
 	generateAdaptersFlag  = &cli.StringFlag{Name: "adapters", Usage: "adapters.safetensors to run with (default: zeros, the base model)"}
-	generateTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the project's data/qwen2-tokenizer)"}
+	generateTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer directory (default: the one compiled into --model, else the project's data/qwen2-tokenizer)"}
 	generateSearchFlag    = &cli.StringFlag{Name: "search", Usage: "BM25 index file or /retrieve URL answering <search> calls (default: none, searches return no passage)"}
 	generatePromptFlag    = &cli.StringFlag{Name: "prompt", Usage: "the question, put in Search-R1's prompt", Required: true}
 	generateGreedyFlag    = &cli.BoolFlag{Name: "greedy", Usage: "pick the most likely token (overrides --temperature)"}

@@ -107,7 +107,7 @@ newest checkpoint. ` + "`dartc plot RUN`" + ` draws the curves. See docs/trainin
 		&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "starting settings: cpu (a 2-core CPU with the demo model) or search-r1 (Search-R1's scale)"},
 		&cli.StringFlag{Name: "config", Usage: "YAML settings file"},
 		&cli.BoolFlag{Name: "yes", Usage: "start even when a step's estimated memory exceeds this machine's"},
-		&cli.StringFlag{Name: "tokenizer", Usage: "Qwen2 tokenizer directory (default: the bundled one)"},
+		&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer directory (default: the one compiled into --model, else the bundled Qwen2 one)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint of --out, with the settings of its config.yaml"},
 		&cli.StringSliceFlag{Name: "override", Usage: "with --resume: settings (or data) that may differ from the run's, e.g. --override steps,lr; config.yaml is rewritten"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar on stderr"},

@@ -11,6 +11,7 @@
 //	                    (transformers Qwen2ForCausalLM) training, seeded
 //	tokenizer_reference.py  Hugging Face encodings the tokenizer test compares with
 //	regen.sh            the whole regeneration in a pinned venv (make mini-model)
+//	summary/, experiment/  tabulate the demo's and the experiment's evaluations
 //	model/              the committed result: model.onnx (export_qwen2.py),
 //	                    config.json, model.safetensors, tokenizer.json,
 //	                    tokenizer_config.json, train-log.jsonl and the

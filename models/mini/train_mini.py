@@ -117,6 +117,22 @@ def shared_prefix_loss(model, prefix, ids, att, labels):
     return model(input_ids=ids, attention_mask=full, position_ids=pos, past_key_values=cache, labels=labels).loss
 
 
+def write_reference(model, tok, first_prompt, test, out):
+    """Reference logits for the parity test: the prompt of the first test
+    question and a first turn, whole-sequence forward, last 8 positions."""
+    q = json.loads(open(test).readline())
+    prompt = first_prompt[:first_prompt.index("Question: ") + len("Question: ")] + q["question"] + "\n<|im_end|>\n<|im_start|>assistant\n"
+    ids = tok.encode(prompt).ids + tok.encode("<think> I need to search " + q["entity"] + ". </think>\n<search> " + q["entity"] + " </search>").ids
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
+    ref = {"text": prompt, "ids": ids, "positions": list(range(len(ids) - 8, len(ids))),
+           "logits": [[float(x) for x in logits[p]] for p in range(len(ids) - 8, len(ids))],
+           "argmax": [int(logits[p].argmax()) for p in range(len(ids))]}
+    with open(os.path.join(out, "reference-logits.json"), "w") as f:
+        json.dump(ref, f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sft", required=True, help="trajectories from worldgen -sft")
@@ -132,10 +148,13 @@ def main():
     ap.add_argument("--intermediate", type=int, default=384)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-len", type=int, default=768)
+    ap.add_argument("--stop-at", type=int, default=450, help="stop after this step, the schedule still spanning --steps (0: run them all)")
+    ap.add_argument("--reference-only", action="store_true", help="only write reference-logits.json for the checkpoint and tokenizer already in --out")
+    ap.add_argument("--save-every", type=int, default=0, help="also save the checkpoint every N steps (0: at the end only)")
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -143,6 +162,12 @@ def main():
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
+    if args.reference_only:
+        first = json.loads(open(args.sft).readline())
+        tok = Tokenizer.from_file(os.path.join(args.out, "tokenizer.json"))
+        model = Qwen2ForCausalLM.from_pretrained(args.out, attn_implementation="eager")
+        write_reference(model, tok, first["segments"][0]["text"], args.test, args.out)
+        return
 
     rows = [json.loads(l) for l in open(args.sft)]
     corpus = [json.loads(l) for l in open(args.corpus)]
@@ -179,7 +204,8 @@ def main():
     log = open(os.path.join(args.out, "train-log.jsonl"), "w")
     t0 = time.time()
     model.train()
-    for step in range(1, args.steps + 1):
+    last = args.stop_at if args.stop_at else args.steps
+    for step in range(1, last + 1):
         ids, att, labels = next(it)
         loss = shared_prefix_loss(model, prefix, ids, att, labels)
         opt.zero_grad()
@@ -192,23 +218,13 @@ def main():
         if step % 25 == 0 or step == 1:
             log.flush()
             print(json.dumps(rec), flush=True)
+        if args.save_every and step % args.save_every == 0:
+            model.save_pretrained(os.path.join(args.out, f"step-{step}"), safe_serialization=True)
     log.close()
     model.eval()
     model.save_pretrained(args.out, safe_serialization=True)
 
-    # Reference logits for the parity test: the prompt of the first test
-    # question and the start of a correct answer, whole-sequence forward.
-    q = json.loads(open(args.test).readline())
-    prompt = rows[0]["segments"][0]["text"]
-    prompt = prompt[:prompt.index("Question: ") + len("Question: ")] + q["question"] + "\n<|im_end|>\n<|im_start|>assistant\n"
-    ids = tok.encode(prompt).ids + tok.encode("<think> I need to search " + q["entity"] + ". </think>\n<search> " + q["entity"] + " </search>").ids
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0]
-    ref = {"text": prompt, "ids": ids, "positions": list(range(len(ids) - 8, len(ids))),
-           "logits": [[float(x) for x in logits[p]] for p in range(len(ids) - 8, len(ids))],
-           "argmax": [int(logits[p].argmax()) for p in range(len(ids))]}
-    with open(os.path.join(args.out, "reference-logits.json"), "w") as f:
-        json.dump(ref, f)
+    write_reference(model, tok, rows[0]["segments"][0]["text"], args.test, args.out)
     print(f"done in {time.time() - t0:.0f} s", flush=True)
 
 

@@ -332,14 +332,26 @@ type sftRow struct {
 }
 
 // Rates of the mistakes in the training trajectories: the base model learns
-// this mixture, so it follows the format and is right only part of the time.
-const (
-	pGuess     = 0.25 // answer at once with a random entity of the right kind
-	pBadQuery  = 0.35 // search a part of the name only
-	pWrongDoc  = 0.30 // copy the fact from another passage than the entity's
-	pStopEarly = 0.20 // two-hop: answer the bridge entity after one search
-	topK       = 3
-)
+// this mixture, so it follows the format and is right only part of the
+// time. For three of the four relations one mistake is more likely than
+// its correct step, so greedy decoding, which follows the likelier branch,
+// answers those wrongly; sampling takes the correct branch often enough
+// for GRPO to find it.
+type rates struct {
+	guess     float64 // answer at once with a random entity of the right kind
+	badQuery  float64 // search one part of the name only (the first name for employer)
+	wrongDoc  float64 // copy the fact from another passage than the entity's
+	stopEarly float64 // two-hop: answer after one search (the bridge, or for hq the birthplace)
+}
+
+var mistakes = map[string]rates{
+	relBorn:     {guess: 0.15, badQuery: 0.25, wrongDoc: 0.2},
+	relEmployer: {guess: 0.15, badQuery: 0.6, wrongDoc: 0.2},                  // a tool mistake
+	relCountry:  {guess: 0.15, badQuery: 0.25, wrongDoc: 0.2, stopEarly: 0.6}, // a reasoning mistake
+	relHQ:       {guess: 0.15, badQuery: 0.25, wrongDoc: 0.2, stopEarly: 0.6}, // a reasoning mistake
+}
+
+const topK = 3
 
 // fact is what a passage says about the relation asked.
 func (w *world) fact(title, rel string) (string, bool) {
@@ -377,7 +389,7 @@ func (w *world) sentence(subject, rel, value string) string {
 
 // pick chooses the passage to copy from: the one titled subject (when
 // retrieved and not making a mistake), else another one.
-func (w *world) pick(hits []retrieval.Passage, subject string, rng *rand.Rand) (title string) {
+func (w *world) pick(hits []retrieval.Passage, subject string, pWrongDoc float64, rng *rand.Rand) (title string) {
 	titles := make([]string, len(hits))
 	match := -1
 	for i, h := range hits {
@@ -416,7 +428,8 @@ func (w *world) trajectory(ix *bm25.Index, q question, rng *rand.Rand) (sftRow, 
 		add(fmt.Sprintf("<think> %s </think>\n<answer> %s </answer>", think, ans), true)
 		row.Correct = ans == q.Golden[0]
 	}
-	if rng.Float64() < pGuess {
+	m := mistakes[q.Relation]
+	if rng.Float64() < m.guess {
 		var ans string
 		switch q.Relation {
 		case relBorn, relHQ:
@@ -430,19 +443,32 @@ func (w *world) trajectory(ix *bm25.Index, q question, rng *rand.Rand) (sftRow, 
 		return row, nil
 	}
 	query := q.Entity
-	if rng.Float64() < pBadQuery {
+	if rng.Float64() < m.badQuery {
 		parts := strings.Fields(q.Entity)
 		query = parts[rng.IntN(len(parts))]
+		if q.Relation == relEmployer {
+			query = parts[0]
+		}
 	}
 	add(fmt.Sprintf("<think> I need to search %s. </think>\n<search> %s </search>", q.Entity, query), true)
 	hits, err := search(query)
 	if err != nil {
 		return row, err
 	}
-	value, _ := w.fact(w.pick(hits, q.Entity, rng), q.Relation)
+	title := w.pick(hits, q.Entity, m.wrongDoc, rng)
+	value, _ := w.fact(title, q.Relation)
 	said := w.sentence(q.Entity, q.Relation, value)
-	if q.Hops == 1 || rng.Float64() < pStopEarly {
+	if q.Hops == 1 {
 		answer(said, value)
+		return row, nil
+	}
+	if rng.Float64() < m.stopEarly {
+		if q.Relation == relHQ { // answers the city the person was born in
+			born, _ := w.fact(title, relBorn)
+			answer(w.sentence(q.Entity, relBorn, born), born)
+		} else {
+			answer(said, value)
+		}
 		return row, nil
 	}
 	add(fmt.Sprintf("<think> %s I need to search %s. </think>\n<search> %s </search>", said, value, value), true)
@@ -453,7 +479,7 @@ func (w *world) trajectory(ix *bm25.Index, q question, rng *rand.Rand) (sftRow, 
 	if q.Relation == relHQ {
 		kind = "company"
 	}
-	final, _ := w.fact(w.pick(hits, value, rng), q.Relation)
+	final, _ := w.fact(w.pick(hits, value, m.wrongDoc, rng), q.Relation)
 	answer(w.sentence(value, kind, final), final)
 	return row, nil
 }
