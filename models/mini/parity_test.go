@@ -106,6 +106,7 @@ func TestDecodeMatchesPyTorch(t *testing.T) {
 		for name, v := range past {
 			in[name] = v
 		}
+		runtime.AddGreedySamplerFeeds(sess, in)
 		out, err := sess.Run(in)
 		if err != nil {
 			t.Fatal(err)
