@@ -191,6 +191,9 @@ func LoadConfigOver(base Config, path string) (Config, error) {
 	return c, nil
 }
 
+// maxRolloutsPerStep bounds Prompts × Group (Search-R1 makes 512 × 5).
+const maxRolloutsPerStep = 1 << 20
+
 // RolloutsPerStep is Prompts × Group.
 func (c *Config) RolloutsPerStep() int { return c.Prompts * c.Group }
 
@@ -230,6 +233,8 @@ func (c *Config) Validate() error {
 		{c.Steps < 1, fmt.Sprintf("steps %d: must be ≥ 1", c.Steps)},
 		{c.Prompts < 1, fmt.Sprintf("prompts %d: must be ≥ 1", c.Prompts)},
 		{c.Group < 1, fmt.Sprintf("group %d: must be ≥ 1 (1 makes every advantage 0)", c.Group)},
+		{c.Prompts >= 1 && c.Group >= 1 && c.Prompts > maxRolloutsPerStep/c.Group,
+			fmt.Sprintf("prompts %d × group %d: more than %d rollouts a step", c.Prompts, c.Group, maxRolloutsPerStep)},
 		{c.MiniBatch < 0, fmt.Sprintf("mini_batch %d: must be ≥ 0 (0: all rollouts of a step)", c.MiniBatch)},
 		{c.MicroBatch < 1, fmt.Sprintf("micro_batch %d: must be ≥ 1", c.MicroBatch)},
 		{c.Variant != VariantDual && c.Variant != VariantSingle && c.Variant != VariantTwoAgent,

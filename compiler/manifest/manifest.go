@@ -2,9 +2,11 @@ package manifest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dartc/dartc/internal/jsonerr"
 )
@@ -227,7 +229,71 @@ func Read(dir string) (*Manifest, error) {
 	if m.Format != Format {
 		return nil, fmt.Errorf("manifest: %s has format %q, this dartc reads %q: recompile the model", path, m.Format, Format)
 	}
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("manifest: %s: %w (it was not written by dartc compile, or was edited: recompile the model)", path, err)
+	}
 	return &m, nil
+}
+
+// check refuses what compile never writes and the runtime must not follow:
+// a file name that is not a plain name in the directory (../model.onnx,
+// /etc/x), a missing graph, negative sizes.
+func (m *Manifest) check() error {
+	plain := func(what, name string) error {
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+			return fmt.Errorf("%s %q is not a file name inside the directory", what, name)
+		}
+		return nil
+	}
+	if len(m.Graphs) == 0 {
+		return errors.New("no graphs")
+	}
+	for name, g := range m.Graphs {
+		if g == nil {
+			return fmt.Errorf("graph %q is empty", name)
+		}
+		if err := plain("graph "+name+" file", g.File); err != nil {
+			return err
+		}
+		for _, ts := range [][]Tensor{g.Inputs, g.Outputs} {
+			for _, t := range ts {
+				for _, d := range t.Dims {
+					if d.Param == "" && d.Value < 0 {
+						return fmt.Errorf("graph %q tensor %q has a negative dimension", name, t.Name)
+					}
+				}
+			}
+		}
+	}
+	if err := plain("adapters_file", m.AdaptersFile); err != nil {
+		return err
+	}
+	for _, f := range m.Source.ExternalData {
+		if err := plain("external data", f); err != nil {
+			return err
+		}
+	}
+	if m.Tokenizer != nil {
+		if err := plain("tokenizer dir", m.Tokenizer.Dir); err != nil {
+			return err
+		}
+		for _, f := range m.Tokenizer.Files {
+			if err := plain("tokenizer file", f); err != nil {
+				return err
+			}
+		}
+	}
+	mi := m.Model
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"layers", int64(mi.Layers)}, {"vocab", mi.Vocab}, {"hidden", mi.Hidden}, {"kv_heads", mi.KVHeads},
+		{"head_dim", mi.HeadDim}, {"max_length", mi.MaxLength}, {"lora rank", int64(m.LoRA.Rank)}} {
+		if v.n < 0 {
+			return fmt.Errorf("%s is %d", v.name, v.n)
+		}
+	}
+	return nil
 }
 
 // Write writes m as dir/manifest.json (indented, stable key order).
