@@ -100,19 +100,9 @@ func NewSession(path string, opts *Options) (*Session, error) {
 	if _, err := InitFor(opts.Device); err != nil {
 		return nil, err
 	}
-	ins, outs, err := ort.GetInputOutputInfo(path)
-	if err != nil {
-		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
-	}
-	params, err := graphDims(path)
-	if err != nil {
-		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
-	}
 	s := &Session{path: path}
-	if s.inputs, err = ioInfos(ins, params); err != nil {
-		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
-	}
-	if s.outputs, err = ioInfos(outs, params); err != nil {
+	var err error
+	if s.inputs, s.outputs, err = graphIO(path); err != nil {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}
 	if len(opts.Outputs) > 0 {
@@ -126,6 +116,7 @@ func NewSession(path string, opts *Options) (*Session, error) {
 		}
 		s.outputs = kept
 	}
+	opts = withFloat64Config(opts, append(s.Inputs(), s.outputs...))
 	so, err := sessionOptions(opts)
 	if errors.Is(err, ErrNoCUDA) {
 		return nil, err
@@ -142,6 +133,35 @@ func NewSession(path string, opts *Options) (*Session, error) {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// DisableOptimizersKey is the session config entry that lists ONNX Runtime
+// optimizers to skip.
+const DisableOptimizersKey = "optimization.disable_specified_optimizers"
+
+// Float64DisabledOptimizers are the ONNX Runtime optimizers a float64 graph
+// runs without: their fused kernels exist for float32 only, so a session
+// with them refuses the graph ("Failed to find kernel for QuickGelu").
+const Float64DisabledOptimizers = "QuickGeluFusion;SimplifiedLayerNormFusion"
+
+// withFloat64Config returns opts with Float64DisabledOptimizers added when
+// the graph has float64 inputs or outputs and the caller chose no optimizers to
+// disable (a compiled graph's manifest says the same).
+func withFloat64Config(opts *Options, ios []IOInfo) *Options {
+	if _, set := opts.Config[DisableOptimizersKey]; set {
+		return opts
+	}
+	for _, io := range ios {
+		if io.DType == Float64 {
+			o := *opts
+			o.Config = map[string]string{DisableOptimizersKey: Float64DisabledOptimizers}
+			for k, v := range opts.Config {
+				o.Config[k] = v
+			}
+			return &o
+		}
+	}
+	return opts
 }
 
 func cudaError(err error) error {
@@ -206,30 +226,6 @@ func sessionOptions(opts *Options) (*ort.SessionOptions, error) {
 		return fail(fmt.Errorf("unknown device %q (want cpu or cuda)", opts.Device))
 	}
 	return so, nil
-}
-
-func ioInfos(infos []ort.InputOutputInfo, params map[string][]string) ([]IOInfo, error) {
-	out := make([]IOInfo, 0, len(infos))
-	for _, in := range infos {
-		if in.OrtValueType != ort.ONNXTypeTensor {
-			return nil, fmt.Errorf("%s is a %v, only tensors are supported", in.Name, in.OrtValueType)
-		}
-		dt, ok := dtypeFromORT(in.DataType)
-		if !ok {
-			return nil, fmt.Errorf("%s has element type %v, not supported by dartc's runtime", in.Name, in.DataType)
-		}
-		io := IOInfo{Name: in.Name, DType: dt, Dims: append([]int64(nil), in.Dimensions...)}
-		io.Params = make([]string, len(io.Dims))
-		if p := params[in.Name]; len(p) == len(io.Dims) {
-			for i := range p {
-				if io.Dims[i] < 0 {
-					io.Params[i] = p[i]
-				}
-			}
-		}
-		out = append(out, io)
-	}
-	return out, nil
 }
 
 func names(ios []IOInfo) []string {

@@ -1,0 +1,7 @@
+package runtime
+
+// Internals for the external tests.
+var (
+	GraphIO      = graphIO
+	DTypeFromORT = dtypeFromORT
+)
