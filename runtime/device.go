@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/dartc/dartc/runtime/internal/ortc"
-	ort "github.com/yalue/onnxruntime_go"
 )
 
 // Transfers counts the bytes that crossed between Go memory and ONNX
@@ -321,21 +320,12 @@ func NewBoundSession(path string, dev *Device, opts *Options) (*BoundSession, er
 	if opts == nil {
 		opts = &Options{}
 	}
-	ins, outs, err := ort.GetInputOutputInfo(path)
-	if err != nil {
-		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
-	}
-	params, err := graphDims(path)
-	if err != nil {
-		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
-	}
 	s := &BoundSession{path: path, dev: dev}
-	if s.inputs, err = ioInfos(ins, params); err != nil {
+	var err error
+	if s.inputs, s.outputs, err = graphIO(path); err != nil {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}
-	if s.outputs, err = ioInfos(outs, params); err != nil {
-		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
-	}
+	opts = withFloat64Config(opts, append(s.Inputs(), s.outputs...))
 	if err := s.open(func(so *ortc.SessionOptions) (*ortc.Session, error) { return ortc.NewSession(path, so) }, opts); err != nil {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}
