@@ -64,3 +64,55 @@ func BenchmarkCompile(b *testing.B) {
 		})
 	}
 }
+
+// TestLeanBackward compiles the qwen2.5-0.5b preset in each linear form,
+// and the real TorchScript and dynamo exports of the tiny Qwen2.5, and
+// checks the size of the backward graph: train.onnx has at most 4 times the
+// nodes of logprobs.onnx (the same forward without the loss and gradient),
+// no run-time broadcast undoing (NonZero) and no Einsum.
+func TestLeanBackward(t *testing.T) {
+	cfg, err := qwen2.Preset("qwen2.5-0.5b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs := map[string]string{
+		"export/torchscript": "../models/export/testdata/tiny-qwen2.5/torchscript/model.onnx",
+		"export/dynamo":      "../models/export/testdata/tiny-qwen2.5/dynamo/model.onnx",
+	}
+	for _, form := range []synth.LinearForm{synth.TorchScript, synth.Dynamo, synth.Gemm} {
+		res, err := synth.Synthesize(cfg, filepath.Join(t.TempDir(), "src"), synth.Options{LinearForm: form, Weights: synth.WeightsZero, Storage: synth.StorageExternal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs["qwen2.5-0.5b/"+form.String()] = res.ModelPath
+	}
+	for name, src := range srcs {
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := compiler.Compile(src, out, compiler.Options{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		count := map[string]map[string]int{}
+		total := map[string]int{}
+		for _, g := range []string{"logprobs", "train"} {
+			m, err := ir.Load(filepath.Join(out, g+".onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[g] = map[string]int{}
+			for _, n := range m.Graph.Nodes {
+				count[g][n.OpType]++
+			}
+			total[g] = len(m.Graph.Nodes)
+		}
+		ratio := float64(total["train"]) / float64(total["logprobs"])
+		t.Logf("%s: train %d nodes, logprobs %d: %.2f×", name, total["train"], total["logprobs"], ratio)
+		if ratio > 4 {
+			t.Errorf("%s: train.onnx has %d nodes, %.2f× logprobs.onnx's %d; want ≤ 4×", name, total["train"], ratio, total["logprobs"])
+		}
+		for _, op := range []string{"NonZero", "Einsum"} {
+			if c := count["train"][op]; c > 0 {
+				t.Errorf("%s: train.onnx has %d %s nodes", name, c, op)
+			}
+		}
+	}
+}

@@ -26,6 +26,7 @@ var passTable = map[string]pass{
 	"expand-functions":  {"expand-functions", passes.ExpandFunctions},
 	"greedy-outputs":    {"greedy-outputs", passes.GreedyOutputs},
 	"sample-outputs":    {"sample-outputs", passes.SampleOutputs},
+	"cse":               {"cse", passes.EliminateCommonSubexpressions},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -43,13 +44,14 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"grpo-head", "autodiff", "the head seeds the gradient"},
 	{"expand-functions", "autodiff", "the autodiff differentiates the function bodies, not the fused ops"},
 	{"autodiff", "dead-code", "the forward outputs the loss does not read are collected after differentiation"},
+	{"autodiff", "cse", "the gradient rules repeat Shape, Transpose and constant sub-graphs that CSE merges"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "dead-code"},
 	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
-	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "dead-code"},
+	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "cse", "dead-code"},
 }
 
 func init() {

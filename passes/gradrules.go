@@ -154,6 +154,56 @@ func (c *gradCtx) unbroadcast(name, g, like, x, other string) string {
 	if (other != "" && c.scalarConst(other)) || (like != "" && c.s.shapes != nil && c.s.shapes.sameShape(x, like)) {
 		return g
 	}
+	if like != "" && c.s.shapes != nil {
+		if gd, ok := c.s.shapes.dims[like]; ok {
+			if r, ok := c.unbroadcastStatic(name, g, gd, x); ok {
+				return r
+			}
+		}
+	}
+	return c.unbroadcastDynamic(name, g, x)
+}
+
+// unbroadcastStatic undoes a broadcast whose axes the symbolic shapes
+// prove: g has the shape gd, and x's dims, aligned to the right, either
+// equal g's (not broadcast) or are 1 (summed, kept as 1); g's extra leading
+// axes are summed away. Equal tokens mean equal sizes; a 1 in x against an
+// unknown size is summed too, which is right whether that size is 1 or
+// not. ok is false when some axis cannot be decided (x's dim is symbolic
+// and g's differs): the broadcast is then undone at run time.
+func (c *gradCtx) unbroadcastStatic(name, g string, gd []string, x string) (string, bool) {
+	xd, ok := c.s.shapes.dims[x]
+	if !ok || len(xd) > len(gd) {
+		return "", false
+	}
+	lead := len(gd) - len(xd)
+	var axes []int64
+	for i := 0; i < lead; i++ {
+		axes = append(axes, int64(i))
+	}
+	for i, t := range xd {
+		switch o := gd[lead+i]; {
+		case t == o:
+		case t == "1":
+			axes = append(axes, int64(lead+i))
+		default:
+			return "", false
+		}
+	}
+	if len(axes) == 0 {
+		return g, true
+	}
+	p := name + "/unbroadcast"
+	sum := c.op(p+"/ReduceSum", "ReduceSum", []string{g, c.b.Ints(c.tag+"/"+p+"/axes", axes...)}, ir.AttrInt("keepdims", 1))
+	if lead > 0 {
+		sum = c.op(p+"/Squeeze", "Squeeze", []string{sum, c.b.Ints(c.tag+"/"+p+"/lead", axes[:lead]...)})
+	}
+	return sum, true
+}
+
+// unbroadcastDynamic undoes a broadcast at run time: the axes where x's
+// shape, padded to g's rank, is 1 and g's is not.
+func (c *gradCtx) unbroadcastDynamic(name, g, x string) string {
 	p := name + "/unbroadcast"
 	sg := c.op(p+"/shape_g", "Shape", []string{g})
 	sx := c.op(p+"/shape_x", "Shape", []string{x})
@@ -368,6 +418,11 @@ func gradSlice(c *gradCtx) ([]string, error) {
 			}
 		}
 	}
+	if g, ok := c.slicePad(axes); ok {
+		gi := c.grads()
+		gi[0] = g
+		return gi, nil
+	}
 	shapeX := c.op("shape_x", "Shape", []string{c.I(0)})
 	zero := c.b.Ints(c.tag+"/zero", 0)
 	g := c.GO(0)
@@ -394,6 +449,61 @@ func gradSlice(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	gi[0] = g
 	return gi, nil
+}
+
+// slicePad is the Slice gradient as one Pad with constant pads, when the
+// symbolic shapes decide them: x's rank is known, starts and ends are
+// constants, and on each sliced axis either x's size is a number, or the
+// slice starts at a non-negative index and runs to the end.
+func (c *gradCtx) slicePad(axes []int64) (string, bool) {
+	si := c.s.shapes
+	if si == nil {
+		return "", false
+	}
+	xd, ok := si.dims[c.I(0)]
+	if !ok {
+		return "", false
+	}
+	ints := func(v string) ([]int64, bool) {
+		if x, ok := c.constInts(v); ok {
+			return x, true
+		}
+		return si.constInts(v)
+	}
+	starts, ok1 := ints(c.I(1))
+	ends, ok2 := ints(c.I(2))
+	if !ok1 || !ok2 || len(starts) != len(axes) || len(ends) != len(axes) {
+		return "", false
+	}
+	rank := len(xd)
+	pads := make([]int64, 2*rank)
+	seen := map[int]bool{}
+	for k, a := range axes {
+		ax, ok := normAxis(a, rank)
+		if !ok || seen[ax] {
+			return "", false
+		}
+		seen[ax] = true
+		st, en := starts[k], ends[k]
+		if dim, ok := isNum(xd[ax]); ok {
+			clamp := func(v int64) int64 {
+				if v < 0 {
+					v += dim
+				}
+				return max(0, min(v, dim))
+			}
+			st = clamp(st)
+			en = max(clamp(en), st)
+			pads[ax], pads[rank+ax] = st, dim-en
+			continue
+		}
+		if st < 0 || en < 1<<31 {
+			return "", false
+		}
+		pads[ax] = st // to the end: nothing after
+	}
+	p := c.b.Ints(c.tag+"/pads", pads...)
+	return c.op("Pad", "Pad", []string{c.GO(0), p}), true
 }
 
 func gradReduce(c *gradCtx) ([]string, error) {
@@ -467,8 +577,11 @@ func gradMul(c *gradCtx) ([]string, error) {
 // gradMatMul: dA = dY·Bᵀ, dB = Aᵀ·dY. A rank-2 B (a weight or an adapter)
 // takes 2-D Gemms on flattened activations, never materializing Bᵀ (ORT
 // would fold a Transpose of a weight into a second copy); B = Transpose(W)
-// (dynamo) uses W directly; other ranks (attention) use Einsum with
-// broadcasting undone.
+// (dynamo) uses W directly; other ranks (attention) use MatMul with the
+// other operand's last two axes swapped (a Transpose ORT fuses into the
+// product, or none when the operand is already a transposed value), and
+// rank-1 operands use Einsum, with
+// broadcasting undone statically where the symbolic shapes allow.
 func gradMatMul(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	gy, a, bm := c.GO(0), c.I(0), c.I(1)
@@ -491,6 +604,22 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 		}
 		return gi, nil
 	}
+	if c.s.shapes != nil {
+		ad, okA := c.s.shapes.dims[a]
+		bd, okB := c.s.shapes.dims[bm]
+		if okA && okB && len(ad) >= 2 && len(bd) >= 2 {
+			batch := c.s.shapes.broadcast(ad[:len(ad)-2], bd[:len(bd)-2])
+			if c.Need(0) {
+				ga := c.op("dA/MatMul", "MatMul", []string{gy, c.swapLast("B/T", bm, len(bd))})
+				gi[0] = c.unbroadcastDims("dA", ga, append(append([]string{}, batch...), ad[len(ad)-2:]...), a)
+			}
+			if c.Need(1) {
+				gb := c.op("dB/MatMul", "MatMul", []string{c.swapLast("A/T", a, len(ad)), gy})
+				gi[1] = c.unbroadcastDims("dB", gb, append(append([]string{}, batch...), bd[len(bd)-2:]...), bm)
+			}
+			return gi, nil
+		}
+	}
 	if c.Need(0) {
 		ga := c.op("dA/Einsum", "Einsum", []string{gy, bm}, ir.AttrString("equation", "...ij,...kj->...ik"))
 		gi[0] = c.unbroadcast("dA", ga, "", a, "")
@@ -500,6 +629,40 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 		gi[1] = c.unbroadcast("dB", gb, "", bm, "")
 	}
 	return gi, nil
+}
+
+// swapLast is v with its last two axes swapped. When v is itself a
+// Transpose whose composition with the swap is the identity (attention's
+// Kᵀ), it is the Transpose's input: no copy.
+func (c *gradCtx) swapLast(name, v string, rank int) string {
+	perm := make([]int64, rank)
+	for i := range perm {
+		perm[i] = int64(i)
+	}
+	perm[rank-2], perm[rank-1] = perm[rank-1], perm[rank-2]
+	if p := c.producer(v); p != nil && p.OpType == "Transpose" {
+		if pp := p.AttrInts("perm"); len(pp) == rank {
+			identity := true
+			for i := range perm {
+				if pp[perm[i]] != int64(i) {
+					identity = false
+				}
+			}
+			if identity {
+				return p.Input(0)
+			}
+		}
+	}
+	return c.op(name, "Transpose", []string{v}, ir.AttrInts("perm", perm...))
+}
+
+// unbroadcastDims undoes the broadcast of x in a gradient g whose symbolic
+// shape is gd, statically when the shapes decide it.
+func (c *gradCtx) unbroadcastDims(name, g string, gd []string, x string) string {
+	if r, ok := c.unbroadcastStatic(name, g, gd, x); ok {
+		return r
+	}
+	return c.unbroadcastDynamic(name, g, x)
 }
 
 // gradGemm: Y = α·op(A)·op(B) + β·C.

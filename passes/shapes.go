@@ -2,7 +2,9 @@ package passes
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/dartc/dartc/compiler/ir"
 )
@@ -428,6 +430,26 @@ func (si *shapeInfo) node(n *ir.Node) {
 	case "ConstantOfShape":
 		if target, ok := si.vals[n.Input(0)]; ok {
 			set(append([]string(nil), target...))
+			// A short 1-D fill of an integer: its entries (shape arithmetic).
+			if c, ok := si.constInts(n.Input(0)); ok && len(c) == 1 && c[0] <= 16 {
+				fill := int64(0)
+				if a := n.Attr("value"); a != nil && a.GetT() != nil {
+					t, err := ir.TensorFromPB(a.GetT(), "")
+					if err != nil {
+						return
+					}
+					v, err := t.Int64s()
+					if err != nil || len(v) != 1 {
+						return
+					}
+					fill = v[0]
+				}
+				vals := make([]string, c[0])
+				for i := range vals {
+					vals[i] = num(fill)
+				}
+				si.vals[n.Outputs[0]] = vals
+			}
 		}
 	case "Transpose":
 		d, ok := in(0)
@@ -570,17 +592,15 @@ func (si *shapeInfo) node(n *ir.Node) {
 		}
 		prod := func(ts []string) string {
 			p := int64(1)
+			var sym []string
 			for _, t := range ts {
-				v, ok := isNum(t)
-				if !ok {
-					if len(ts) == 1 {
-						return t
-					}
-					return si.unknown()
+				if v, ok := isNum(t); ok {
+					p *= v
+				} else {
+					sym = append(sym, t)
 				}
-				p *= v
 			}
-			return num(p)
+			return product(p, sym)
 		}
 		set([]string{prod(d[:axis]), prod(d[axis:])})
 	case "GatherElements":
@@ -604,11 +624,23 @@ func (si *shapeInfo) axes(n *ir.Node) (axes []int64, ok bool) {
 
 // arith tracks simple integer arithmetic on shape values.
 func (si *shapeInfo) arith(n *ir.Node) {
-	if n.OpType != "Add" && n.OpType != "Sub" && n.OpType != "Mul" && n.OpType != "Div" {
+	if n.OpType != "Add" && n.OpType != "Sub" && n.OpType != "Mul" && n.OpType != "Div" && n.OpType != "Equal" && n.OpType != "Where" {
+		return
+	}
+	if n.OpType == "Equal" || n.OpType == "Where" {
+		si.selectVals(n)
 		return
 	}
 	a, okA := si.constInts(n.Input(0))
 	b, okB := si.constInts(n.Input(1))
+	if okA && okB && len(a) != len(b) && (len(a) == 1 || len(b) == 1) {
+		for len(a) < len(b) {
+			a = append(a, a[0])
+		}
+		for len(b) < len(a) {
+			b = append(b, b[0])
+		}
+	}
 	if !okA || !okB || len(a) != len(b) {
 		// x + 0, x − 0, x · 1, x / 1 keep x's tokens.
 		x, okX := si.vals[n.Input(0)]
@@ -663,51 +695,151 @@ func (si *shapeInfo) arith(n *ir.Node) {
 	si.vals[n.Outputs[0]] = out
 }
 
+// selectVals tracks Equal and Where on shape values, the exporters' way of
+// replacing −1 entries in an Expand target: Equal is decided where both
+// entries are numbers, or one is a symbolic size (never negative) and the
+// other a negative number; Where needs every condition decided. Booleans
+// are the tokens "1" and "0"; a one-entry operand broadcasts.
+func (si *shapeInfo) selectVals(n *ir.Node) {
+	var ops [][]string
+	width := 1
+	for _, in := range n.Inputs {
+		v, ok := si.vals[in]
+		if !ok || len(v) == 0 {
+			return
+		}
+		ops = append(ops, v)
+		width = max(width, len(v))
+	}
+	at := func(v []string, i int) (string, bool) {
+		switch len(v) {
+		case 1:
+			return v[0], true
+		case width:
+			return v[i], true
+		}
+		return "", false
+	}
+	out := make([]string, width)
+	for i := range out {
+		var e []string
+		for _, v := range ops {
+			x, ok := at(v, i)
+			if !ok {
+				return
+			}
+			e = append(e, x)
+		}
+		if n.OpType == "Where" {
+			switch e[0] {
+			case "1":
+				out[i] = e[1]
+			case "0":
+				out[i] = e[2]
+			default:
+				return
+			}
+			continue
+		}
+		a, okA := isNum(e[0])
+		b, okB := isNum(e[1])
+		switch {
+		case okA && okB:
+			out[i] = map[bool]string{true: "1", false: "0"}[a == b]
+		case e[0] == e[1]:
+			out[i] = "1"
+		case (okA && a < 0 && !okB) || (okB && b < 0 && !okA):
+			out[i] = "0"
+		default:
+			return
+		}
+	}
+	si.vals[n.Outputs[0]] = out
+}
+
 // quotient infers a Reshape's −1 dim: the input's dims as a multiset of
-// tokens, less the target's other dims, must leave numbers, or one token
-// alone.
+// factors (numbers and symbols), divided by the target's other dims, leave
+// a number, a symbol or a product of them.
 func (si *shapeInfo) quotient(in, out []string, skip int) string {
 	left := map[string]int{}
+	rest := int64(1)
 	for _, t := range in {
-		left[t]++
+		n, syms := factors(t)
+		rest *= n
+		for _, f := range syms {
+			left[f]++
+		}
 	}
 	prod := int64(1)
 	for i, t := range out {
 		if i == skip {
 			continue
 		}
-		if left[t] > 0 {
-			left[t]--
-			continue
-		}
-		v, ok := isNum(t)
-		if !ok || v == 0 {
+		n, syms := factors(t)
+		if n == 0 {
 			return si.unknown()
 		}
-		prod *= v // divides the remainder
-	}
-	rest := int64(1)
-	var sym []string
-	for t, c := range left {
-		for ; c > 0; c-- {
-			if v, ok := isNum(t); ok {
-				rest *= v
-			} else {
-				sym = append(sym, t)
+		for _, f := range syms {
+			if left[f] == 0 {
+				return si.unknown()
 			}
+			left[f]--
 		}
+		prod *= n // divides the remainder
 	}
 	if rest%prod != 0 {
 		return si.unknown()
 	}
-	q := rest / prod
-	switch {
-	case len(sym) == 0:
-		return num(q)
-	case len(sym) == 1 && q == 1:
-		return sym[0]
+	var sym []string
+	for t, c := range left {
+		for ; c > 0; c-- {
+			sym = append(sym, t)
+		}
 	}
-	return si.unknown()
+	return product(rest/prod, sym)
+}
+
+// factors splits a token into its numeric factor and its symbolic factors.
+func factors(t string) (int64, []string) {
+	n := int64(1)
+	var syms []string
+	for _, f := range strings.Split(t, "*") {
+		if v, ok := isNum(f); ok {
+			n *= v
+		} else {
+			syms = append(syms, f)
+		}
+	}
+	return n, syms
+}
+
+// product is the token of q times the symbolic sizes sym: a number, a
+// symbol, or the canonical product "2*batch_size*sequence_length" (sorted
+// factors), so that equal products of equal sizes get equal tokens.
+func product(q int64, sym []string) string {
+	if len(sym) == 0 {
+		return num(q)
+	}
+	if q == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, t := range sym {
+		n, syms := factors(t)
+		q *= n
+		parts = append(parts, syms...)
+	}
+	if q == 0 {
+		return "0"
+	}
+	if len(parts) == 0 {
+		return num(q)
+	}
+	sort.Strings(parts)
+	if q != 1 {
+		parts = append([]string{num(q)}, parts...)
+	}
+	return strings.Join(parts, "*")
 }
 
 func (si *shapeInfo) String() string { return fmt.Sprintf("%d shapes", len(si.dims)) }

@@ -60,8 +60,22 @@ func TestShapeInference(t *testing.T) {
 	if got := fmt.Sprint(si.vals["zero"]); got != "[0]" {
 		t.Errorf("s − s = %s, want [0]", got)
 	}
-	if d := si.dims["xf"]; len(d) != 1 || d[0][0] != '?' {
-		t.Errorf("reshape of [b s 64] to [-1] = %v, want one unknown dim", d)
+	if d := si.dims["xf"]; len(d) != 1 || d[0] != "64*b*s" {
+		t.Errorf("reshape of [b s 64] to [-1] = %v, want the product 64*b*s", d)
+	}
+	// The same product reached two ways gets the same token: flattening
+	// [b, s, 64] to [-1, 64] and [s, b] to [-1, 1].
+	if product(1, []string{"s", "b"}) != product(1, []string{"b*s"}) || product(64, []string{"s*b"}) != "64*b*s" {
+		t.Errorf("product tokens are not canonical: %s, %s", product(1, []string{"s", "b"}), product(64, []string{"s*b"}))
+	}
+	if got := si.quotient([]string{"b", "s", "64"}, []string{"", "64"}, 0); got != "b*s" {
+		t.Errorf("[b s 64] to [-1, 64]: first dim %s, want b*s", got)
+	}
+	if got := si.quotient([]string{"b*s", "4"}, []string{"b", "", "2"}, 1); got != "2*s" {
+		t.Errorf("[b*s 4] to [b, -1, 2]: middle dim %s, want 2*s", got)
+	}
+	if got := si.quotient([]string{"b", "s"}, []string{"", "t"}, 0); got[0] != '?' {
+		t.Errorf("[b s] to [-1, t]: %s, want unknown", got)
 	}
 	if _, ok := si.dims["sq0"]; ok {
 		t.Errorf("squeezing symbolic dims was inferred: %v", si.dims["sq0"])

@@ -139,7 +139,7 @@ func ioInfo(vi *pb.ValueInfoProto) (IOInfo, error) {
 	if !ok {
 		return IOInfo{}, fmt.Errorf("%s has element type %v, not supported by dartc's runtime", vi.GetName(), et)
 	}
-	io := IOInfo{Name: vi.GetName(), DType: dt, Dims: []int64{}, Params: []string{}}
+	io := IOInfo{Name: vi.GetName(), DType: dt, Dims: []int64{}, Params: []string{}, Unranked: tt.Shape == nil}
 	for _, d := range tt.GetShape().GetDim() {
 		if d.Value != nil {
 			if v, ok := d.Value.(*pb.TensorShapeProto_Dimension_DimValue); ok {

@@ -65,6 +65,9 @@ type IOInfo struct {
 	Dims []int64
 	// Params name the symbolic dims ("batch_size"), "" for fixed or unnamed.
 	Params []string
+	// Unranked is set when the graph declares no shape at all: any rank is
+	// accepted, and outputs are never allocated ahead of the run.
+	Unranked bool
 }
 
 func (io IOInfo) String() string {
@@ -426,6 +429,9 @@ func checkShape(io IOInfo, dt DType, shape []int64, bound map[string]int64) erro
 	if dt != io.DType {
 		return fmt.Errorf("%s: got %v%v, want %v", io.Name, dt, shape, io)
 	}
+	if io.Unranked {
+		return nil
+	}
 	if len(shape) != len(io.Dims) {
 		return fmt.Errorf("%s: got shape %v (rank %d), want %v (rank %d)", io.Name, shape, len(shape), io, len(io.Dims))
 	}
@@ -446,6 +452,9 @@ func checkShape(io IOInfo, dt DType, shape []int64, bound map[string]int64) erro
 
 // resolve returns io's concrete shape when every symbolic dim is bound.
 func resolve(io IOInfo, bound map[string]int64) ([]int64, bool) {
+	if io.Unranked {
+		return nil, false
+	}
 	shape := make([]int64, len(io.Dims))
 	for i, d := range io.Dims {
 		if d >= 0 {
