@@ -36,8 +36,11 @@ func Autodiff(s *State) error {
 		if v < 13 {
 			return fmt.Errorf("passes: autodiff needs default-domain opset ≥ 13, the graph has %d: re-export with opset 17 or newer", v)
 		}
-		// 13 and 14 differ from 15 only in ops the rules never emit with
-		// other meanings; 15 brings CastLike.
+		// 13 to 15 differ from 16 only in ops the rules and the loss head
+		// never emit with other meanings (RoiAlign's default mode, the
+		// training outputs of BatchNormalization); 15 brings CastLike, 16
+		// the reduction of ScatterElements that the loss head's gradient
+		// uses.
 		s.Model.SetOpset("", minTrainOpset)
 		s.Model.IRVersion = max(s.Model.IRVersion, ir.IRVersionForOpset(minTrainOpset))
 	}
@@ -62,7 +65,7 @@ func Autodiff(s *State) error {
 }
 
 // minTrainOpset is the lowest default-domain opset of training graphs.
-const minTrainOpset = 15
+const minTrainOpset = 16
 
 // gradCtx is what a rule sees: the forward node and the gradients of its
 // outputs, in the vocabulary of ORT's gradient builders — I(i)/O(i) the

@@ -325,7 +325,7 @@ func NewBoundSession(path string, dev *Device, opts *Options) (*BoundSession, er
 	if s.inputs, s.outputs, err = graphIO(path); err != nil {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}
-	opts = withFloat64Config(opts, append(s.Inputs(), s.outputs...))
+	opts = withFloat64Config(opts, s.inputs, s.outputs)
 	if err := s.open(func(so *ortc.SessionOptions) (*ortc.Session, error) { return ortc.NewSession(path, so) }, opts); err != nil {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}

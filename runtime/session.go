@@ -119,7 +119,7 @@ func NewSession(path string, opts *Options) (*Session, error) {
 		}
 		s.outputs = kept
 	}
-	opts = withFloat64Config(opts, append(s.Inputs(), s.outputs...))
+	opts = withFloat64Config(opts, s.inputs, s.outputs)
 	so, err := sessionOptions(opts)
 	if errors.Is(err, ErrNoCUDA) {
 		return nil, err
@@ -148,23 +148,40 @@ const DisableOptimizersKey = "optimization.disable_specified_optimizers"
 const Float64DisabledOptimizers = "QuickGeluFusion;SimplifiedLayerNormFusion"
 
 // withFloat64Config returns opts with Float64DisabledOptimizers added when
-// the graph has float64 inputs or outputs and the caller chose no optimizers to
-// disable (a compiled graph's manifest says the same).
-func withFloat64Config(opts *Options, ios []IOInfo) *Options {
-	if _, set := opts.Config[DisableOptimizersKey]; set {
+// the graph computes in float64 — a float input is float64, or it has no
+// float input and all its float outputs are float64 (a model without a
+// cache) — and the caller chose no optimizers to disable (a compiled
+// graph's manifest says the same). A float32 graph with a float64 side
+// output keeps ORT's fusions.
+func withFloat64Config(opts *Options, inputs, outputs []IOInfo) *Options {
+	if _, set := opts.Config[DisableOptimizersKey]; set || !computesFloat64(inputs, outputs) {
 		return opts
 	}
-	for _, io := range ios {
-		if io.DType == Float64 {
-			o := *opts
-			o.Config = map[string]string{DisableOptimizersKey: Float64DisabledOptimizers}
-			for k, v := range opts.Config {
-				o.Config[k] = v
-			}
-			return &o
+	o := *opts
+	o.Config = map[string]string{DisableOptimizersKey: Float64DisabledOptimizers}
+	for k, v := range opts.Config {
+		o.Config[k] = v
+	}
+	return &o
+}
+
+func computesFloat64(inputs, outputs []IOInfo) bool {
+	isFloat := func(d DType) bool { return d == Float32 || d == Float64 || d == Float16 || d == BFloat16 }
+	for _, in := range inputs {
+		if isFloat(in.DType) {
+			return in.DType == Float64
 		}
 	}
-	return opts
+	seen := false
+	for _, o := range outputs {
+		if isFloat(o.DType) {
+			if o.DType != Float64 {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
 }
 
 func cudaError(err error) error {

@@ -101,6 +101,9 @@ func CheckModel(m *Model) error {
 	if need := IRVersionForOpset(op); m.IRVersion < need {
 		return fmt.Errorf("%w: opset %d needs IR version ≥ %d, model has %d", ErrInvalid, op, need, m.IRVersion)
 	}
+	if err := CheckOpset(m.Graph, op); err != nil {
+		return err
+	}
 	return Check(m.Graph)
 }
 
