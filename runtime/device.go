@@ -501,14 +501,30 @@ func (s *BoundSession) Run(inputs map[string]Value, into map[string]*DeviceTenso
 	if s.sess == nil {
 		return nil, fmt.Errorf("runtime: run %s: session destroyed", s.path)
 	}
-	res, err := s.run(inputs, into, host)
+	_, res, err := s.run(inputs, into, nil, host)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
 	}
 	return res, nil
 }
 
-func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTensor, host []string) (map[string]*Tensor, error) {
+// RunDevice is Run with outputs whose shape only the run knows (a KV cache
+// that grows by the step's tokens): ONNX Runtime allocates each output
+// named in alloc on the device, and RunDevice returns them as device
+// tensors that the caller destroys. They can be fed to the next run as
+// they are.
+func (s *BoundSession) RunDevice(inputs map[string]Value, into map[string]*DeviceTensor, alloc []string, host ...string) (map[string]*DeviceTensor, map[string]*Tensor, error) {
+	if s.sess == nil {
+		return nil, nil, fmt.Errorf("runtime: run %s: session destroyed", s.path)
+	}
+	dev, res, err := s.run(inputs, into, alloc, host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
+	}
+	return dev, res, nil
+}
+
+func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTensor, alloc, host []string) (map[string]*DeviceTensor, map[string]*Tensor, error) {
 	var missing []string
 	for _, io := range s.inputs {
 		if inputs[io.Name] == nil {
@@ -516,18 +532,18 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing input(s) %s", strings.Join(missing, "; "))
+		return nil, nil, fmt.Errorf("missing input(s) %s", strings.Join(missing, "; "))
 	}
 	for name := range inputs {
 		if _, ok := find(s.inputs, name); !ok {
-			return nil, fmt.Errorf("unknown input %q (the graph's inputs: %s)", name, strings.Join(names(s.inputs), ", "))
+			return nil, nil, fmt.Errorf("unknown input %q (the graph's inputs: %s)", name, strings.Join(names(s.inputs), ", "))
 		}
 	}
 	bound := map[string]int64{}
 	for _, io := range s.inputs {
 		v := inputs[io.Name]
 		if err := checkShape(io, v.DType(), v.Shape(), bound); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	s.bind.ClearInputs()
@@ -547,26 +563,26 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 		switch v := inputs[io.Name].(type) {
 		case *DeviceTensor:
 			if v.val == nil {
-				return nil, fmt.Errorf("input %s: device tensor %s destroyed", io.Name, v.Name)
+				return nil, nil, fmt.Errorf("input %s: device tensor %s destroyed", io.Name, v.Name)
 			}
 			if v.dev != s.dev {
-				return nil, fmt.Errorf("input %s: %s is on %s, the session runs on %s", io.Name, v.Name, v.dev, s.dev)
+				return nil, nil, fmt.Errorf("input %s: %s is on %s, the session runs on %s", io.Name, v.Name, v.dev, s.dev)
 			}
 			if err := s.bind.Input(io.Name, v.val); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case *Tensor:
 			tv, err := s.hostValue(v)
 			if err != nil {
-				return nil, fmt.Errorf("input %s: %w", io.Name, err)
+				return nil, nil, fmt.Errorf("input %s: %w", io.Name, err)
 			}
 			temps = append(temps, tv)
 			if err := s.bind.Input(io.Name, tv); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			counted = append(counted, hostIn{io.Name, len(v.Bytes())})
 		default:
-			return nil, fmt.Errorf("input %s: unsupported value %T", io.Name, v)
+			return nil, nil, fmt.Errorf("input %s: unsupported value %T", io.Name, v)
 		}
 	}
 	outNames := make([]string, 0, len(into))
@@ -577,31 +593,37 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 	for _, name := range outNames {
 		io, ok := find(s.outputs, name)
 		if !ok {
-			return nil, fmt.Errorf("no output %q (outputs: %s)", name, strings.Join(names(s.outputs), ", "))
+			return nil, nil, fmt.Errorf("no output %q (outputs: %s)", name, strings.Join(names(s.outputs), ", "))
 		}
 		t := into[name]
 		if t.dev != s.dev || t.val == nil {
-			return nil, fmt.Errorf("output %s: %s is not a live tensor on %s", name, t, s.dev)
+			return nil, nil, fmt.Errorf("output %s: %s is not a live tensor on %s", name, t, s.dev)
 		}
 		if err := checkShape(io, t.dtype, t.shape, nil); err != nil {
-			return nil, fmt.Errorf("output buffer: %w", err)
+			return nil, nil, fmt.Errorf("output buffer: %w", err)
 		}
 		if shape, ok := resolve(io, bound); ok && !equalShape(shape, t.shape) {
-			return nil, fmt.Errorf("output %s: the inputs make it %v, the buffer %s is %v", name, shape, t.Name, t.shape)
+			return nil, nil, fmt.Errorf("output %s: the inputs make it %v, the buffer %s is %v", name, shape, t.Name, t.shape)
 		}
 		if err := s.bind.Output(name, t.val); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	for _, name := range host {
+	seen := map[string]bool{}
+	for i, name := range append(append([]string(nil), alloc...), host...) {
 		if _, ok := find(s.outputs, name); !ok {
-			return nil, fmt.Errorf("no output %q (outputs: %s)", name, strings.Join(names(s.outputs), ", "))
+			return nil, nil, fmt.Errorf("no output %q (outputs: %s)", name, strings.Join(names(s.outputs), ", "))
 		}
-		if into[name] != nil {
-			return nil, fmt.Errorf("output %s is both bound to a device tensor and asked back on the host", name)
+		if into[name] != nil || seen[name] {
+			return nil, nil, fmt.Errorf("output %s is bound twice (into, alloc, host)", name)
 		}
-		if err := s.bind.OutputTo(name, s.dev.host); err != nil {
-			return nil, err
+		seen[name] = true
+		mem := s.dev.host
+		if i < len(alloc) {
+			mem = s.dev.mem
+		}
+		if err := s.bind.OutputTo(name, mem); err != nil {
+			return nil, nil, err
 		}
 	}
 	start := time.Now()
@@ -611,45 +633,65 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 	}
 	s.runTime += time.Since(start)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, c := range counted {
 		countTransfer(c.name, c.n, true)
 	}
 	result := map[string]*Tensor{}
-	if len(host) == 0 {
-		return result, nil
+	devOut := map[string]*DeviceTensor{}
+	if len(host)+len(alloc) == 0 {
+		return devOut, result, nil
 	}
-	vals, err := s.bind.Outputs(nil)
+	cuda := make([]bool, len(outNames)+len(alloc))
+	for i := range alloc {
+		cuda[len(outNames)+i] = s.dev.kind == DeviceCUDA
+	}
+	vals, err := s.bind.Outputs(cuda)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		for _, v := range vals {
-			v.Release()
+			v.Release() // no-op for the values kept in devOut
 		}
 	}()
-	if len(vals) != len(outNames)+len(host) {
-		return nil, fmt.Errorf("ONNX Runtime returned %d bound outputs, %d were bound", len(vals), len(outNames)+len(host))
+	if len(vals) != len(outNames)+len(alloc)+len(host) {
+		return nil, nil, fmt.Errorf("ONNX Runtime returned %d bound outputs, %d were bound", len(vals), len(outNames)+len(alloc)+len(host))
+	}
+	for i, name := range alloc {
+		k := len(outNames) + i
+		io, _ := find(s.outputs, name)
+		elem, shape, err := vals[k].Shape()
+		if err != nil {
+			return nil, nil, fmt.Errorf("output %s: %w", name, err)
+		}
+		if elem != int(io.DType.ort()) {
+			return nil, nil, fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType)
+		}
+		// The device tensor takes over the value: it is not released here.
+		v := *vals[k]
+		vals[k] = &ortc.Value{}
+		devOut[name] = &DeviceTensor{Name: name, dtype: io.DType, shape: shape, val: &v, dev: s.dev}
 	}
 	for i, name := range host {
-		v := vals[len(outNames)+i]
+		v := vals[len(outNames)+len(alloc)+i]
 		io, _ := find(s.outputs, name)
 		elem, shape, err := v.Shape()
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", name, err)
+			return nil, nil, fmt.Errorf("output %s: %w", name, err)
 		}
 		if elem != int(io.DType.ort()) {
-			return nil, fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType)
+			return nil, nil, fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType)
 		}
 		t := NewTensor(io.DType, shape...)
 		if err := v.Download(t.Bytes()); err != nil {
-			return nil, fmt.Errorf("output %s: %w", name, err)
+			return nil, nil, fmt.Errorf("output %s: %w", name, err)
 		}
 		countTransfer(name, len(t.Bytes()), false)
 		result[name] = t
 	}
-	return result, nil
+	return devOut, result, nil
 }
 
 // hostValue copies a Go tensor into an ONNX Runtime host tensor.

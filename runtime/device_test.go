@@ -358,3 +358,129 @@ func checkProfile(t *testing.T, path string) {
 		t.Fatalf("%s: node events by op %v, want MatMul and Attention on the CPU provider", path, nodes)
 	}
 }
+
+// TestRunDeviceGrowsKVOnDevice decodes with a growing (Hugging Face style)
+// KV cache whose presents ONNX Runtime allocates on the device and the next
+// step reads in place: logits and caches bit-identical to the host session,
+// no cache byte crossing between Go and ONNX Runtime.
+func TestRunDeviceGrowsKVOnDevice(t *testing.T) {
+	orttest.Init(t)
+	opts := &runtime.Options{IntraOpThreads: 1}
+	host, err := runtime.NewSession(llamaModel, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Destroy()
+	dev, err := runtime.OpenDevice(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	bound, err := runtime.NewBoundSession(llamaModel, dev, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bound.Destroy()
+	const B = 2
+	steps := [][]int64{{5, 17, 301, 42, 9, 77}, {1000, 3}, {12, 31999}} // B rows per step, flattened
+	var presents []string
+	for _, o := range bound.Outputs() {
+		if strings.HasPrefix(o.Name, "present.") {
+			presents = append(presents, o.Name)
+		}
+	}
+	hostPast := map[string]*runtime.Tensor{}
+	devPast := map[string]*runtime.DeviceTensor{}
+	for _, io := range bound.Inputs() {
+		if strings.HasPrefix(io.Name, "past_key_values.") {
+			hostPast[io.Name] = runtime.NewTensor(io.DType, B, io.Dims[1], 0, io.Dims[3])
+			d, err := dev.NewTensor(io.Name, io.DType, B, io.Dims[1], 0, io.Dims[3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			devPast[io.Name] = d
+		}
+	}
+	defer func() {
+		for _, d := range devPast {
+			d.Destroy()
+		}
+	}()
+	// feeds returns step's ids, positions and mask (every row the same length).
+	feeds := func(step int) map[string]*runtime.Tensor {
+		total := 0
+		for _, toks := range steps[:step] {
+			total += len(toks) / B
+		}
+		S := len(steps[step]) / B
+		ids, _ := runtime.FromInt64([]int64{B, int64(S)}, steps[step])
+		pos := make([]int64, B*S)
+		for i := range pos {
+			pos[i] = int64(total + i%S)
+		}
+		posT, _ := runtime.FromInt64([]int64{B, int64(S)}, pos)
+		mask := make([]int64, B*(total+S))
+		for i := range mask {
+			mask[i] = 1
+		}
+		maskT, _ := runtime.FromInt64([]int64{B, int64(total + S)}, mask)
+		return map[string]*runtime.Tensor{"input_ids": ids, "position_ids": posT, "attention_mask": maskT}
+	}
+	var hostLogits [][]byte
+	for step := range steps {
+		hin := feeds(step)
+		for n, p := range hostPast {
+			hin[n] = p
+		}
+		hout, err := host.Run(hin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostLogits = append(hostLogits, hout["logits"].Bytes())
+		for _, p := range presents {
+			hostPast["past_key_values."+strings.TrimPrefix(p, "present.")] = hout[p]
+		}
+	}
+	runtime.ResetTransferStats()
+	total := 0
+	for step := range steps {
+		din := map[string]runtime.Value{}
+		for n, v := range feeds(step) {
+			din[n] = v
+		}
+		total += len(steps[step]) / B
+		for n, d := range devPast {
+			din[n] = d
+		}
+		dout, lout, err := bound.RunDevice(din, nil, presents, "logits")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(lout["logits"].Bytes(), hostLogits[step]) {
+			t.Fatalf("step %d: device-cache logits differ from the host session's", step)
+		}
+		for _, p := range presents {
+			past := "past_key_values." + strings.TrimPrefix(p, "present.")
+			devPast[past].Destroy()
+			devPast[past] = dout[p]
+			if got := dout[p].Shape(); got[2] != int64(total) {
+				t.Fatalf("step %d: %s has %d positions, want %d", step, p, got[2], total)
+			}
+		}
+	}
+	st := runtime.TransferStats()
+	for name, n := range st.ByName {
+		if strings.Contains(name, "key") || strings.Contains(name, "value") {
+			t.Errorf("%d bytes of %s crossed between Go and ONNX Runtime", n, name)
+		}
+	}
+	for name, d := range devPast {
+		got, err := d.Download()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Bytes(), hostPast[name].Bytes()) {
+			t.Errorf("device cache %s differs from the host path's", name)
+		}
+	}
+}
