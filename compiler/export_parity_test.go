@@ -24,6 +24,8 @@ const exportDir = "../models/export/testdata/tiny-qwen2.5"
 var exporters = []struct{ name, evidence string }{
 	{"torchscript", "node-name"},
 	{"dynamo", "name-scopes"},
+	{"torchscript-nofold", "node-name"},
+	{"dynamo-noopt", "name-scopes"},
 }
 
 type reference struct{ f *safetensors.File }
@@ -148,7 +150,7 @@ func TestExportsCompileWithAllTargets(t *testing.T) {
 				t.Fatalf("%d targets, want 7 per layer × 2", len(man.LoRA.Targets))
 			}
 			for _, tg := range man.LoRA.Targets {
-				if strings.HasPrefix(tg.Node, "/model/") != (ex.name == "torchscript") {
+				if strings.HasPrefix(tg.Node, "/model/") != (ex.evidence == "node-name") {
 					t.Fatalf("%s matched at node %q", tg.Module, tg.Node)
 				}
 			}

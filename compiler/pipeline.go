@@ -27,6 +27,7 @@ var passTable = map[string]pass{
 	"greedy-outputs":    {"greedy-outputs", passes.GreedyOutputs},
 	"sample-outputs":    {"sample-outputs", passes.SampleOutputs},
 	"cse":               {"cse", passes.EliminateCommonSubexpressions},
+	"fold-constants":    {"fold-constants", passes.FoldConstants},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -44,14 +45,16 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"grpo-head", "autodiff", "the head seeds the gradient"},
 	{"expand-functions", "autodiff", "the autodiff differentiates the function bodies, not the fused ops"},
 	{"autodiff", "dead-code", "the forward outputs the loss does not read are collected after differentiation"},
+	{"fold-constants", "autodiff", "the rules read Slice and reduction axes as constants"},
+	{"drop-cache", "fold-constants", "the emptied cache makes more shape arithmetic constant"},
 	{"autodiff", "cse", "the gradient rules repeat Shape, Transpose and constant sub-graphs that CSE merges"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "dead-code"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "logprob-head", "dead-code"},
-	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "grpo-head", "autodiff", "cse", "dead-code"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "logprob-head", "dead-code"},
+	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "dead-code"},
 }
 
 func init() {

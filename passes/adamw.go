@@ -114,7 +114,7 @@ func BuildAdamW(params []AdamWParam, opset int64) (*ir.Model, error) {
 	for _, p := range params {
 		b.Reserve(adamWIONames(p.Name)...)
 	}
-	a := &adamWBuilder{b: b, hyper: map[ir.DType]*adamWHyper{}}
+	a := &adamWBuilder{b: b, hyper: map[ir.DType]*adamWHyper{}, ones: map[ir.DType]string{}}
 
 	// Accumulate the squared norm in the widest param type.
 	acc := ir.Float32
@@ -143,7 +143,7 @@ func BuildAdamW(params []AdamWParam, opset int64) (*ir.Model, error) {
 	a.named("/adamw/clip/grad_norm", "Cast", "grad_norm output (float32)", []string{norm}, AdamWGradNorm,
 		ir.AttrInt("to", int64(ir.Float32)))
 	maxNorm := a.cast("/adamw/clip/max_grad_norm/Cast", AdamWMaxGradNorm, ir.Float32, acc)
-	one := b.Scalar("/adamw/clip/one", acc, 1)
+	one := a.one("/adamw/clip/one", acc)
 	ratio := a.op("/adamw/clip/ratio", "Div", "max_grad_norm / (norm + 1e-6)",
 		[]string{maxNorm, a.op("/adamw/clip/norm_eps", "Add", "norm + 1e-6 (clip_grad_norm_'s guard)", []string{norm, b.Scalar("/adamw/clip/eps", acc, clipEps)})})
 	capped := a.op("/adamw/clip/min", "Min", "clipping never scales grads up", []string{ratio, one})
@@ -230,6 +230,18 @@ type adamWHyper struct {
 type adamWBuilder struct {
 	b     *ir.Builder
 	hyper map[ir.DType]*adamWHyper
+	ones  map[ir.DType]string
+}
+
+// one is the constant 1 of type dt, one initializer per type: ONNX
+// Runtime's ConstantSharing would merge duplicates, and a graph it changes
+// runs every level-1 optimizer a second time at session creation.
+func (a *adamWBuilder) one(name string, dt ir.DType) string {
+	if v, ok := a.ones[dt]; ok {
+		return v
+	}
+	a.ones[dt] = a.b.Scalar(name, dt, 1)
+	return a.ones[dt]
 }
 
 // op appends a one-output node with a doc string.
@@ -260,7 +272,7 @@ func (a *adamWBuilder) hyperFor(dt ir.DType) *adamWHyper {
 	}
 	p := "/adamw/hyper/" + dt.String()
 	in := func(name string) string { return a.cast(p+"/"+name+"/Cast", name, ir.Float32, dt) }
-	one := a.b.Scalar(p+"/one", dt, 1)
+	one := a.one(p+"/one", dt)
 	lr, t := in(AdamWLR), in(AdamWStep)
 	h := &adamWHyper{beta1: in(AdamWBeta1), beta2: in(AdamWBeta2), eps: in(AdamWEps)}
 	h.oneMinusBeta1 = a.op(p+"/one_minus_beta1", "Sub", "1 − β1", []string{one, h.beta1})

@@ -82,6 +82,13 @@ func (si *shapeInfo) setConst(t *ir.Tensor) {
 		d[i] = num(x)
 	}
 	si.dims[t.Name] = d
+	if t.DType == ir.Bool && t.External == nil && t.NumElements() <= 16 && len(t.Dims) <= 1 && len(t.Raw) == int(t.NumElements()) {
+		s := make([]string, len(t.Raw))
+		for i, x := range t.Raw {
+			s[i] = num(int64(min(x, 1)))
+		}
+		si.vals[t.Name] = s
+	}
 	if (t.DType == ir.Int64 || t.DType == ir.Int32) && t.External == nil && t.NumElements() <= 16 && len(t.Dims) <= 1 {
 		if v, err := t.Int64s(); err == nil {
 			s := make([]string, len(v))

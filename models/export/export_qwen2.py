@@ -179,7 +179,7 @@ def sample_inputs(config, batch: int, seq: int, past: int, seed: int = 1):
     return (input_ids, mask, position_ids, *pkv)
 
 
-def export_torchscript(wrapper: FlatKVModel, path: Path, opset: int) -> None:
+def export_torchscript(wrapper: FlatKVModel, path: Path, opset: int, optimize: bool = True) -> None:
     config = wrapper.config
     inputs, outputs = io_names(config.num_hidden_layers)
     dynamic_axes = {
@@ -195,10 +195,10 @@ def export_torchscript(wrapper: FlatKVModel, path: Path, opset: int) -> None:
     args = sample_inputs(config, batch=2, seq=3, past=2)
     with torch.no_grad():
         torch.onnx.export(wrapper, args, str(path), dynamo=False, input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True)
+                          dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=optimize)
 
 
-def export_dynamo(wrapper: FlatKVModel, path: Path, opset: int) -> None:
+def export_dynamo(wrapper: FlatKVModel, path: Path, opset: int, optimize: bool = True) -> None:
     config = wrapper.config
     inputs, outputs = io_names(config.num_hidden_layers)
     batch = torch.export.Dim(DIM_BATCH, min=1, max=1024)
@@ -215,7 +215,7 @@ def export_dynamo(wrapper: FlatKVModel, path: Path, opset: int) -> None:
     args = sample_inputs(config, batch=2, seq=3, past=2)
     with torch.no_grad():
         program = torch.onnx.export(wrapper, args, dynamo=True, input_names=inputs, output_names=outputs,
-                                    dynamic_shapes=dynamic_shapes, opset_version=opset, optimize=True)
+                                    dynamic_shapes=dynamic_shapes, opset_version=opset, optimize=optimize)
     # raw export: weights always outside, so that graphs over protobuf's 2 GiB limit can be loaded and edited
     program.save(str(path), external_data=True)
     tidy_dynamo_graph(path)
@@ -306,16 +306,16 @@ def verify(wrapper: FlatKVModel, path: Path) -> dict[str, float]:
 
 
 def export(model: Qwen2ForCausalLM, exporter: str, out_dir: Path, external_data: str, threshold_mb: float,
-           opset: int, config_out: Path | None, check: bool = True) -> dict:
+           opset: int, config_out: Path | None, check: bool = True, optimize: bool = True) -> dict:
     """Exports model into out_dir/model.onnx (+ .data), verifies it, and returns a summary dict."""
     wrapper = FlatKVModel(model).eval()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.raw-") as raw_dir:
         raw = Path(raw_dir) / "model.onnx"
         if exporter == "torchscript":
-            export_torchscript(wrapper, raw, opset)
+            export_torchscript(wrapper, raw, opset, optimize)
         elif exporter == "dynamo":
-            export_dynamo(wrapper, raw, opset)
+            export_dynamo(wrapper, raw, opset, optimize)
         else:
             raise SystemExit(f"export: unknown exporter {exporter!r}; use torchscript or dynamo")
         model_proto = onnx.load(str(raw))
@@ -386,13 +386,17 @@ def main(argv=None) -> int:
     p.add_argument("--config-out", type=Path, default=None,
                    help="where to write the model's HF config.json (default: OUTPUT/config.json)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="export without the exporter's graph optimizations: TorchScript without constant folding "
+                        "(do_constant_folding=False), dynamo without its optimizer (optimize=False)")
     args = p.parse_args(argv)
 
     torch.set_grad_enabled(False)
     torch.set_num_threads(1)  # one thread: the same float sums, so the same bytes, on every machine
     model = build_tiny_model(args.seed) if args.tiny_random else load_checkpoint(args.checkpoint)
     summary = export(model, args.exporter, args.output, args.external_data, args.external_data_threshold_mb,
-                     args.opset, args.config_out or args.output / "config.json", check=not args.no_verify)
+                     args.opset, args.config_out or args.output / "config.json", check=not args.no_verify,
+                     optimize=not args.no_optimize)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

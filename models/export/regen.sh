@@ -21,5 +21,10 @@ mkdir -p "$OUT"
   -o "$OUT/torchscript" --config-out "$OUT/config.json"
 "$VENV/bin/python" export_qwen2.py --tiny-random --seed 0 --exporter dynamo --external-data always \
   -o "$OUT/dynamo" --config-out "$OUT/config.json"
+# the same model exported without the exporters' graph optimizations: compile must fold what they leave
+"$VENV/bin/python" export_qwen2.py --tiny-random --seed 0 --exporter torchscript --external-data never --no-optimize \
+  -o "$OUT/torchscript-nofold" --config-out "$OUT/config.json"
+"$VENV/bin/python" export_qwen2.py --tiny-random --seed 0 --exporter dynamo --external-data always --no-optimize \
+  -o "$OUT/dynamo-noopt" --config-out "$OUT/config.json"
 "$VENV/bin/python" make_reference.py --fixture-dir "$OUT" --seed 0
-ls -l "$OUT" "$OUT/torchscript" "$OUT/dynamo"
+ls -l "$OUT" "$OUT/torchscript" "$OUT/dynamo" "$OUT/torchscript-nofold" "$OUT/dynamo-noopt"
