@@ -39,9 +39,9 @@ in standard ONNX ops, and trains them with GRPO against a search engine.`,
 func main() {
 	app := newApp()
 	trackCommands(app.Commands, "")
-	signaled := watchSignals()
+	finished := watchSignals()
 	err := app.Run(interspersed(app, os.Args))
-	if s, ok := signaled(); ok {
+	if s, ok := finished(); ok {
 		fmt.Fprintln(os.Stderr, interruptedLine(s, err))
 		os.Exit(signalExit(s))
 	}

@@ -59,26 +59,48 @@ func signalName(s os.Signal) string {
 // watchSignals handles SIGINT and SIGTERM for the whole process: a command
 // that does not stop gracefully exits at once with status 128 + signal and
 // one line on stderr; a graceful one is left to finish (a second signal
-// stops it at once). It returns the signal received so far, if any.
-func watchSignals() func() (os.Signal, bool) {
-	var got atomic.Value
+// stops it at once). Call the returned function when the command has
+// returned: it reports the signal received, if any.
+func watchSignals() (finished func() (os.Signal, bool)) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	verdict := make(chan os.Signal, 1)
 	go func() {
-		s := <-sigs
-		got.Store(s)
-		cmd, _ := running.Load().(string)
-		if !graceful[cmd] {
-			fmt.Fprintf(os.Stderr, "dartc: interrupted (%s)\n", signalName(s))
-			os.Exit(signalExit(s))
+		var got os.Signal
+		for {
+			select {
+			case s := <-sigs:
+				if got != nil {
+					fmt.Fprintf(os.Stderr, "dartc: interrupted again (%s): stopping without cleaning up\n", signalName(s))
+					os.Exit(signalExit(s))
+				}
+				got = s
+				if cmd, _ := running.Load().(string); !graceful[cmd] {
+					fmt.Fprintf(os.Stderr, "dartc: interrupted (%s)\n", signalName(s))
+					os.Exit(signalExit(s))
+				}
+			case <-done:
+				// A graceful command may have seen the signal on its own
+				// channel and returned before this loop took it from sigs:
+				// the signal package fills every channel in one pass, so
+				// it is waiting there now.
+				if got == nil {
+					select {
+					case s := <-sigs:
+						got = s
+					default:
+					}
+				}
+				verdict <- got
+				return
+			}
 		}
-		s = <-sigs
-		fmt.Fprintf(os.Stderr, "dartc: interrupted again (%s): stopping without cleaning up\n", signalName(s))
-		os.Exit(signalExit(s))
 	}()
 	return func() (os.Signal, bool) {
-		s, ok := got.Load().(os.Signal)
-		return s, ok
+		close(done)
+		s := <-verdict
+		return s, s != nil
 	}
 }
 
