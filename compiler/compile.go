@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -220,6 +221,9 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		man.Graphs[manifest.GraphAdamW] = graphSpec("adamw.onnx", am.Graph)
 	}
 	man.Source.ExternalData = links.names()
+	if _, ok := man.Graphs[manifest.GraphTrain]; ok || man.Graphs[manifest.GraphLogprobs] != nil {
+		man.HeadChunk = cmp.Or(opts.HeadChunk, passes.DefaultHeadChunk)
+	}
 	man.LoRA = manifest.LoRA{Rank: opts.Rank, Alpha: opts.Alpha, Scale: popts.Scale(), Roles: opts.Roles, RoleInput: passes.RoleInput}
 	for _, t := range s.Targets {
 		mt := manifest.Target{Module: t.Module, Layer: t.Layer, Kind: t.Kind, In: t.In, Out: t.Out, Form: t.Form,

@@ -103,10 +103,9 @@ type Config struct {
 	// Threads bounds ONNX Runtime's intra-op threads (0: its default).
 	Threads int `yaml:"threads"`
 	// LowMemory runs train.onnx and logprobs.onnx without ONNX Runtime's
-	// memory arena: their [batch, seq, vocab] tensors are returned after
-	// each run instead of each session keeping its high-water mark (about
-	// half the peak memory with Qwen2's vocabulary, at about twice the
-	// reference and train time).
+	// memory arena: their activations are returned after each run instead
+	// of each session keeping its high-water mark, at about twice the
+	// reference and train time.
 	LowMemory bool `yaml:"low_memory"`
 }
 

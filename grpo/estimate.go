@@ -22,6 +22,10 @@ import (
 const (
 	vocabTensors          = 9.0
 	vocabTensorsLowMemory = 5.0
+	// With the chunked heads (manifest head_chunk > 0) the vocabulary
+	// tensors are [chunk, vocab] whatever the batch and length: about this
+	// many of them, over both sessions.
+	chunkTensors = 13.0
 	// Saved activations per token and layer, in units of hidden and
 	// intermediate widths; attention keeps scores and probabilities.
 	actHidden, actInter, actScores = 14.0, 6.0, 3.0
@@ -172,6 +176,9 @@ func estimateFor(man *manifest.Manifest, dir string, cfg Config, promptTokens, s
 		k = vocabTensorsLowMemory
 	}
 	e.VocabBytes = k * b * S * s.vocab * s.dtBytes
+	if c := float64(man.HeadChunk); c > 0 {
+		e.VocabBytes = chunkTensors * min(c, b*S) * s.vocab * s.dtBytes
+	}
 	heads := s.qDim / math.Max(1, float64(man.Model.HeadDim))
 	e.ActivationBytes = b*S*L*(actHidden*s.hidden+actInter*s.inter)*s.dtBytes + b*L*heads*S*S*actScores*s.dtBytes
 	e.WeightBytes = weightCopies * weightBytes(man, dir)

@@ -14,13 +14,31 @@ func maxLen(batch []*trajectory.Trajectory) int {
 	return n
 }
 
-// packSeqs lays out a micro-batch right-padded to its longest sequence:
-// input_ids (0 on padding), attention_mask, position_ids (0… on tokens, 1
-// on padding as Hugging Face sets them) and role_ids from roles.
-// Right padding leaves every real position's inputs as in an unpadded
-// forward: causal attention never looks right, and padding is masked.
+// LengthBucket is the multiple micro-batches are padded to: train.onnx and
+// logprobs.onnx see a few distinct lengths instead of one per batch, so
+// ONNX Runtime's arena reuses its blocks instead of growing for each new
+// length (BenchmarkMemoryVaryingLengths).
+const LengthBucket = 64
+
+// padLen is the padded length of a micro-batch: its longest sequence
+// rounded up to LengthBucket, within the model's context when known.
+func (tr *Trainer) padLen(batch []*trajectory.Trajectory) int {
+	n := maxLen(batch)
+	S := (n + LengthBucket - 1) / LengthBucket * LengthBucket
+	if m := int(tr.man.Model.MaxLength); m > 0 && S > m {
+		S = max(n, m)
+	}
+	return S
+}
+
+// packSeqs lays out a micro-batch right-padded to padLen: input_ids (0 on
+// padding), attention_mask, position_ids (0… on tokens, 1 on padding as
+// Hugging Face sets them) and role_ids from roles. Right padding leaves
+// every real position's inputs as in an unpadded forward: causal attention
+// never looks right, and padding is masked (the heads compute nothing
+// there).
 func (tr *Trainer) packSeqs(batch []*trajectory.Trajectory, roles func(*trajectory.Trajectory, int) int64) map[string]*runtime.Tensor {
-	B, S := len(batch), maxLen(batch)
+	B, S := len(batch), tr.padLen(batch)
 	ids := runtime.NewTensor(runtime.Int64, int64(B), int64(S))
 	mask := runtime.NewTensor(runtime.Int64, int64(B), int64(S))
 	pos := runtime.NewTensor(runtime.Int64, int64(B), int64(S))
@@ -42,11 +60,7 @@ func (tr *Trainer) packSeqs(batch []*trajectory.Trajectory, roles func(*trajecto
 }
 
 // packFloats right-pads per-sequence values with zeros into [B, S].
-func packFloats(dt runtime.DType, rows [][]float64) *runtime.Tensor {
-	S := 0
-	for _, r := range rows {
-		S = max(S, len(r))
-	}
+func packFloats(dt runtime.DType, rows [][]float64, S int) *runtime.Tensor {
 	flat := make([]float64, len(rows)*S)
 	for i, r := range rows {
 		copy(flat[i*S:], r)

@@ -620,10 +620,11 @@ func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv
 				continue
 			}
 			in := tr.packSeqs(batch[lo:hi], pass.roles)
-			in["token_weights"] = packFloats(tr.dt, mw)
-			in["advantages"] = packFloats(tr.dt, broadcast(batch[lo:hi], adv[lo:hi]))
-			in["old_logprobs"] = packFloats(tr.dt, pad(old[lo:hi], batch[lo:hi]))
-			in["ref_logprobs"] = packFloats(tr.dt, pad(ref[lo:hi], batch[lo:hi]))
+			S := tr.padLen(batch[lo:hi])
+			in["token_weights"] = packFloats(tr.dt, mw, S)
+			in["advantages"] = packFloats(tr.dt, broadcast(batch[lo:hi], adv[lo:hi]), S)
+			in["old_logprobs"] = packFloats(tr.dt, pad(old[lo:hi], batch[lo:hi]), S)
+			in["ref_logprobs"] = packFloats(tr.dt, pad(ref[lo:hi], batch[lo:hi]), S)
 			in["clip_low"] = scalar(tr.dt, cfg.ClipLow)
 			in["clip_high"] = scalar(tr.dt, cfg.ClipHigh)
 			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)

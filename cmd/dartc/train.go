@@ -60,7 +60,7 @@ var trainOverrides = []struct {
 	{&cli.Uint64Flag{Name: "seed", Usage: "seed of the data order and the rollouts"}, func(c *cli.Context, g *grpo.Config) { g.Seed = c.Uint64("seed") }, func(g grpo.Config) any { return g.Seed }},
 	{&cli.IntFlag{Name: "checkpoint-every", Usage: "steps between checkpoints (0: only at the end and on a signal)"}, func(c *cli.Context, g *grpo.Config) { g.CheckpointEvery = c.Int("checkpoint-every") }, func(g grpo.Config) any { return g.CheckpointEvery }},
 	{&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"}, func(c *cli.Context, g *grpo.Config) { g.Threads = c.Int("threads") }, func(g grpo.Config) any { return g.Threads }},
-	{&cli.BoolFlag{Name: "low-memory", Usage: "return train/logprobs memory after each run (about half the peak with a 152k vocabulary, slower)"}, func(c *cli.Context, g *grpo.Config) { g.LowMemory = c.Bool("low-memory") }, func(g grpo.Config) any { return g.LowMemory }},
+	{&cli.BoolFlag{Name: "low-memory", Usage: "return train/logprobs memory after each run instead of keeping ONNX Runtime's arena (slower)"}, func(c *cli.Context, g *grpo.Config) { g.LowMemory = c.Bool("low-memory") }, func(g grpo.Config) any { return g.LowMemory }},
 }
 
 var trainCommand = &cli.Command{
@@ -345,8 +345,8 @@ func checkMemory(est grpo.Estimate, limit float64, device string, yes bool) erro
 		return nil
 	}
 	gib := func(b float64) float64 { return b / (1 << 30) }
-	return fmt.Errorf("a step needs about %.1f GiB but this machine has %.1f GiB (%s): lower --micro-batch (each rollout in a train.onnx call holds about %.1f GiB of [seq, vocabulary] tensors), --max-turn-tokens, --max-obs-tokens or --max-turns, add --low-memory, or pass --yes to start anyway",
-		gib(est.PeakBytes), gib(limit), est, gib(est.VocabBytes)/float64(max(1, est.MicroBatch)))
+	return fmt.Errorf("a step needs about %.1f GiB but this machine has %.1f GiB (%s): lower --micro-batch (rollouts per train.onnx call: the activations grow with it), --max-turn-tokens, --max-obs-tokens or --max-turns, add --low-memory, or pass --yes to start anyway",
+		gib(est.PeakBytes), gib(limit), est)
 }
 
 // stepLine is the line printed after every step.

@@ -55,13 +55,16 @@ func TestTrainDefaultsFitTheDemoModel(t *testing.T) {
 	if def.PeakBytes > 6*gib {
 		t.Errorf("the defaults need %.1f GiB a step on the demo model: too much for a small CPU machine", def.PeakBytes/gib)
 	}
-	if sr1.PeakBytes < 10*def.PeakBytes {
+	// The chunked loss heads keep the vocabulary tensors at [chunk, vocab]:
+	// the longer rollouts cost activations and KV cache.
+	if sr1.PeakBytes < 2*def.PeakBytes {
 		t.Errorf("Search-R1's preset estimated at %.1f GiB, the defaults at %.1f", sr1.PeakBytes/gib, def.PeakBytes/gib)
 	}
-	if err := checkMemory(sr1, 16*gib, "cpu", false); err == nil || !strings.Contains(err.Error(), "--micro-batch") || !strings.Contains(err.Error(), "--yes") {
-		t.Errorf("search-r1 on a 16 GiB machine: %v", err)
+	small := sr1.PeakBytes / 2 // a machine with half the memory Search-R1's preset needs here
+	if err := checkMemory(sr1, small, "cpu", false); err == nil || !strings.Contains(err.Error(), "--micro-batch") || !strings.Contains(err.Error(), "--yes") {
+		t.Errorf("search-r1 on a %.1f GiB machine: %v", small/gib, err)
 	}
-	if err := checkMemory(sr1, 16*gib, "cpu", true); err != nil {
+	if err := checkMemory(sr1, small, "cpu", true); err != nil {
 		t.Errorf("--yes did not start anyway: %v", err)
 	}
 	if err := checkMemory(def, 16*gib, "cpu", false); err != nil {

@@ -52,6 +52,10 @@ type Manifest struct {
 	Graphs map[string]*Graph `json:"graphs"`
 	// AdaptersFile is the initial adapters file, relative to the directory.
 	AdaptersFile string `json:"adapters_file"`
+	// HeadChunk is the number of positions logprobs.onnx and train.onnx
+	// project onto the vocabulary at a time; 0 in manifests written before
+	// the heads were chunked (their graphs hold [batch, seq, vocab] tensors).
+	HeadChunk int `json:"head_chunk,omitempty"`
 	// Tokenizer is the tokenizer the model belongs to, copied into the
 	// directory; nil when none was given at compile time (the runtime then
 	// uses the Qwen2 tokenizer).
