@@ -26,6 +26,11 @@ const (
 	// tensors are [chunk, vocab] whatever the batch and length: about this
 	// many of them, over both sessions.
 	chunkTensors = 13.0
+	// The rollout decodes all of a step's rollouts together: per rollout
+	// row, its last-position logits and the sampling's vocabulary-sized
+	// buffers (an allowance, not fitted: it matters only at Search-R1's
+	// hundreds of rollouts a step).
+	decodeVocabTensors = 6.0
 	// Saved activations per token and layer, in units of hidden and
 	// intermediate widths; attention keeps scores and probabilities.
 	actHidden, actInter, actScores = 14.0, 6.0, 3.0
@@ -177,7 +182,7 @@ func estimateFor(man *manifest.Manifest, dir string, cfg Config, promptTokens, s
 	}
 	e.VocabBytes = k * b * S * s.vocab * s.dtBytes
 	if c := float64(man.HeadChunk); c > 0 {
-		e.VocabBytes = chunkTensors * min(c, b*S) * s.vocab * s.dtBytes
+		e.VocabBytes = chunkTensors*min(c, b*S)*s.vocab*s.dtBytes + decodeVocabTensors*rows*s.vocab*s.dtBytes
 	}
 	heads := s.qDim / math.Max(1, float64(man.Model.HeadDim))
 	e.ActivationBytes = b*S*L*(actHidden*s.hidden+actInter*s.inter)*s.dtBytes + b*L*heads*S*S*actScores*s.dtBytes
