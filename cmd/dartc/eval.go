@@ -61,9 +61,11 @@ punctuation, no articles, single spaces), exact match against any gold answer, t
 
 REPORT/predictions.jsonl gets one line per question (question, golds, response, answer,
 searches, scores) as soon as its batch finishes; rerunning with the same -o skips the
-questions already there, so an interrupted evaluation resumes. REPORT/table.md, .csv and
-.json hold the paper-shaped table: one column per dataset in the paper's order and the
-unweighted average over datasets.
+questions already there, so an interrupted evaluation resumes. REPORT/settings.json records
+the model, the adapters (sha256), the search backend and the loop settings, and every line
+carries their id: a rerun with other adapters or settings is refused, never mixed in.
+REPORT/table.md, .csv and .json hold the paper-shaped table: one column per dataset in the
+paper's order and the unweighted average over datasets.
 
 eval score scores an existing predictions file without a model.`,
 	Flags: []cli.Flag{evalModelFlag, evalAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, evalOutputFlag,

@@ -34,7 +34,9 @@ angle between the two within each rollout (reason–tool), and across pairs of r
 (reason–reason, tool–tool); the paper finds reason–tool angles near 90°.
 
 Writes DIR/samples.jsonl, angles.json, summary.json and angles.png. --model must be compiled
-with train.onnx.`,
+with train.onnx. Each finished batch's gradients are kept in DIR/partial/ until the report is
+written, so rerunning the same command after an error or Ctrl-C resumes per batch; a rerun
+with other settings (DIR/settings.json) is refused.`,
 	Flags: []cli.Flag{evalModelFlag, evalAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, gradangleOutputFlag,
 		evalLimitFlag, gradangleGroupFlag, gradangleBatchFlag, gradangleTempFlag, gradangleTopPFlag, gradangleSeedFlag,
 		evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},

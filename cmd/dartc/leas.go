@@ -48,7 +48,10 @@ is refused.
 
 Writes DIR/rollouts.jsonl, questions.jsonl (counts), results.jsonl (λ per question),
 summary.json (share of questions with interference, λ_23's distribution, its relation to
-M_Unified's success) and lambda23.png.`,
+M_Unified's success) and lambda23.png. Each finished batch of a configuration is appended to
+rollouts.jsonl, so rerunning the same command after an error or Ctrl-C resumes per batch;
+DIR/settings.json records the model, the three files, the questions, k, batch and seed, and
+a rerun with other settings is refused.`,
 	Flags: []cli.Flag{evalModelFlag, leasReasonFlag, leasToolFlag, leasUnifiedFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag,
 		leasOutputFlag, evalLimitFlag, leasKFlag, leasAlphaFlag, leasBatchFlag, leasTempFlag, leasTopPFlag, leasSeedFlag,
 		evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
