@@ -253,23 +253,31 @@ func CalibrationTokens(man *manifest.Manifest) int {
 // Manifest returns the compiled model's manifest.
 func (tr *Trainer) Manifest() *manifest.Manifest { return tr.man }
 
-// MemoryLimit is the memory this process may use: the smaller of the
-// machine's total memory (/proc/meminfo) and the cgroup limit, if any;
-// 0 when neither can be read.
+// MemoryLimit is the memory a run may use now: the smallest of the
+// machine's total and available memory (/proc/meminfo MemTotal and
+// MemAvailable, which counts reclaimable caches as free) and the cgroup
+// limit, if any; 0 when none can be read.
 func MemoryLimit() float64 {
 	limit := 0.0
+	lower := func(v float64) {
+		if v > 0 && (limit == 0 || v < limit) {
+			limit = v
+		}
+	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-				limit = kb * 1024
+			for _, key := range []string{"MemTotal:", "MemAvailable:"} {
+				if rest, ok := strings.CutPrefix(line, key); ok {
+					kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+					lower(kb * 1024)
+				}
 			}
 		}
 	}
 	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
 		if b, err := os.ReadFile(p); err == nil {
-			if v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && v > 0 && (limit == 0 || v < limit) {
-				limit = v
+			if v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil {
+				lower(v)
 			}
 		}
 	}

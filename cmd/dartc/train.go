@@ -345,7 +345,7 @@ func checkMemory(est grpo.Estimate, limit float64, device string, yes bool) erro
 		return nil
 	}
 	gib := func(b float64) float64 { return b / (1 << 30) }
-	return fmt.Errorf("a step needs about %.1f GiB but this machine has %.1f GiB (%s): lower --micro-batch (rollouts per train.onnx call: the activations grow with it), --max-turn-tokens, --max-obs-tokens or --max-turns, add --low-memory, or pass --yes to start anyway",
+	return fmt.Errorf("a step needs about %.1f GiB but this machine has %.1f GiB available (%s): lower --micro-batch (rollouts per train.onnx call: the activations grow with it), --max-turn-tokens, --max-obs-tokens or --max-turns, add --low-memory, or pass --yes to start anyway",
 		gib(est.PeakBytes), gib(limit), est)
 }
 
