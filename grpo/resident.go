@@ -46,7 +46,7 @@ func openResident(tr *Trainer, params, m, v map[string]*runtime.Tensor) (*reside
 		spec := tr.man.Graphs[g]
 		return runtime.NewBoundSession(filepath.Join(tr.opts.Model, spec.File), dev,
 			&runtime.Options{Device: tr.opts.Device, Config: spec.SessionConfig, IntraOpThreads: tr.cfg.Threads,
-				NoMemArena: tr.cfg.LowMemory && g != manifest.GraphAdamW})
+				NoMemArena: tr.cfg.LowMemory && g != manifest.GraphAdamW, Optimization: graphOptimization(g)})
 	}
 	fail := func(err error) (*resident, error) { r.close(); return nil, err }
 	if r.train, err = open(manifest.GraphTrain); err != nil {
