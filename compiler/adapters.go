@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/safetensors"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 )

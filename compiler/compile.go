@@ -17,9 +17,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/outpath"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 )
 

@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/npz"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/safetensors"

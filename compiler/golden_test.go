@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/models/qwen2/synth"
 )
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/qwen2ref"
 	"github.com/dartc/dartc/models/qwen2/synth"

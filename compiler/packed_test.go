@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/runtime"
 )

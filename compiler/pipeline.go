@@ -3,7 +3,7 @@ package compiler
 import (
 	"fmt"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 )
 

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 )
 
 // maxPositions finds how many positions the model can attend over, the

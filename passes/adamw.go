@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dartc/dartc/compiler/ir"
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // ErrBadOptimizerSpec wraps every refusal of BuildAdamW's parameter list.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dartc/dartc/compiler/ir"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	ort "github.com/yalue/onnxruntime_go"
 )

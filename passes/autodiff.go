@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/ir"
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // ErrNoGradientRule reports an op on an active path without a rule.

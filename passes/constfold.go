@@ -3,7 +3,7 @@ package passes
 import (
 	"encoding/binary"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 )
 
 // FoldConstants replaces the small integer and boolean sub-graphs whose

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -1,6 +1,6 @@
 package passes
 
-import "github.com/dartc/dartc/compiler/ir"
+import "github.com/dartc/dartc/ir"
 
 // DeadCode removes nodes whose outputs nobody reads and initializers no
 // node reads. Graph inputs stay: they are the graph's calling convention.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 )
 
 // ExpandFunctions replaces the opset-23 function ops RMSNormalization,

@@ -19,7 +19,7 @@ package passes
 import (
 	"fmt"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 )
 
 type ruleKind int

@@ -8,9 +8,9 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/dartc/dartc/compiler/ir"
-	"github.com/dartc/dartc/compiler/onnxpb"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"github.com/dartc/dartc/runtime"
 )
 

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dartc/dartc/compiler/ir"
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // Names of the loss-head inputs and outputs (DESIGN.md §6).

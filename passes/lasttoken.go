@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dartc/dartc/compiler/manifest"
-
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/passes/names"
 )
 
 // LogitsOutput is the name of the logits output of decoder exports.
@@ -79,10 +78,11 @@ func isWeight(g *ir.Graph, prod map[string]*ir.Node, v string) bool {
 	return false
 }
 
-// Names of decode.onnx's greedy outputs (the manifest's contract).
+// Names of the greedy outputs this pass adds to decode.onnx; the manifest
+// package publishes them as part of the artifacts contract.
 const (
-	NextTokenOutput   = manifest.NextTokenOutput
-	NextLogprobOutput = manifest.NextLogprobOutput
+	NextTokenOutput   = names.NextToken
+	NextLogprobOutput = names.NextLogprob
 )
 
 // GreedyOutputs adds the argmax of the last position's logits and its

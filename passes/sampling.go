@@ -4,21 +4,21 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dartc/dartc/compiler/ir"
-	"github.com/dartc/dartc/compiler/manifest"
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
+	"github.com/dartc/dartc/passes/names"
 )
 
-// Names of decode.onnx's sampling inputs and outputs (the manifest's
-// contract).
+// Names of the inputs and outputs this pass adds to decode.onnx; the
+// manifest package publishes them as part of the artifacts contract.
 const (
-	SampleTemperatureInput = manifest.SampleTemperatureInput
-	SampleTopKInput        = manifest.SampleTopKInput
-	SampleTopPInput        = manifest.SampleTopPInput
-	SampleUniformInput     = manifest.SampleUniformInput
-	SampleTokenOutput      = manifest.SampleTokenOutput
-	SampleLogprobOutput    = manifest.SampleLogprobOutput
-	SampleAcceptedOutput   = manifest.SampleAcceptedOutput
+	SampleTemperatureInput = names.SampleTemperature
+	SampleTopKInput        = names.SampleTopK
+	SampleTopPInput        = names.SampleTopP
+	SampleUniformInput     = names.SampleUniform
+	SampleTokenOutput      = names.SampleToken
+	SampleLogprobOutput    = names.SampleLogprob
+	SampleAcceptedOutput   = names.SampleAccepted
 )
 
 // SampleOutputs adds temperature, top-k and top-p (nucleus) sampling of the

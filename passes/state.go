@@ -3,7 +3,7 @@ package passes
 import (
 	"fmt"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 )
 
 // Options are the user's choices for the rewrite.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 )
 
 // DefaultTargets are the Qwen2 linears DART adapts.

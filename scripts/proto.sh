@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make proto: regenerates compiler/onnxpb from onnx.proto with pinned tools
+# make proto: regenerates ir/onnxpb from onnx.proto with pinned tools
 # (protoc from Debian's protobuf-compiler, protoc-gen-go v1.36.12).
 # make proto-check: regenerates and fails if the committed bindings differ.
 set -euo pipefail
@@ -11,10 +11,10 @@ fi
 gobin=$(go env GOPATH)/bin
 [ -x "$gobin/protoc-gen-go" ] && "$gobin/protoc-gen-go" --version 2>/dev/null | grep -q 'v1.36.12' ||
   go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
-(cd compiler/onnxpb && PATH="$gobin:$PATH" protoc --go_out=. --go_opt=paths=source_relative onnx.proto)
+(cd ir/onnxpb && PATH="$gobin:$PATH" protoc --go_out=. --go_opt=paths=source_relative onnx.proto)
 if [ "${1:-}" = check ]; then
-  if ! git diff --exit-code -- compiler/onnxpb/onnx.pb.go; then
-    echo "proto-check: compiler/onnxpb/onnx.pb.go is stale; run make proto and commit" >&2
+  if ! git diff --exit-code -- ir/onnxpb/onnx.pb.go; then
+    echo "proto-check: ir/onnxpb/onnx.pb.go is stale; run make proto and commit" >&2
     exit 1
   fi
   echo "proto-check: generated bindings are up to date"

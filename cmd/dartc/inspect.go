@@ -6,7 +6,7 @@ import (
 	"io"
 	"sort"
 
-	"github.com/dartc/dartc/compiler/ir"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	"github.com/urfave/cli/v2"
 )

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dartc/dartc/internal/jsonerr"
+	"github.com/dartc/dartc/passes/names"
 )
 
 // FileName is the manifest's name inside a compiled directory.
@@ -19,9 +20,10 @@ const Format = "dartc-artifacts/1"
 
 // Outputs of decode.onnx beyond the export's own: the greedy choice, so
 // that greedy decoding needs no vocabulary-sized tensor in Go.
+// The names belong to the pass that creates them (passes' greedy-outputs).
 const (
-	NextTokenOutput   = "next_token"   // int64 [batch]: argmax of the last logits
-	NextLogprobOutput = "next_logprob" // float32 [batch]: its log-softmax
+	NextTokenOutput   = names.NextToken
+	NextLogprobOutput = names.NextLogprob
 )
 
 // Graph names used as keys of Manifest.Graphs.
@@ -312,11 +314,11 @@ func Write(dir string, m *Manifest) error {
 // Inputs and outputs of decode.onnx's in-graph sampler (passes'
 // sample-outputs): sampled decoding needs no vocabulary-sized tensor in Go.
 const (
-	SampleTemperatureInput = "sample_temperature" // float32 scalar; ≤ 0: greedy
-	SampleTopKInput        = "sample_top_k"       // int64 scalar; 0: every token
-	SampleTopPInput        = "sample_top_p"       // float32 scalar; ≤ 0 or ≥ 1: every token
-	SampleUniformInput     = "sample_uniform"     // float64 [batch, rounds] in (0, 1]
-	SampleTokenOutput      = "sample_token"       // int64 [batch]
-	SampleLogprobOutput    = "sample_logprob"     // float32 [batch]: log-softmax at the token, temperature 1
-	SampleAcceptedOutput   = "sample_accepted"    // bool [batch]: false: every round rejected, draw again
+	SampleTemperatureInput = names.SampleTemperature
+	SampleTopKInput        = names.SampleTopK
+	SampleTopPInput        = names.SampleTopP
+	SampleUniformInput     = names.SampleUniform
+	SampleTokenOutput      = names.SampleToken
+	SampleLogprobOutput    = names.SampleLogprob
+	SampleAcceptedOutput   = names.SampleAccepted
 )

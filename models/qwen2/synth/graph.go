@@ -4,7 +4,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"github.com/dartc/dartc/models/qwen2"
 	"google.golang.org/protobuf/proto"
 )

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
 	"github.com/dartc/dartc/internal/outpath"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"google.golang.org/protobuf/proto"

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
 	"github.com/dartc/dartc/internal/outpath"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"github.com/dartc/dartc/models/qwen2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"

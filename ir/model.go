@@ -10,7 +10,7 @@ import (
 
 	"github.com/dartc/dartc/internal/float16"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // Model is an ONNX model: a main graph, opset imports, model-local

@@ -1,6 +1,6 @@
 // Package ir is dartc's in-memory ONNX graph: models, graphs, nodes, typed
 // values and initializers, with parsing and emission through the project's
-// own protobuf bindings (compiler/onnxpb).
+// own protobuf bindings (ir/onnxpb).
 //
 // Invariants (checked by Check):
 //   - Values are named by strings, as in ONNX; every node output name is

@@ -7,7 +7,7 @@ import (
 
 	"github.com/dartc/dartc/internal/atomicfile"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 

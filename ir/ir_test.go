@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dartc/dartc/compiler/ir"
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 
 var fixtures = []string{
-	"../../testdata/onnx/ortgenai-static-scatter-bias-decoder/model.onnx",
-	"../../testdata/onnx/ortgenai-tiny-random-llama-fp16/model.onnx",
-	"../../testdata/onnx/optimum-tiny-distilbert/model.onnx",
+	"../testdata/onnx/ortgenai-static-scatter-bias-decoder/model.onnx",
+	"../testdata/onnx/ortgenai-tiny-random-llama-fp16/model.onnx",
+	"../testdata/onnx/optimum-tiny-distilbert/model.onnx",
 }
 
 func TestParseExporterFixtures(t *testing.T) {

@@ -2128,7 +2128,7 @@ const file_onnx_proto_rawDesc = "" +
 	"\boverload\x18\r \x01(\tR\boverload\x129\n" +
 	"\n" +
 	"value_info\x18\f \x03(\v2\x1a.dartc.onnx.ValueInfoProtoR\tvalueInfo\x12I\n" +
-	"\x0emetadata_props\x18\x0e \x03(\v2\".dartc.onnx.StringStringEntryProtoR\rmetadataPropsB(Z&github.com/dartc/dartc/compiler/onnxpb"
+	"\x0emetadata_props\x18\x0e \x03(\v2\".dartc.onnx.StringStringEntryProtoR\rmetadataPropsB\"Z github.com/dartc/dartc/ir/onnxpb"
 
 var (
 	file_onnx_proto_rawDescOnce sync.Once

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/dartc/dartc/compiler/onnxpb"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // ErrInvalid wraps every invariant violation Check reports.
