@@ -10,8 +10,16 @@ data=data/mini
 step() { printf '\n== %s\n' "$*"; }
 start=$(date +%s)
 
+# Replace only a folder an earlier demo made (it holds the marker) or an empty
+# one: nothing else is deleted.
+marker=.dartc-demo
+if [ -e "$out" ] && [ ! -f "$out/$marker" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+  echo "demo: $out exists and was not made by make demo; remove it or choose another: make demo DEMO=DIR" >&2
+  exit 1
+fi
 rm -rf "$out"
 mkdir -p "$out"
+touch "$out/$marker"
 
 step "1. compile the mini model: dual gated LoRA (reason, tool), decode / logprobs / train / adamw graphs; its tokenizer comes along"
 $dartc compile models/mini/model/model.onnx -o "$out/compiled" --rank 8 --alpha 16
