@@ -106,69 +106,74 @@ func meanCI(xs []float64) (mean, half float64) {
 func report(out string) error {
 	evals, _ := filepath.Glob(filepath.Join(out, "eval", "*", "predictions.jsonl"))
 	if len(evals) == 0 {
-		return fmt.Errorf("no evaluations under %s/eval", out)
-	}
-	type run struct {
-		name, variant string
-		right, total  map[string]int
-	}
-	byVariant := map[string][]run{}
-	var order []string
-	for _, p := range evals {
-		dir := filepath.Dir(p)
-		name := filepath.Base(dir)
-		right, total, err := em(dir)
-		if err != nil {
-			return err
+		if _, err := os.Stat(filepath.Join(out, "compiled", "manifest.json")); err != nil {
+			return fmt.Errorf("%s holds no experiment (no compiled/manifest.json); run scripts/mini-experiment.sh %s first", out, out)
 		}
-		variant := name
-		if i := strings.LastIndex(name, "-s"); i > 0 {
-			variant = name[:i]
-		}
-		if _, ok := byVariant[variant]; !ok {
-			order = append(order, variant)
-		}
-		byVariant[variant] = append(byVariant[variant], run{name, variant, right, total})
+		fmt.Printf("## EM on the test questions\n\nnot run (no evaluations under %s/eval: PARTS=train)\n", out)
 	}
-	rank := map[string]int{"base": 0, "single": 1, "dual": 2, "two-agent": 3}
-	sort.SliceStable(order, func(i, j int) bool { return rank[order[i]] < rank[order[j]] })
-	sets := []string{"test_1hop", "test_2hop", "all"}
-	fmt.Printf("## EM on the test questions (greedy)\n\nMean over seeds ± the 95%% t-interval half-width (n = seeds); base is deterministic.\n\n")
-	fmt.Printf("| variant | seeds | single-hop | two-hop | all |\n|---|---:|---:|---:|---:|\n")
-	for _, v := range order {
-		runs := byVariant[v]
-		fmt.Printf("| %s | %d |", v, len(runs))
-		for _, s := range sets {
-			var xs []float64
-			for _, r := range runs {
-				xs = append(xs, float64(r.right[s])/float64(max(1, r.total[s])))
+	if len(evals) > 0 {
+		type run struct {
+			name, variant string
+			right, total  map[string]int
+		}
+		byVariant := map[string][]run{}
+		var order []string
+		for _, p := range evals {
+			dir := filepath.Dir(p)
+			name := filepath.Base(dir)
+			right, total, err := em(dir)
+			if err != nil {
+				return err
 			}
-			m, h := meanCI(xs)
-			if math.IsNaN(h) {
-				fmt.Printf(" %.3f |", m)
-			} else {
-				fmt.Printf(" %.3f ± %.3f |", m, h)
+			variant := name
+			if i := strings.LastIndex(name, "-s"); i > 0 {
+				variant = name[:i]
 			}
+			if _, ok := byVariant[variant]; !ok {
+				order = append(order, variant)
+			}
+			byVariant[variant] = append(byVariant[variant], run{name, variant, right, total})
 		}
-		fmt.Println()
-	}
-	fmt.Printf("\n## Each run\n\nEM with its 95%% Wilson interval over the questions; wall time and peak resident memory of `dartc train` (and of `dartc eval`).\n\n")
-	fmt.Printf("| run | single-hop | two-hop | all | train wall s | train peak MB | eval wall s | eval peak MB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, v := range order {
-		for _, r := range byVariant[v] {
-			fmt.Printf("| %s |", r.name)
+		rank := map[string]int{"base": 0, "single": 1, "dual": 2, "two-agent": 3}
+		sort.SliceStable(order, func(i, j int) bool { return rank[order[i]] < rank[order[j]] })
+		sets := []string{"test_1hop", "test_2hop", "all"}
+		fmt.Printf("## EM on the test questions (greedy)\n\nMean over seeds ± the 95%% t-interval half-width (n = seeds); base is deterministic.\n\n")
+		fmt.Printf("| variant | seeds | single-hop | two-hop | all |\n|---|---:|---:|---:|---:|\n")
+		for _, v := range order {
+			runs := byVariant[v]
+			fmt.Printf("| %s | %d |", v, len(runs))
 			for _, s := range sets {
-				lo, hi := wilson(r.right[s], max(1, r.total[s]))
-				fmt.Printf(" %.3f [%.2f, %.2f] |", float64(r.right[s])/float64(max(1, r.total[s])), lo, hi)
-			}
-			for _, f := range []string{filepath.Join(out, "runs", r.name+".time"), filepath.Join(out, "eval", r.name+".time")} {
-				if w, m, ok := timing(f); ok {
-					fmt.Printf(" %.0f | %.0f |", w, m)
+				var xs []float64
+				for _, r := range runs {
+					xs = append(xs, float64(r.right[s])/float64(max(1, r.total[s])))
+				}
+				m, h := meanCI(xs)
+				if math.IsNaN(h) {
+					fmt.Printf(" %.3f |", m)
 				} else {
-					fmt.Printf(" – | – |")
+					fmt.Printf(" %.3f ± %.3f |", m, h)
 				}
 			}
 			fmt.Println()
+		}
+		fmt.Printf("\n## Each run\n\nEM with its 95%% Wilson interval over the questions; wall time and peak resident memory of `dartc train` (and of `dartc eval`).\n\n")
+		fmt.Printf("| run | single-hop | two-hop | all | train wall s | train peak MB | eval wall s | eval peak MB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, v := range order {
+			for _, r := range byVariant[v] {
+				fmt.Printf("| %s |", r.name)
+				for _, s := range sets {
+					lo, hi := wilson(r.right[s], max(1, r.total[s]))
+					fmt.Printf(" %.3f [%.2f, %.2f] |", float64(r.right[s])/float64(max(1, r.total[s])), lo, hi)
+				}
+				for _, f := range []string{filepath.Join(out, "runs", r.name+".time"), filepath.Join(out, "eval", r.name+".time")} {
+					if w, m, ok := timing(f); ok {
+						fmt.Printf(" %.0f | %.0f |", w, m)
+					} else {
+						fmt.Printf(" – | – |")
+					}
+				}
+				fmt.Println()
+			}
 		}
 	}
 	for _, part := range []struct{ dir, title string }{{"angles", "Gradient angles (dartc gradangle)"}, {"leas", "LEAS (dartc leas)"}} {
