@@ -6,16 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/internal/atomicfile"
-	"gopkg.in/yaml.v3"
+	"github.com/dartc/dartc/internal/filehash"
 )
 
 // RunFile is the run's fingerprint inside the run directory.
@@ -41,7 +42,7 @@ type Fingerprint struct {
 func (tr *Trainer) fingerprint() (Fingerprint, error) {
 	fp := Fingerprint{ModelSHA256: tr.man.Source.SHA256, DataExamples: len(tr.opts.Data), DataSHA256: DataHash(tr.opts.Data)}
 	var err error
-	if fp.AdaptersSHA256, err = fileSHA256(filepath.Join(tr.opts.Model, tr.man.AdaptersFile)); err != nil {
+	if fp.AdaptersSHA256, err = filehash.SHA256(filepath.Join(tr.opts.Model, tr.man.AdaptersFile)); err != nil {
 		return fp, fmt.Errorf("grpo: fingerprint: %w", err)
 	}
 	return fp, nil
@@ -55,19 +56,6 @@ func DataHash(exs []eval.Example) string {
 		enc.Encode([]any{ex.Source, ex.ID, ex.Question, ex.Golden})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // writeRunFiles records the settings (config.yaml) and the fingerprint

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dartc/dartc/internal/atomicfile"
+	"github.com/dartc/dartc/internal/filehash"
 
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/leas"
@@ -215,7 +216,7 @@ func settings(opts Options) (map[string]string, error) {
 	}
 	delete(s, "adapters")
 	for _, c := range []leas.Config{leas.Reas, leas.Tool, leas.Unified} {
-		if s[c.String()], err = run.FileSHA256(opts.Trained[c]); err != nil {
+		if s[c.String()], err = filehash.SHA256(opts.Trained[c]); err != nil {
 			return nil, fmt.Errorf("leasrun: %w", err)
 		}
 	}

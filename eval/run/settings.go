@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/atomicfile"
+	"github.com/dartc/dartc/internal/filehash"
 	"github.com/dartc/dartc/runtime/agent"
 )
 
@@ -53,29 +53,15 @@ func AgentSettings(cfg agent.Config, search string) (map[string]string, error) {
 		"adapters":        "none (the base model)",
 	}
 	var err error
-	if s["model"], err = FileSHA256(filepath.Join(cfg.Model, manifest.FileName)); err != nil {
+	if s["model"], err = filehash.SHA256(filepath.Join(cfg.Model, manifest.FileName)); err != nil {
 		return nil, fmt.Errorf("run: settings: %w", err)
 	}
 	if cfg.Adapters != "" {
-		if s["adapters"], err = FileSHA256(cfg.Adapters); err != nil {
+		if s["adapters"], err = filehash.SHA256(cfg.Adapters); err != nil {
 			return nil, fmt.Errorf("run: settings: %w", err)
 		}
 	}
 	return s, nil
-}
-
-// FileSHA256 is the hex sha256 of a file's bytes.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // CheckSettings guards resuming in dir: with no earlier rows it records
