@@ -78,13 +78,6 @@ func isWeight(g *ir.Graph, prod map[string]*ir.Node, v string) bool {
 	return false
 }
 
-// Names of the greedy outputs this pass adds to decode.onnx; the manifest
-// package publishes them as part of the artifacts contract.
-const (
-	NextTokenOutput   = names.NextToken
-	NextLogprobOutput = names.NextLogprob
-)
-
 // GreedyOutputs adds the argmax of the last position's logits and its
 // log-probability (max − log-sum-exp) as outputs, so that greedy
 // decoding needs no pass over the vocabulary in Go: the runtime then skips
@@ -115,12 +108,12 @@ func GreedyOutputs(s *State) error {
 		return err
 	}
 	arg := b.Op(p+"/ArgMax", "ArgMax", []string{flat}, ir.AttrInt("axis", -1), ir.AttrInt("keepdims", 0))
-	b.Add(&ir.Node{Name: p + "/next_token", OpType: "Identity", Inputs: []string{arg}, Outputs: []string{NextTokenOutput}})
-	b.Add(&ir.Node{Name: p + "/next_logprob", OpType: "Sub", Inputs: []string{max, lse}, Outputs: []string{NextLogprobOutput}})
+	b.Add(&ir.Node{Name: p + "/next_token", OpType: "Identity", Inputs: []string{arg}, Outputs: []string{names.NextToken}})
+	b.Add(&ir.Node{Name: p + "/next_logprob", OpType: "Sub", Inputs: []string{max, lse}, Outputs: []string{names.NextLogprob}})
 	batch := out.Type.Dims[0]
 	g.Outputs = append(g.Outputs,
-		&ir.ValueInfo{Name: NextTokenOutput, Type: ir.TensorType(ir.Int64, batch), Doc: "argmax of the last position's logits (lowest id on ties)"},
-		&ir.ValueInfo{Name: NextLogprobOutput, Type: ir.TensorType(ir.Float32, batch), Doc: "log-softmax of the last logits at next_token"})
+		&ir.ValueInfo{Name: names.NextToken, Type: ir.TensorType(ir.Int64, batch), Doc: "argmax of the last position's logits (lowest id on ties)"},
+		&ir.ValueInfo{Name: names.NextLogprob, Type: ir.TensorType(ir.Float32, batch), Doc: "log-softmax of the last logits at next_token"})
 	return ir.TopoSort(g)
 }
 

@@ -9,18 +9,6 @@ import (
 	"github.com/dartc/dartc/passes/names"
 )
 
-// Names of the inputs and outputs this pass adds to decode.onnx; the
-// manifest package publishes them as part of the artifacts contract.
-const (
-	SampleTemperatureInput = names.SampleTemperature
-	SampleTopKInput        = names.SampleTopK
-	SampleTopPInput        = names.SampleTopP
-	SampleUniformInput     = names.SampleUniform
-	SampleTokenOutput      = names.SampleToken
-	SampleLogprobOutput    = names.SampleLogprob
-	SampleAcceptedOutput   = names.SampleAccepted
-)
-
 // SampleOutputs adds temperature, top-k and top-p (nucleus) sampling of the
 // next token to decode.onnx, so that sampled decoding never copies the
 // logits out of ONNX Runtime.
@@ -49,7 +37,7 @@ func SampleOutputs(s *State) error {
 	g := s.Model.Graph
 	prod := producers(g)
 	// Reuse greedy-outputs' [batch, vocab] logits, max and log-sum-exp.
-	nt, nl := prod[NextTokenOutput], prod[NextLogprobOutput]
+	nt, nl := prod[names.NextToken], prod[names.NextLogprob]
 	if nt == nil || nl == nil || len(nl.Inputs) != 2 || prod[nt.Inputs[0]] == nil || prod[nt.Inputs[0]].OpType != "ArgMax" {
 		return fmt.Errorf("passes: sample-outputs needs the outputs of greedy-outputs (run it first)")
 	}
@@ -61,19 +49,19 @@ func SampleOutputs(s *State) error {
 	if !vocab.Known() {
 		return fmt.Errorf("passes: sample-outputs needs a known vocabulary size, the logits are %v", out.Type)
 	}
-	for _, n := range []string{SampleTemperatureInput, SampleTopKInput, SampleTopPInput, SampleUniformInput} {
+	for _, n := range []string{names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform} {
 		if g.Input(n) != nil {
 			return fmt.Errorf("passes: the graph already has an input %q", n)
 		}
 	}
 	g.Inputs = append(g.Inputs,
-		&ir.ValueInfo{Name: SampleTemperatureInput, Type: ir.TensorType(ir.Float32), Doc: "sampling temperature; ≤ 0 picks the argmax"},
-		&ir.ValueInfo{Name: SampleTopKInput, Type: ir.TensorType(ir.Int64), Doc: "keep the k most likely tokens; 0 keeps every token"},
-		&ir.ValueInfo{Name: SampleTopPInput, Type: ir.TensorType(ir.Float32), Doc: "nucleus mass; ≤ 0 or ≥ 1 keeps every token"},
-		&ir.ValueInfo{Name: SampleUniformInput, Type: ir.TensorType(ir.Float64, batch, ir.Dim{Value: -1, Param: "rounds"}),
+		&ir.ValueInfo{Name: names.SampleTemperature, Type: ir.TensorType(ir.Float32), Doc: "sampling temperature; ≤ 0 picks the argmax"},
+		&ir.ValueInfo{Name: names.SampleTopK, Type: ir.TensorType(ir.Int64), Doc: "keep the k most likely tokens; 0 keeps every token"},
+		&ir.ValueInfo{Name: names.SampleTopP, Type: ir.TensorType(ir.Float32), Doc: "nucleus mass; ≤ 0 or ≥ 1 keeps every token"},
+		&ir.ValueInfo{Name: names.SampleUniform, Type: ir.TensorType(ir.Float64, batch, ir.Dim{Value: -1, Param: "rounds"}),
 			Doc: "uniform numbers in (0, 1], one per row and rejection round, from the caller's seeded streams"})
 	b := s.Builder()
-	b.Reserve(SampleTemperatureInput, SampleTopKInput, SampleTopPInput, SampleUniformInput)
+	b.Reserve(names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform)
 	const p = "/lm_head/sample"
 	opset := s.Model.OpsetVersion("")
 
@@ -84,10 +72,10 @@ func SampleOutputs(s *State) error {
 	// The greedy branch: next_token and its log-prob, every row accepted.
 	els := &ir.Graph{Name: p + "/greedy"}
 	eb := ir.NewBuilder(els)
-	eb.Reserve(flat, maxv, lse, NextTokenOutput, NextLogprobOutput)
-	tok := eb.Op(p+"/greedy/token", "Identity", []string{NextTokenOutput})
-	lp := eb.Op(p+"/greedy/logprob", "Identity", []string{NextLogprobOutput})
-	shape := eb.Op(p+"/greedy/shape", "Shape", []string{NextTokenOutput})
+	eb.Reserve(flat, maxv, lse, names.NextToken, names.NextLogprob)
+	tok := eb.Op(p+"/greedy/token", "Identity", []string{names.NextToken})
+	lp := eb.Op(p+"/greedy/logprob", "Identity", []string{names.NextLogprob})
+	shape := eb.Op(p+"/greedy/shape", "Shape", []string{names.NextToken})
 	acc := eb.Op(p+"/greedy/accepted", "Expand", []string{eb.Scalar(p+"/greedy/true", ir.Bool, 1), shape})
 	els.Outputs = []*ir.ValueInfo{
 		{Name: tok, Type: ir.TensorType(ir.Int64, batch)},
@@ -95,7 +83,7 @@ func SampleOutputs(s *State) error {
 		{Name: acc, Type: ir.TensorType(ir.Bool, batch)},
 	}
 
-	cond := b.Op(p+"/sampled", "Greater", []string{SampleTemperatureInput, b.Scalar(p+"/zero", ir.Float32, 0)})
+	cond := b.Op(p+"/sampled", "Greater", []string{names.SampleTemperature, b.Scalar(p+"/zero", ir.Float32, 0)})
 	thenAttr, err := ir.AttrGraph("then_branch", then)
 	if err != nil {
 		return err
@@ -105,11 +93,11 @@ func SampleOutputs(s *State) error {
 		return err
 	}
 	b.Add(&ir.Node{Name: p + "/If", OpType: "If", Inputs: []string{cond},
-		Outputs: []string{SampleTokenOutput, SampleLogprobOutput, SampleAcceptedOutput}, Attrs: []*onnxpb.AttributeProto{thenAttr, elseAttr}})
+		Outputs: []string{names.SampleToken, names.SampleLogprob, names.SampleAccepted}, Attrs: []*onnxpb.AttributeProto{thenAttr, elseAttr}})
 	g.Outputs = append(g.Outputs,
-		&ir.ValueInfo{Name: SampleTokenOutput, Type: ir.TensorType(ir.Int64, batch), Doc: "the sampled next token (the argmax when greedy)"},
-		&ir.ValueInfo{Name: SampleLogprobOutput, Type: ir.TensorType(ir.Float32, batch), Doc: "log-softmax of the raw last logits at sample_token (temperature 1, no truncation)"},
-		&ir.ValueInfo{Name: SampleAcceptedOutput, Type: ir.TensorType(ir.Bool, batch), Doc: "false where every rejection round of the row was rejected: draw again"})
+		&ir.ValueInfo{Name: names.SampleToken, Type: ir.TensorType(ir.Int64, batch), Doc: "the sampled next token (the argmax when greedy)"},
+		&ir.ValueInfo{Name: names.SampleLogprob, Type: ir.TensorType(ir.Float32, batch), Doc: "log-softmax of the raw last logits at sample_token (temperature 1, no truncation)"},
+		&ir.ValueInfo{Name: names.SampleAccepted, Type: ir.TensorType(ir.Bool, batch), Doc: "false where every rejection round of the row was rejected: draw again"})
 	return ir.TopoSort(g)
 }
 
@@ -121,7 +109,7 @@ func SampleOutputs(s *State) error {
 func sampleBranch(p, flat, maxv, lse string, vocab, opset int64) (*ir.Graph, error) {
 	g := &ir.Graph{Name: p}
 	b := ir.NewBuilder(g)
-	b.Reserve(flat, maxv, lse, SampleTemperatureInput, SampleTopKInput, SampleTopPInput, SampleUniformInput)
+	b.Reserve(flat, maxv, lse, names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform)
 	op := func(name, typ string, in ...string) string { return b.Op(p+"/"+name, typ, in) }
 	opA := func(name, typ string, in []string, attrs ...*onnxpb.AttributeProto) string {
 		return b.Op(p+"/"+name, typ, in, attrs...)
@@ -152,13 +140,13 @@ func sampleBranch(p, flat, maxv, lse string, vocab, opset int64) (*ir.Graph, err
 	// them, or the top k at TopK's indices (ties: lower id first, as the
 	// ONNX spec orders them) when k truncates. Each branch computes w, so
 	// neither copies a vocabulary-sized tensor.
-	invT := op("invT", "Reciprocal", SampleTemperatureInput)
+	invT := op("invT", "Reciprocal", names.SampleTemperature)
 	weights := func(bb *ir.Builder, name string) string {
 		z := bb.Op(name+"/scaled", "Mul", []string{flat, invT})
 		m := bb.Op(name+"/max", "Unsqueeze", []string{bb.Op(name+"/max/scaled", "Mul", []string{maxv, invT}), bb.Ints(name+"/max/axes", -1)})
 		return bb.Op(name+"/w", "Exp", []string{bb.Op(name+"/shifted", "Sub", []string{z, m})})
 	}
-	k := SampleTopKInput
+	k := names.SampleTopK
 	truncK := op("k/truncates", "And", op("k/positive", "Greater", k, i64("k/zero", 0)), op("k/below", "Less", k, i64("k/vocab", vocab)))
 	kg := &ir.Graph{Name: p + "/topk"}
 	kb := ir.NewBuilder(kg)
@@ -197,7 +185,7 @@ func sampleBranch(p, flat, maxv, lse string, vocab, opset int64) (*ir.Graph, err
 	bsum := cast("block/sum64", reduce("block/sum", "ReduceSum", blocks, -1, 0), ir.Float64)                         // [batch, nb]
 	bcum := opA("block/cum", "CumSum", []string{bsum, i64("block/cum/axis", -1)})                                    // [batch, nb]
 	total := op("total", "Slice", bcum, ints("total/starts", -1), ints("total/ends", 1<<62), ints("total/axes", -1)) // [batch, 1]
-	target := op("target", "Mul", SampleUniformInput, total)                                                         // [batch, rounds]
+	target := op("target", "Mul", names.SampleUniform, total)                                                        // [batch, rounds]
 	blk := count("block/pick", unsq("block/cum/3d", bcum, 1), target, nb)                                            // [batch, rounds]
 	before := op("block/before", "Sub", opA("block/cum/at", "GatherElements", []string{bcum, blk}, ir.AttrInt("axis", -1)),
 		opA("block/sum/at", "GatherElements", []string{bsum, blk}, ir.AttrInt("axis", -1)))
@@ -255,7 +243,7 @@ func sampleBranch(p, flat, maxv, lse string, vocab, opset int64) (*ir.Graph, err
 	wc := opA("proposal/w", "GatherElements", []string{w, cand}, ir.AttrInt("axis", -1))
 	mass := op("ahead/mass", "Add", massHigher, cast("ahead/tied/mass", op("ahead/tied/w", "Mul", nTied, wc), ir.Float64))
 	zero := b.Scalar(p+"/zero32", ir.Float32, 0)
-	topP := cast("p64", SampleTopPInput, ir.Float64)
+	topP := cast("p64", names.SampleTopP, ir.Float64)
 	pOff := op("p/off", "Or", op("p/low", "LessOrEqual", topP, f64c("p/zero", 0)), op("p/high", "GreaterOrEqual", topP, f64c("p/one", 1)))
 	positive := op("proposal/positive", "Greater", wc, zero)
 	accept := op("accept", "And", positive, op("accept/p", "Or", op("accept/mass", "Less", mass, op("accept/limit", "Mul", topP, total)), pOff)) // [batch, rounds]

@@ -18,26 +18,8 @@ import (
 // adapters): the vocabulary makes the per-step log-softmax the Go side's
 // largest cost. Run: go test ./runtime -run '^$' -bench DecodeQwen2 -benchtime 1x
 func BenchmarkDecodeQwen2(b *testing.B) {
-	orttest.Init(b)
-	dir := b.TempDir()
-	cfg, _ := qwen2.Preset("tiny")
-	cfg.Vocab = 151936
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		b.Fatal(err)
-	}
-	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), &runtime.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, adapters := qwen2VocabDecoder(b)
 	defer d.Destroy()
-	adapters := map[string]*runtime.Tensor{}
-	for _, in := range d.StaticInputs() {
-		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
-	}
 	for _, mode := range []string{"cache", "full"} {
 		for _, batch := range []int{1, 8} {
 			for _, n := range []int{128, 512} {
@@ -99,26 +81,8 @@ func BenchmarkDecodeQwen25_05B(b *testing.B) {
 // distribution, so the nucleus is most of the vocabulary.
 // Run: go test ./runtime -run '^$' -bench DecodeSampled -benchtime 3x
 func BenchmarkDecodeSampled(b *testing.B) {
-	orttest.Init(b)
-	dir := b.TempDir()
-	cfg, _ := qwen2.Preset("tiny")
-	cfg.Vocab = 151936
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		b.Fatal(err)
-	}
-	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), &runtime.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, adapters := qwen2VocabDecoder(b)
 	defer d.Destroy()
-	adapters := map[string]*runtime.Tensor{}
-	for _, in := range d.StaticInputs() {
-		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
-	}
 	for _, batch := range []int{1, 8} {
 		for _, mode := range []string{"greedy", "graph", "host"} {
 			b.Run(fmt.Sprintf("%s/batch=%d/tokens=128", mode, batch), func(b *testing.B) {
@@ -135,4 +99,31 @@ func BenchmarkDecodeSampled(b *testing.B) {
 			})
 		}
 	}
+}
+
+// qwen2VocabDecoder compiles decode.onnx of a synthesized tiny Qwen2 with
+// the real 151,936-id vocabulary (hidden 64, 2 layers, float32) and opens
+// it, with zero adapters.
+func qwen2VocabDecoder(b *testing.B) (*runtime.Decoder, map[string]*runtime.Tensor) {
+	b.Helper()
+	orttest.Init(b)
+	dir := b.TempDir()
+	cfg, _ := qwen2.Preset("tiny")
+	cfg.Vocab = 151936
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
+		b.Fatal(err)
+	}
+	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), &runtime.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	adapters := map[string]*runtime.Tensor{}
+	for _, in := range d.StaticInputs() {
+		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
+	}
+	return d, adapters
 }
