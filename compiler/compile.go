@@ -57,6 +57,10 @@ type Options struct {
 	// LogprobsEntropy adds the entropy output to logprobs.onnx (off: the
 	// graph computes log-probs only).
 	LogprobsEntropy bool
+	// OnTempDir, when set, is told the temporary directory the output is
+	// assembled in before anything is written there, so that a caller
+	// that may exit without Compile returning (a signal) can remove it.
+	OnTempDir func(dir string)
 }
 
 func (o *Options) defaults() {
@@ -139,6 +143,9 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	if opts.OnTempDir != nil {
+		opts.OnTempDir(tmp)
+	}
 
 	sum := sha256.Sum256(raw)
 	man := &manifest.Manifest{

@@ -76,7 +76,7 @@ func firstCheckpoint(t *testing.T, dir, run string) map[string]*runtime.Tensor {
 	if _, err := tr.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	return tr.Adapters()
+	return adaptersOf(t, tr)
 }
 
 func sameAdapters(t *testing.T, want, got map[string]*runtime.Tensor) {
@@ -147,7 +147,7 @@ func TestKilledCheckpointWrite(t *testing.T) {
 	if tr.State().Step != 1 {
 		t.Fatalf("resumed at step %d, want 1", tr.State().Step)
 	}
-	sameAdapters(t, want, tr.Adapters())
+	sameAdapters(t, want, adaptersOf(t, tr))
 	if _, err := tr.Step(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestFailedCheckpointWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer back.Close()
-	sameAdapters(t, want, back.Adapters())
+	sameAdapters(t, want, adaptersOf(t, back))
 }
 
 // TestNonFiniteSkipsAndStops: rollouts whose sampled log-probs are NaN make
@@ -217,7 +217,7 @@ func TestNonFiniteSkipsAndStops(t *testing.T) {
 	var adapters []map[string]*runtime.Tensor
 	var tr *Trainer
 	tr, err := New(Options{Model: dir, Run: run, Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward,
-		OnStep: func(Metrics) { adapters = append(adapters, tr.Adapters()) }})
+		OnStep: func(Metrics) { adapters = append(adapters, adaptersOf(t, tr)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestNonFiniteSkipsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer back.Close()
-	sameAdapters(t, adapters[3], back.Adapters())
+	sameAdapters(t, adapters[3], adaptersOf(t, back))
 }
 
 // failingRoller fails from call `from` on, as the agent loop does when the
@@ -313,4 +313,15 @@ func TestRolloutFailureStopsCleanly(t *testing.T) {
 	if err := back.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// adaptersOf reads the trainer's adapters back, failing the test when the
+// read-back does.
+func adaptersOf(t *testing.T, tr *Trainer) map[string]*runtime.Tensor {
+	t.Helper()
+	a, err := tr.Adapters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -59,9 +59,9 @@ func TestResumeEqualsStraightRun(t *testing.T) {
 			if a, b := straight.State(), resumed.State(); a != b {
 				t.Fatalf("state %+v after the straight run, %+v after resuming", a, b)
 			}
-			want, got := straight.Adapters(), resumed.Adapters()
+			want, got := adaptersOf(t, straight), adaptersOf(t, resumed)
 			changed := false
-			init := half.Adapters() // after step 2: differs from step 4
+			init := adaptersOf(t, half) // after step 2: differs from step 4
 			for n, w := range want {
 				if !bytes.Equal(w.Bytes(), got[n].Bytes()) {
 					t.Errorf("adapter %s differs between the straight and the resumed run", n)

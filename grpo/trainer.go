@@ -272,19 +272,18 @@ func (tr *Trainer) Close() error {
 // State returns the trainer's counters.
 func (tr *Trainer) State() State { return tr.state }
 
-// Adapters returns copies of the current adapters (read back from the
-// device when they live there; it panics if that fails, which means the
-// device is gone).
-func (tr *Trainer) Adapters() map[string]*runtime.Tensor {
+// Adapters returns copies of the current adapters, read back from the
+// device when they live there (an error then means the read-back failed).
+func (tr *Trainer) Adapters() (map[string]*runtime.Tensor, error) {
 	params, _, _, err := tr.hostState()
 	if err != nil {
-		panic(err)
+		return nil, fmt.Errorf("read the adapters back: %w", err)
 	}
 	out := map[string]*runtime.Tensor{}
 	for n, t := range params {
 		out[n] = cloneTensor(t)
 	}
-	return out
+	return out, nil
 }
 
 // hostState returns the adapters and moments in Go memory: the trainer's

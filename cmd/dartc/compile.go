@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -70,7 +71,16 @@ anyway across file systems.`,
 		if c.IsSet("max-positions") && c.Int64("max-positions") < 1 {
 			return fmt.Errorf("compile: --max-positions %d: must be ≥ 1", c.Int64("max-positions"))
 		}
+		// A signal ends compile at once (it is not graceful): the
+		// half-written temporary directory goes with it.
+		var forget func()
+		defer func() {
+			if forget != nil {
+				forget()
+			}
+		}()
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
+			OnTempDir: func(dir string) { forget = atInterrupt(func() { removeWhileWritten(dir) }) },
 			Tokenizer:    tok,
 			Targets:      splitList(c.String("targets")),
 			Roles:        splitList(c.String("roles")),
@@ -104,6 +114,19 @@ anyway across file systems.`,
 		}
 		return nil
 	},
+}
+
+// removeWhileWritten removes dir, which the compile may still be writing
+// into: a file created while RemoveAll walks leaves the directory non-empty,
+// so it tries again.
+func removeWhileWritten(dir string) {
+	for range 5 {
+		if os.RemoveAll(dir) == nil {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				return
+			}
+		}
+	}
 }
 
 func splitList(s string) []string {

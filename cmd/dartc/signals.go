@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -34,6 +35,42 @@ func trackCommands(cmds []*cli.Command, parent string) {
 			}
 		}
 		trackCommands(c.Subcommands, path)
+	}
+}
+
+// cleanups are run before a signal ends a command that is not graceful:
+// they remove what the command had half written.
+var cleanups struct {
+	sync.Mutex
+	next int
+	fns  map[int]func()
+}
+
+// atInterrupt registers fn to run if a signal ends the command at once;
+// the returned function unregisters it.
+func atInterrupt(fn func()) (forget func()) {
+	cleanups.Lock()
+	defer cleanups.Unlock()
+	if cleanups.fns == nil {
+		cleanups.fns = map[int]func(){}
+	}
+	id := cleanups.next
+	cleanups.next++
+	cleanups.fns[id] = fn
+	return func() {
+		cleanups.Lock()
+		delete(cleanups.fns, id)
+		cleanups.Unlock()
+	}
+}
+
+// runCleanups runs the registered cleanups; the lock is kept so that none
+// is forgotten while it runs.
+func runCleanups() {
+	cleanups.Lock()
+	defer cleanups.Unlock()
+	for _, fn := range cleanups.fns {
+		fn()
 	}
 }
 
@@ -77,6 +114,7 @@ func watchSignals() (finished func() (os.Signal, bool)) {
 				}
 				got = s
 				if cmd, _ := running.Load().(string); !graceful[cmd] {
+					runCleanups()
 					fmt.Fprintf(os.Stderr, "dartc: interrupted (%s)\n", signalName(s))
 					os.Exit(signalExit(s))
 				}

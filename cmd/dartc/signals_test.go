@@ -99,3 +99,55 @@ func TestSIGINTExits130(t *testing.T) {
 		}
 	})
 }
+
+// TestSIGINTDuringCompile: a compile stopped by SIGINT leaves no
+// temporary directory behind. The tokenizer's tokenizer.json is a named
+// pipe nobody writes, so the compile blocks reading it after the graphs are
+// written into the temporary directory: the signal lands mid-way.
+func TestSIGINTDuringCompile(t *testing.T) {
+	dir := t.TempDir()
+	if msg, code := dartcProcess(t, "models", "synth", "--preset", "tiny", "--layers", "1", "-o", filepath.Join(dir, "src")); code != 0 {
+		t.Fatalf("synth: %s", msg)
+	}
+	tok := filepath.Join(dir, "tok")
+	os.Mkdir(tok, 0o755)
+	if err := syscall.Mkfifo(filepath.Join(tok, "tokenizer.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outParent := filepath.Join(dir, "compiled")
+	cmd, stderr := startDartc(t, "compile", filepath.Join(dir, "src", "model.onnx"), "--tokenizer", tok,
+		"-o", filepath.Join(outParent, "out"))
+	tmps := func() []string {
+		m, _ := filepath.Glob(filepath.Join(outParent, ".out.tmp-*"))
+		return m
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(tmps()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("compile made no temporary directory in 60 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Wait for the graphs: the compile then blocks on the pipe.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m := tmps(); len(m) == 1 {
+			if _, err := os.Stat(filepath.Join(m[0], "train.onnx")); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no train.onnx in %v after 60 s", tmps())
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(stderr)
+	if code := exitCode(t, cmd); code != 130 {
+		t.Fatalf("exit %d, want 130; stderr %q", code, rest)
+	}
+	if left := tmps(); len(left) != 0 {
+		t.Fatalf("the interrupted compile left %v behind", left)
+	}
+	if _, err := os.Stat(filepath.Join(outParent, "out")); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted compile made its output directory (stat: %v)", err)
+	}
+}

@@ -244,7 +244,11 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	stepSec, rows, err := roller.decodeStep(c.Context, data[0], tr.Adapters(), cfg)
+	adapters, err := tr.Adapters()
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	stepSec, rows, err := roller.decodeStep(c.Context, data[0], adapters, cfg)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
