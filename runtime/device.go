@@ -291,6 +291,29 @@ func (t *DeviceTensor) CopyFrom(src *DeviceTensor) error {
 	return nil
 }
 
+// copyChunks copies byte ranges of src into t on the device (nothing
+// crosses to Go): chunk i is chunks[3i+2] bytes from src's byte offset
+// chunks[3i+1] to t's byte offset chunks[3i].
+func (t *DeviceTensor) copyChunks(src *DeviceTensor, chunks []int64) error {
+	if t.val == nil || src.val == nil {
+		return fmt.Errorf("runtime: device copy %s → %s: destroyed", src.Name, t.Name)
+	}
+	if t.dev != src.dev {
+		return fmt.Errorf("runtime: device copy %s → %s: on %s and %s", src.Name, t.Name, src.dev, t.dev)
+	}
+	nd, ns := int64(t.nbytes()), int64(src.nbytes())
+	for i := 0; i+2 < len(chunks); i += 3 {
+		if chunks[i] < 0 || chunks[i+1] < 0 || chunks[i+2] < 0 || chunks[i]+chunks[i+2] > nd || chunks[i+1]+chunks[i+2] > ns {
+			return fmt.Errorf("runtime: device copy %s → %s: bytes [%d, +%d) → [%d, +%d) outside the tensors (%d, %d bytes)",
+				src.Name, t.Name, chunks[i+1], chunks[i+2], chunks[i], chunks[i+2], ns, nd)
+		}
+	}
+	if err := t.val.CopyChunks(src.val, chunks); err != nil {
+		return fmt.Errorf("runtime: device copy %s → %s: %w", src.Name, t.Name, err)
+	}
+	return nil
+}
+
 // Value is a session feed: a host *Tensor or a *DeviceTensor.
 type Value interface {
 	DType() DType

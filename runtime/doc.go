@@ -32,6 +32,15 @@
 //     and outputs, uploads, downloads — are counted (TransferStats); copies
 //     between device tensors are not crossings. On CUDA the layer is written
 //     but has not yet run on a GPU.
+//   - A resident decoder (DecoderSpec.Resident; the agent's default) runs
+//     decode.onnx as a BoundSession: adapters uploaded once
+//     (Decoder.UploadInputs, GenerateConfig.Resident) are bound in place,
+//     each step's presents are allocated on the device and fed as the next
+//     step's past, and RowCaches carried across calls hold device tensors,
+//     laid out and gathered by device copies. Per step only ids, mask,
+//     positions, roles, the sampler's feed and the drawn tokens and
+//     log-probs cross to Go (the logits too where Go draws). Its results
+//     are bit-identical to the host-tensor decoder's on the CPU.
 //   - Diagnostics (Options.Diagnostics or DARTC_ORT_LOG, DARTC_ORT_PROFILE,
 //     DARTC_ORT_STRICT) set a session's ONNX Runtime log level, its per-node
 //     profile and strict placement (no CPU fallback).

@@ -42,16 +42,30 @@ type DecoderSpec struct {
 	RoleInput string
 	// MaxLength is the model's context in tokens (0: unlimited).
 	MaxLength int64
+	// Resident keeps the decoder's state on the execution device
+	// (Options.Device, the CPU by default): the graph runs as a
+	// BoundSession, adapters given as device tensors
+	// (GenerateConfig.Resident) are bound in place, and the KV cache stays
+	// on the device from step to step and, carried in RowCaches, from call
+	// to call. Only token ids, masks, positions, roles, the sampler's
+	// settings and uniforms, and the sampled tokens and log-probs cross
+	// between Go and ONNX Runtime (the logits too where Go draws).
+	Resident bool
 }
 
 // Decoder runs generation over one decoder graph.
 type Decoder struct {
-	spec       DecoderSpec
-	sess       *Session
-	cacheDType DType
-	logits     IOInfo
-	vocab      int64
-	lastOnly   bool // logits hold the last position only: [batch, 1, vocab]
+	spec DecoderSpec
+	// sess runs with host tensors at every step; bound and dev replace it
+	// when the decoder is resident (DecoderSpec.Resident).
+	sess            *Session
+	bound           *BoundSession
+	dev             *Device
+	inputs, outputs []IOInfo
+	cacheDType      DType
+	logits          IOInfo
+	vocab           int64
+	lastOnly        bool // logits hold the last position only: [batch, 1, vocab]
 	// greedy is set when the graph outputs next_token and next_logprob
 	// (dartc's decode.onnx): greedy steps then never fetch the logits.
 	greedy bool
@@ -75,33 +89,58 @@ func NewDecoder(spec DecoderSpec) (*Decoder, error) {
 	def(&spec.AttentionMask, "attention_mask")
 	def(&spec.PositionIDs, "position_ids")
 	def(&spec.Logits, "logits")
-	sess, err := NewSession(spec.Path, spec.Options)
-	if err != nil {
-		return nil, err
+	d := &Decoder{spec: spec, dynamic: map[string]bool{}}
+	if spec.Resident {
+		dev, err := OpenDevice(spec.Options)
+		if err != nil {
+			return nil, err
+		}
+		if d.bound, err = NewBoundSession(spec.Path, dev, spec.Options); err != nil {
+			dev.Close()
+			return nil, err
+		}
+		d.dev, d.inputs, d.outputs = dev, d.bound.inputs, d.bound.outputs
+	} else {
+		sess, err := NewSession(spec.Path, spec.Options)
+		if err != nil {
+			return nil, err
+		}
+		d.sess, d.inputs, d.outputs = sess, sess.inputs, sess.outputs
 	}
-	d := &Decoder{spec: spec, sess: sess, dynamic: map[string]bool{}}
 	if err := d.init(); err != nil {
-		sess.Destroy()
+		d.Destroy()
 		return nil, fmt.Errorf("runtime: decoder %s: %w", spec.Path, err)
 	}
 	return d, nil
 }
 
+// input and output describe the graph's named input and output.
+func (d *Decoder) input(name string) (IOInfo, bool)  { return find(d.inputs, name) }
+func (d *Decoder) output(name string) (IOInfo, bool) { return find(d.outputs, name) }
+
+// runTime is the wall time spent inside ONNX Runtime's runs so far.
+func (d *Decoder) runTime() time.Duration {
+	if d.bound != nil {
+		return d.bound.RunTime()
+	}
+	return d.sess.RunTime()
+}
+
 func (d *Decoder) init() error {
 	s := &d.spec
 	if len(s.Cache) == 0 {
-		s.Cache = findHFCache(d.sess)
+		s.Cache = findHFCache(d.inputs)
 	}
-	ids, ok := d.sess.Input(s.InputIDs)
+	ids, ok := d.input(s.InputIDs)
 	if !ok || ids.DType != Int64 {
-		return fmt.Errorf("no int64 input %q (inputs: %s); set DecoderSpec.InputIDs", s.InputIDs, strings.Join(names(d.sess.inputs), ", "))
+		return fmt.Errorf("no int64 input %q (inputs: %s); set DecoderSpec.InputIDs", s.InputIDs, strings.Join(names(d.inputs), ", "))
 	}
 	d.dynamic[s.InputIDs] = true
 	for _, name := range []string{s.AttentionMask, s.PositionIDs, s.RoleInput} {
 		if name == "" {
 			continue
 		}
-		io, ok := d.sess.Input(name)
+		io, ok := d.input(name)
 		if !ok {
 			if name == s.RoleInput {
 				return fmt.Errorf("no role input %q", name)
@@ -113,35 +152,35 @@ func (d *Decoder) init() error {
 		}
 		d.dynamic[name] = true
 	}
-	d.logits, ok = d.sess.Output(s.Logits)
+	d.logits, ok = d.output(s.Logits)
 	if !ok || len(d.logits.Dims) != 3 {
-		return fmt.Errorf("no [batch, seq, vocab] output %q (outputs: %s); set DecoderSpec.Logits", s.Logits, strings.Join(names(d.sess.outputs), ", "))
+		return fmt.Errorf("no [batch, seq, vocab] output %q (outputs: %s); set DecoderSpec.Logits", s.Logits, strings.Join(names(d.outputs), ", "))
 	}
 	d.vocab = d.logits.Dims[2]
 	if d.vocab < 0 {
 		return fmt.Errorf("logits %v have a symbolic vocab dim", d.logits)
 	}
 	d.lastOnly = d.logits.Dims[1] == 1
-	nt, ok1 := d.sess.Output(manifest.NextTokenOutput)
-	nl, ok2 := d.sess.Output(manifest.NextLogprobOutput)
+	nt, ok1 := d.output(manifest.NextTokenOutput)
+	nl, ok2 := d.output(manifest.NextLogprobOutput)
 	d.greedy = d.lastOnly && ok1 && ok2 && nt.DType == Int64 && nl.DType == Float32
 	if err := d.initSampler(); err != nil {
 		return err
 	}
 	for i, c := range s.Cache {
-		past, ok := d.sess.Input(c.PastKey)
+		past, ok := d.input(c.PastKey)
 		if !ok {
 			return fmt.Errorf("cache layer %d: no input %q", i, c.PastKey)
 		}
 		for _, n := range []string{c.PastKey, c.PastValue} {
-			io, ok := d.sess.Input(n)
+			io, ok := d.input(n)
 			if !ok || len(io.Dims) != 4 || io.DType != past.DType {
 				return fmt.Errorf("cache layer %d: want a 4-d %v input %q [batch, kv_heads, past, head_dim]", i, past.DType, n)
 			}
 			d.dynamic[n] = true
 		}
 		for _, n := range []string{c.PresentKey, c.PresentValue} {
-			if _, ok := d.sess.Output(n); !ok {
+			if _, ok := d.output(n); !ok {
 				return fmt.Errorf("cache layer %d: no output %q", i, n)
 			}
 		}
@@ -159,9 +198,9 @@ func (d *Decoder) init() error {
 	return nil
 }
 
-func findHFCache(s *Session) []manifest.CacheLayer {
+func findHFCache(inputs []IOInfo) []manifest.CacheLayer {
 	var layers []int
-	for _, in := range s.inputs {
+	for _, in := range inputs {
 		if m := hfPast.FindStringSubmatch(in.Name); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			layers = append(layers, n)
@@ -185,13 +224,23 @@ func findHFCache(s *Session) []manifest.CacheLayer {
 // `dartc compile`, with the names, cache layout, role input, context length
 // and session config entries its manifest.json records.
 func NewDecoderFromManifest(dir string, opts *Options) (*Decoder, error) {
+	spec, err := ManifestDecoderSpec(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return NewDecoder(spec)
+}
+
+// ManifestDecoderSpec is the DecoderSpec NewDecoderFromManifest opens, for
+// callers that set more of it (Resident).
+func ManifestDecoderSpec(dir string, opts *Options) (DecoderSpec, error) {
 	m, err := manifest.Read(dir)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+		return DecoderSpec{}, fmt.Errorf("runtime: %w", err)
 	}
 	g := m.Graphs[manifest.GraphDecode]
 	if g == nil {
-		return nil, fmt.Errorf("runtime: %s/%s lists no %q graph: recompile the model", dir, manifest.FileName, manifest.GraphDecode)
+		return DecoderSpec{}, fmt.Errorf("runtime: %s/%s lists no %q graph: recompile the model", dir, manifest.FileName, manifest.GraphDecode)
 	}
 	o := Options{}
 	if opts != nil {
@@ -207,15 +256,22 @@ func NewDecoderFromManifest(dir string, opts *Options) (*Decoder, error) {
 		}
 		o.Config = cfg
 	}
-	return NewDecoder(DecoderSpec{
+	return DecoderSpec{
 		Path: filepath.Join(dir, g.File), Options: &o,
 		Cache: m.Model.Cache, KVHeads: m.Model.KVHeads, HeadDim: m.Model.HeadDim,
 		RoleInput: m.LoRA.RoleInput, MaxLength: m.Model.MaxLength,
-	})
+	}, nil
 }
 
-// Session returns the decoder's session.
+// Session returns the decoder's session (nil when it is resident).
 func (d *Decoder) Session() *Session { return d.sess }
+
+// Resident reports whether the decoder keeps its state on a device
+// (DecoderSpec.Resident).
+func (d *Decoder) Resident() bool { return d.bound != nil }
+
+// Device returns a resident decoder's device (nil otherwise).
+func (d *Decoder) Device() *Device { return d.dev }
 
 // Spec returns the spec with its defaults and detected cache filled in.
 func (d *Decoder) Spec() DecoderSpec { return d.spec }
@@ -230,7 +286,7 @@ func (d *Decoder) Vocab() int64 { return d.vocab }
 // the like), which GenerateConfig.Inputs must supply.
 func (d *Decoder) StaticInputs() []IOInfo {
 	var out []IOInfo
-	for _, in := range d.sess.inputs {
+	for _, in := range d.inputs {
 		if !d.dynamic[in.Name] {
 			out = append(out, in)
 		}
@@ -238,8 +294,20 @@ func (d *Decoder) StaticInputs() []IOInfo {
 	return out
 }
 
-// Destroy releases the session.
-func (d *Decoder) Destroy() error { return d.sess.Destroy() }
+// Destroy releases the session (and a resident decoder's device: destroy
+// the device tensors made for it first).
+func (d *Decoder) Destroy() error {
+	if d.bound != nil {
+		err := d.bound.Destroy()
+		d.dev.Close()
+		d.bound, d.dev = nil, nil
+		return err
+	}
+	if d.sess == nil {
+		return nil
+	}
+	return d.sess.Destroy()
+}
 
 // StopReason says why a row stopped generating.
 type StopReason string
@@ -290,8 +358,13 @@ type GenerateConfig struct {
 	Agents int
 	// PadToken fills left padding and the input of finished rows.
 	PadToken int64
-	// Inputs are fed unchanged at every step (the adapters).
+	// Inputs are fed unchanged at every step (the adapters). A resident
+	// decoder uploads them once per call.
 	Inputs map[string]*Tensor
+	// Resident are inputs already on a resident decoder's device
+	// (Decoder.UploadInputs): bound in place at every step, so adapters
+	// cross to the device once for the calls that share them.
+	Resident map[string]*DeviceTensor
 	// KeepLastLogits stores each row's last-step logits in the Sequence.
 	KeepLastLogits bool
 	// NoCache recomputes the whole sequence at every step, without the KV
@@ -367,7 +440,7 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 	if err := d.check(prompts, &cfg); err != nil {
 		return nil, Stats{}, err
 	}
-	start, ort0 := time.Now(), d.sess.RunTime()
+	start, ort0 := time.Now(), d.runTime()
 	B := len(prompts)
 	rows := make([]rowState, B)
 	out := make([]Sequence, B)
@@ -426,26 +499,23 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			r.mask, r.pos = append(r.mask, 1), append(r.pos, int64(k))
 		}
 	}
-	var past map[string]*Tensor
-	pasts := make([]map[string]*Tensor, max(cfg.Agents, 1))
+	st, err := d.newSteps(&cfg, B, mode, useCache)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	defer st.close()
 	if C > 0 {
-		for k := range pasts {
-			pasts[k] = d.carriedPast(cfg.Cache, carried, C, k)
+		for k := range max(cfg.Agents, 1) {
+			if err := st.carry(k, cfg.Cache, carried, C); err != nil {
+				return nil, Stats{}, err
+			}
 		}
-		past = pasts[0]
 	}
 	draws := make([]draw, B)
 	force := make([]forced, B)
 	pending, redraw := make([]bool, B), make([]bool, B)
 	scratch := make([]drawScratch, max(1, min(B, goruntime.GOMAXPROCS(0))))
 	steps, redraws := 0, 0
-	// Steps that do not read the logits still get them from ONNX Runtime
-	// (a session fetches every output): one buffer, written at every step,
-	// saves allocating a vocabulary-sized tensor per step.
-	var unread map[string]*Tensor
-	if mode != stepLogits {
-		unread = map[string]*Tensor{d.spec.Logits: NewTensor(d.logits.DType, int64(B), 1, d.vocab)}
-	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, Stats{}, fmt.Errorf("runtime: generate: %w", err)
@@ -455,33 +525,12 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		if useCache && steps > 0 {
 			from = total - 1
 		}
-		var (
-			res   map[string]*Tensor
-			rerun func(map[string]*Tensor) (map[string]*Tensor, error)
-			err   error
-		)
 		feed := d.samplerFeed(&cfg, mode == stepSample, rows, rngs, nil)
-		if cfg.Agents > 1 {
-			res, rerun, err = d.agentsStep(&cfg, cols, roles, rows, from, total, pasts, mode, feed, unread)
-		} else {
-			inputs, outputs := d.stepTensors(&cfg, cols, roles, rows, from, total, past, mode, feed, unread)
-			res, err = d.sess.RunInto(inputs, outputs, outputNames(outputs)...)
-			rerun = func(feed map[string]*Tensor) (map[string]*Tensor, error) {
-				for k, v := range feed {
-					inputs[k] = v
-				}
-				out := map[string]*Tensor{}
-				sampleOutputTensors(out, int64(B))
-				return d.sess.RunInto(inputs, out, outputNames(out)...)
-			}
-		}
+		res, rerun, err := d.runStep(st, &cfg, cols, roles, rows, from, total, mode, feed)
 		if err != nil {
 			return nil, Stats{}, fmt.Errorf("runtime: generate step %d: %w", steps, err)
 		}
 		steps++
-		if useCache && cfg.Agents <= 1 {
-			past = res
-		}
 		lt := res[d.spec.Logits]
 		if cfg.Force != nil {
 			for i := range rows {
@@ -557,14 +606,11 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		}
 	}
 	if cfg.Cache != nil && useCache {
-		for k := range pasts {
-			if cfg.Agents <= 1 {
-				pasts[k] = past
-			}
-			d.keepCache(cfg.Cache, rows, pasts[k], k, max(cfg.Agents, 1))
+		if err := st.keep(cfg.Cache, rows, max(cfg.Agents, 1)); err != nil {
+			return nil, Stats{}, fmt.Errorf("runtime: generate: keep the cache: %w", err)
 		}
 	}
-	return out, Stats{Steps: steps, Redraws: redraws, Prefill: prefill, Total: time.Since(start), ORT: d.sess.RunTime() - ort0}, nil
+	return out, Stats{Steps: steps, Redraws: redraws, Prefill: prefill, Total: time.Since(start), ORT: d.runTime() - ort0}, nil
 }
 
 type draw struct {
@@ -735,14 +781,24 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 	}
 	var missing []string
 	for _, in := range d.StaticInputs() {
-		t := cfg.Inputs[in.Name]
-		if t == nil {
+		if cfg.Inputs[in.Name] == nil && cfg.Resident[in.Name] == nil {
 			missing = append(missing, in.String())
+			continue
+		}
+		if t := cfg.Resident[in.Name]; t != nil {
+			if err := checkShape(in, t.DType(), t.Shape(), nil); err != nil {
+				return fmt.Errorf("runtime: generate: resident input: %w", err)
+			}
 		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("runtime: generate: the graph needs inputs that generation does not compute: %s; pass them in GenerateConfig.Inputs (adapters: load adapters.safetensors, or zeros for the base model)",
 			strings.Join(missing, "; "))
+	}
+	for name := range cfg.Resident {
+		if _, ok := d.input(name); !ok || d.dynamic[name] {
+			return fmt.Errorf("runtime: generate: resident input %q is not one of the graph's fixed inputs (%s)", name, ioNames(d.StaticInputs()))
+		}
 	}
 	for name := range cfg.Inputs {
 		if d.dynamic[name] {
@@ -752,14 +808,11 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 	return nil
 }
 
-// stepTensors builds the inputs for columns [from, total) and the
-// pre-allocated outputs of one step.
-func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, past map[string]*Tensor, mode stepMode, feed, unread map[string]*Tensor) (in, out map[string]*Tensor) {
+// stepInputs builds the small inputs of a step over columns [from, total):
+// ids, the mask, positions, roles and the sampler's feed.
+func (d *Decoder) stepInputs(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, feed map[string]*Tensor) map[string]*Tensor {
 	B, s := int64(len(cols)), int64(total-from)
-	in = make(map[string]*Tensor, len(d.sess.inputs))
-	for k, v := range cfg.Inputs {
-		in[k] = v
-	}
+	in := make(map[string]*Tensor, len(d.inputs))
 	for k, v := range feed {
 		in[k] = v
 	}
@@ -793,35 +846,7 @@ func (d *Decoder) stepTensors(cfg *GenerateConfig, cols, roles [][]int64, rows [
 		}
 		in[d.spec.RoleInput] = rt
 	}
-	pastLen := int64(from)
-	out = map[string]*Tensor{}
-	for _, c := range d.spec.Cache {
-		for _, pair := range [][2]string{{c.PastKey, c.PresentKey}, {c.PastValue, c.PresentValue}} {
-			if past != nil {
-				in[pair[0]] = past[pair[1]]
-			} else {
-				in[pair[0]] = NewTensor(d.cacheDType, B, d.spec.KVHeads, 0, d.spec.HeadDim)
-			}
-			out[pair[1]] = NewTensor(d.cacheDType, B, d.spec.KVHeads, pastLen+s, d.spec.HeadDim)
-		}
-	}
-	ls := s
-	if d.lastOnly {
-		ls = 1
-	}
-	for k, v := range unread {
-		out[k] = v
-	}
-	switch mode {
-	case stepGreedy:
-		out[manifest.NextTokenOutput] = NewTensor(Int64, B)
-		out[manifest.NextLogprobOutput] = NewTensor(Float32, B)
-	case stepSample:
-		sampleOutputTensors(out, B)
-	default:
-		out[d.spec.Logits] = NewTensor(d.logits.DType, B, ls, d.vocab)
-	}
-	return in, out
+	return in
 }
 
 // stepMode says what a step fetches.
@@ -833,28 +858,34 @@ const (
 	stepSample                 // the graph's sampled token and its log-prob
 )
 
-// agentsStep runs one step once per agent (role k fed at every position,
-// its own cache in pasts[k]) and returns, per row, the outputs of the agent
-// that owns the row's next token: logits rows, or the graph's draws. The
-// returned function reruns the step's draws with another sampler feed.
-func (d *Decoder) agentsStep(cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, pasts []map[string]*Tensor, mode stepMode, feed, unread map[string]*Tensor) (map[string]*Tensor, func(map[string]*Tensor) (map[string]*Tensor, error), error) {
+// runStep runs one step once per agent (with several agents, role k fed at
+// every position of agent k, each in its own cache) and returns, per row,
+// the outputs of the agent that owns the row's next token: logits rows,
+// or the graph's draws. The returned function reruns the step's draws
+// with another sampler feed.
+func (d *Decoder) runStep(st steps, cfg *GenerateConfig, cols, roles [][]int64, rows []rowState, from, total int, mode stepMode, feed map[string]*Tensor) (map[string]*Tensor, func(map[string]*Tensor) (map[string]*Tensor, error), error) {
 	B := len(cols)
+	small := d.stepInputs(cfg, cols, roles, rows, from, total, feed)
+	if cfg.Agents <= 1 {
+		res, err := st.step(0, small, mode)
+		return res, func(feed map[string]*Tensor) (map[string]*Tensor, error) { return st.rerun(0, feed) }, err
+	}
 	results := make([]map[string]*Tensor, cfg.Agents)
-	inputs := make([]map[string]*Tensor, cfg.Agents)
 	for k := range results {
-		in, outputs := d.stepTensors(cfg, cols, roles, rows, from, total, pasts[k], mode, feed, unread)
-		rt := in[d.spec.RoleInput]
+		in := make(map[string]*Tensor, len(small))
+		for n, v := range small {
+			in[n] = v
+		}
+		rt := NewTensor(Int64, int64(B), int64(total-from))
 		for i := range rt.Int64() {
 			rt.Int64()[i] = int64(k)
 		}
-		res, err := d.sess.RunInto(in, outputs, outputNames(outputs)...)
+		in[d.spec.RoleInput] = rt
+		res, err := st.step(k, in, mode)
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent %d: %w", k, err)
 		}
-		if d.HasCache() && !cfg.NoCache {
-			pasts[k] = res
-		}
-		results[k], inputs[k] = res, in
+		results[k] = res
 	}
 	owner := func(i int) int {
 		r := int(roles[i][total-1])
@@ -866,12 +897,7 @@ func (d *Decoder) agentsStep(cfg *GenerateConfig, cols, roles [][]int64, rows []
 	rerun := func(feed map[string]*Tensor) (map[string]*Tensor, error) {
 		res := make([]map[string]*Tensor, cfg.Agents)
 		for k := range res {
-			for n, v := range feed {
-				inputs[k][n] = v
-			}
-			out := map[string]*Tensor{}
-			sampleOutputTensors(out, int64(B))
-			r, err := d.sess.RunInto(inputs[k], out, outputNames(out)...)
+			r, err := st.rerun(k, feed)
 			if err != nil {
 				return nil, fmt.Errorf("agent %d: %w", k, err)
 			}

@@ -28,7 +28,7 @@ func (d *Decoder) initSampler() error {
 	}
 	found := 0
 	for _, want := range ins {
-		io, ok := d.sess.Input(want.name)
+		io, ok := d.input(want.name)
 		if !ok {
 			continue
 		}
@@ -46,7 +46,7 @@ func (d *Decoder) initSampler() error {
 			manifest.SampleTemperatureInput, manifest.SampleTopKInput, manifest.SampleTopPInput, manifest.SampleUniformInput)
 	}
 	for _, o := range []string{manifest.SampleTokenOutput, manifest.SampleLogprobOutput, manifest.SampleAcceptedOutput} {
-		if _, ok := d.sess.Output(o); !ok {
+		if _, ok := d.output(o); !ok {
 			return fmt.Errorf("the graph has the sampler inputs but no output %q: recompile the model", o)
 		}
 	}

@@ -4,7 +4,9 @@ package runtime
 // kept here, in one place: RowCache holds one row's keys and values,
 // compact (no padding), per agent and layer; carriedPast lays the rows out
 // as a step's past inputs and keepCache gathers them back from a call's
-// last presents. A device-resident cache replaces these three.
+// last presents. A resident decoder keeps them on its device instead
+// (residentPast, keepResident): the same layouts, made by copies between
+// device tensors, so nothing crosses to Go.
 
 // RowCache holds the keys and values of the tokens one row has fed, for
 // GenerateConfig.Cache. The zero value is an empty cache.
@@ -12,7 +14,11 @@ type RowCache struct {
 	tokens []int64
 	// kv[(agent·layers + layer)·2 + 0/1] is the key/value tensor
 	// [kv_heads, len(tokens), head_dim] of the cache's dtype, as bytes.
-	kv     [][]byte
+	kv [][]byte
+	// dev holds the same tensors on a resident decoder's device (kv is
+	// then empty), each [kv_heads, len(tokens), head_dim].
+	dev    []*DeviceTensor
+	device *Device
 	agents int
 }
 
@@ -32,15 +38,22 @@ func (c *RowCache) Tokens() []int64 {
 	return c.tokens
 }
 
-// Reset empties the cache.
-func (c *RowCache) Reset() { *c = RowCache{} }
+// Reset empties the cache, freeing its device tensors.
+func (c *RowCache) Reset() {
+	for _, t := range c.dev {
+		t.Destroy()
+	}
+	*c = RowCache{}
+}
 
 // carriedLengths returns, per row, how many leading prompt tokens its cache
 // covers: the common prefix of the cache's tokens and the prompt, less the
 // prompt's last token (whose logits the first step needs). Without a cache,
 // a graph without one, without an attention mask and position ids (the
 // hole between the carried and the new tokens must be masked), or with
-// another number of agents, nothing is carried.
+// another number of agents, or a cache kept by a decoder on another device
+// (or in Go memory for a resident decoder, and the other way round),
+// nothing is carried.
 func (d *Decoder) carriedLengths(prompts [][]int64, cfg *GenerateConfig, useCache bool) []int {
 	n := make([]int, len(prompts))
 	if cfg.Cache == nil || !useCache || !d.dynamic[d.spec.AttentionMask] || !d.dynamic[d.spec.PositionIDs] {
@@ -48,7 +61,7 @@ func (d *Decoder) carriedLengths(prompts [][]int64, cfg *GenerateConfig, useCach
 	}
 	for i, p := range prompts {
 		c := cfg.Cache[i]
-		if c == nil || c.agents != max(cfg.Agents, 1) {
+		if c == nil || c.agents != max(cfg.Agents, 1) || c.device != d.dev {
 			continue
 		}
 		k := 0
@@ -108,6 +121,9 @@ func (d *Decoder) keepCache(caches []*RowCache, rows []rowState, present map[str
 		}
 		fed := int64(len(cols))
 		if k == 0 {
+			if c.device != nil { // kept on a device before: start over in Go memory
+				c.Reset()
+			}
 			c.tokens = append(c.tokens[:0], r.seq[:fed]...)
 			c.agents = agents
 			if len(c.kv) != agents*L*2 {
@@ -133,4 +149,100 @@ func (d *Decoder) keepCache(caches []*RowCache, rows []rowState, present map[str
 			}
 		}
 	}
+}
+
+// residentPast is carriedPast on the device: agent k's past inputs for C
+// columns, assembled from the rows' device caches by device copies.
+func (d *Decoder) residentPast(caches []*RowCache, n []int, C, k int) (map[string]*DeviceTensor, error) {
+	B, H, D := int64(len(n)), d.spec.KVHeads, d.spec.HeadDim
+	es := int64(d.cacheDType.Size())
+	past := map[string]*DeviceTensor{}
+	for l, layer := range d.spec.Cache {
+		for j, name := range []string{layer.PresentKey, layer.PresentValue} {
+			t, err := d.dev.NewTensor(name, d.cacheDType, B, H, int64(C), D)
+			if err != nil {
+				freeAll(past)
+				return nil, err
+			}
+			past[name] = t
+			var chunks []int64
+			for i := range n {
+				if n[i] == 0 {
+					continue
+				}
+				src := caches[i].dev[(k*len(d.spec.Cache)+l)*2+j]
+				have := int64(len(caches[i].tokens))
+				for h := int64(0); h < H; h++ {
+					dst := ((int64(i)*H+h)*int64(C) + int64(C-n[i])) * D * es
+					chunks = append(chunks, dst, h*have*D*es, int64(n[i])*D*es)
+				}
+				if err := t.copyChunks(src, chunks); err != nil {
+					freeAll(past)
+					return nil, err
+				}
+				chunks = chunks[:0]
+			}
+		}
+	}
+	return past, nil
+}
+
+// keepResident is keepCache on the device: agent k's keys and values of
+// every token each row fed, gathered from the last presents into new device
+// tensors of the rows' caches.
+func (d *Decoder) keepResident(caches []*RowCache, rows []rowState, present map[string]*DeviceTensor, k, agents int) error {
+	H, D := d.spec.KVHeads, d.spec.HeadDim
+	es := int64(d.cacheDType.Size())
+	L := len(d.spec.Cache)
+	T := present[d.spec.Cache[0].PresentKey].shape[2]
+	for i := range rows {
+		c := caches[i]
+		if c == nil {
+			continue
+		}
+		r := &rows[i]
+		// The columns the row fed, as runs [start, start+len) of
+		// consecutive columns: each run is one copy per head.
+		var runs [][2]int64
+		fed := int64(0)
+		for col, m := range r.mask {
+			if m != 1 || int64(col) >= T {
+				continue
+			}
+			if n := len(runs); n > 0 && runs[n-1][0]+runs[n-1][1] == int64(col) {
+				runs[n-1][1]++
+			} else {
+				runs = append(runs, [2]int64{int64(col), 1})
+			}
+			fed++
+		}
+		if k == 0 {
+			c.Reset()
+			c.tokens = append(c.tokens[:0], r.seq[:fed]...)
+			c.agents, c.device = agents, d.dev
+			c.dev = make([]*DeviceTensor, agents*L*2)
+		}
+		var chunks []int64
+		for l, layer := range d.spec.Cache {
+			for j, name := range []string{layer.PresentKey, layer.PresentValue} {
+				dst, err := d.dev.NewTensor(name, d.cacheDType, H, fed, D)
+				if err != nil {
+					return err
+				}
+				c.dev[(k*L+l)*2+j] = dst
+				chunks = chunks[:0]
+				for h := int64(0); h < H; h++ {
+					q := int64(0)
+					for _, run := range runs {
+						chunks = append(chunks, (h*fed+q)*D*es, ((int64(i)*H+h)*T+run[0])*D*es, run[1]*D*es)
+						q += run[1]
+					}
+				}
+				if err := dst.copyChunks(present[name], chunks); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -77,6 +77,11 @@ type Config struct {
 	// feeds only the tokens added since the last: the observation): the
 	// reference the carried cache must match.
 	Reprefill bool
+	// HostTensors feeds the adapters and the KV cache to ONNX Runtime as
+	// Go tensors at every step, the reference for the default: the
+	// adapters bound once on the execution device (Session.Device, the
+	// CPU by default) and the cache kept there between steps and turns.
+	HostTensors bool
 }
 
 // Question is one example to roll out.
@@ -107,6 +112,9 @@ type Agent struct {
 	pad      int64
 	special  map[int64]bool
 	adapters map[string]*runtime.Tensor
+	// resident holds the adapters on a resident decoder's device, uploaded
+	// once per SetAdapters.
+	resident map[string]*runtime.DeviceTensor
 	maxCtx   int
 	agents   int // > 1 with TwoAgent: the number of roles
 	last     Stats
@@ -179,7 +187,12 @@ func New(cfg Config) (*Agent, error) {
 	if a.tags.Open == "" || a.tags.Close == "" {
 		a.tags = router.SearchR1
 	}
-	if a.dec, err = runtime.NewDecoderFromManifest(cfg.Model, cfg.Session); err != nil {
+	spec, err := runtime.ManifestDecoderSpec(cfg.Model, cfg.Session)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	spec.Resident = !cfg.HostTensors
+	if a.dec, err = runtime.NewDecoder(spec); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if int(a.dec.Vocab()) < tok.VocabSize() {
@@ -194,6 +207,9 @@ func New(cfg Config) (*Agent, error) {
 		a.adapters, err = ZeroAdapters(a.dec.StaticInputs())
 	} else {
 		a.adapters, err = LoadAdapters(cfg.Adapters, a.dec.StaticInputs())
+	}
+	if err == nil {
+		err = a.SetAdapters(a.adapters)
 	}
 	if err != nil {
 		a.dec.Destroy()
@@ -231,7 +247,17 @@ func TokenizerDir(dir string, m *manifest.Manifest, given string) (string, error
 }
 
 // Close releases the model.
-func (a *Agent) Close() error { return a.dec.Destroy() }
+func (a *Agent) Close() error {
+	a.freeResident()
+	return a.dec.Destroy()
+}
+
+func (a *Agent) freeResident() {
+	for _, t := range a.resident {
+		t.Destroy()
+	}
+	a.resident = nil
+}
 
 // Tokenizer returns the agent's tokenizer.
 func (a *Agent) Tokenizer() *tokenizer.Tokenizer { return a.tok }
@@ -249,6 +275,14 @@ func (a *Agent) SetAdapters(t map[string]*runtime.Tensor) error {
 		if t[in.Name] == nil {
 			return fmt.Errorf("agent: set adapters: no tensor for input %v", in)
 		}
+	}
+	if a.dec.Resident() {
+		dev, err := a.dec.UploadInputs(t)
+		if err != nil {
+			return fmt.Errorf("agent: set adapters: %w", err)
+		}
+		a.freeResident()
+		a.resident = dev
 	}
 	a.adapters = t
 	return nil
@@ -336,6 +370,13 @@ func (a *Agent) Run(ctx context.Context, questions []Question, group int, seed u
 	}
 	a.last = Stats{PerStop: map[string]int{}}
 	rows := make([]*row, 0, len(questions)*group)
+	// The rows' caches may hold device memory: free it when the rollouts
+	// end, whichever way.
+	defer func() {
+		for _, r := range rows {
+			r.cache.Reset()
+		}
+	}()
 	for qi := range questions {
 		p := a.PromptIDs(questions[qi].Question)
 		if a.maxCtx > 0 && len(p) >= a.maxCtx {
@@ -389,7 +430,7 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 	cfg := runtime.GenerateConfig{
 		MaxNewTokens: max(maxNew, 1), Sampling: a.cfg.Sampling, RNGs: rngs,
 		StopTokens: a.eos, StopStrings: prompt.StopStrings, Decode: a.text,
-		PadToken: a.pad, Inputs: a.adapters, Agents: a.agents,
+		PadToken: a.pad, Agents: a.agents,
 		Roles: func(k int, tokens []int64) int64 {
 			r := rows[live[k]]
 			for len(r.roles) < len(tokens) {
@@ -403,6 +444,11 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 			}
 			return r.roles[len(tokens)-1]
 		},
+	}
+	if a.resident != nil {
+		cfg.Resident = a.resident
+	} else {
+		cfg.Inputs = a.adapters
 	}
 	if !a.cfg.Reprefill {
 		cfg.Cache = caches

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/retrieval/bm25"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/runtime/agent"
@@ -84,6 +85,87 @@ func TestCarriedCacheRollouts(t *testing.T) {
 				t.Errorf("re-prefilled: %d tokens prefilled, want %d", sb.Prefill, wantAgain)
 			}
 			t.Logf("prefill: carried %d tokens, re-prefilled %d (%d rows, %d turns)", sa.Prefill, sb.Prefill, len(a), turns)
+		})
+	}
+}
+
+// TestResidentRolloutsMoveNoState: multi-turn sampled rollouts (dual and
+// two-agent) with the adapters bound once on the CPU device and the KV
+// cache kept there from step to step and turn to turn equal, bit for bit,
+// those that feed the adapters and the cache as host tensors at every
+// step; and while they run, only the small tensors cross between Go and
+// ONNX Runtime: token ids, mask, positions, roles, the sampler's settings
+// and uniforms in, the sampled tokens, log-probs and acceptance flags out.
+func TestResidentRolloutsMoveNoState(t *testing.T) {
+	idx, err := bm25.Open(setup(t).index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := map[string]bool{"input_ids": true, "attention_mask": true, "position_ids": true}
+	for _, n := range []string{manifest.SampleTemperatureInput, manifest.SampleTopKInput, manifest.SampleTopPInput, manifest.SampleUniformInput,
+		manifest.SampleTokenOutput, manifest.SampleLogprobOutput, manifest.SampleAcceptedOutput} {
+		small[n] = true
+	}
+	qs := []agent.Question{{ID: "q1", Question: "what fruit is a plum"}, {ID: "q2", Question: "capital of France?"}}
+	for _, two := range []bool{false, true} {
+		t.Run(fmt.Sprintf("two-agent=%v", two), func(t *testing.T) {
+			cfg := agent.Config{Searcher: idx, MaxTurns: 2, MaxTurnTokens: 10, TwoAgent: two,
+				Sampling: runtime.Sampling{Temperature: 1, TopP: 0.95}}
+			resident := newAgent(t, cfg)
+			cfg.HostTensors = true
+			host := newAgent(t, cfg)
+			if !resident.Decoder().Resident() || host.Decoder().Resident() {
+				t.Fatal("the agents do not run the paths compared")
+			}
+			small[resident.Decoder().Spec().RoleInput] = true
+			runtime.ResetTransferStats()
+			a, err := resident.Run(context.Background(), qs, 2, 21)
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved := runtime.TransferStats()
+			sa := resident.LastStats()
+			runtime.ResetTransferStats()
+			b, err := host.Run(context.Background(), qs, 2, 21)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostMoved := runtime.TransferStats()
+			turns := 0
+			for i := range a {
+				if fmt.Sprint(a[i].Tokens, a[i].Roles) != fmt.Sprint(b[i].Tokens, b[i].Roles) {
+					t.Fatalf("row %d: resident and host rollouts differ:\n%v\n%v", i, a[i].Tokens, b[i].Tokens)
+				}
+				for j := range a[i].LogProbs {
+					if a[i].LogProbs[j] != b[i].LogProbs[j] {
+						t.Errorf("row %d position %d: log-prob resident %.9g, host %.9g", i, j, a[i].LogProbs[j], b[i].LogProbs[j])
+					}
+				}
+				turns += a[i].Turns
+			}
+			if turns <= len(a) {
+				t.Fatalf("%d turns over %d rows: no rollout took a second turn", turns, len(a))
+			}
+			for name, n := range moved.ByName {
+				if !small[name] {
+					t.Errorf("resident rollouts moved %d bytes of %s between Go and ONNX Runtime", n, name)
+				}
+			}
+			state := int64(0) // adapters and cache
+			for name, n := range hostMoved.ByName {
+				if !small[name] && name != "logits" {
+					state += n
+				}
+			}
+			if state == 0 {
+				t.Fatal("the host rollouts moved no adapter or cache bytes: the counters see nothing")
+			}
+			runs := int64(sa.Decode.Steps + sa.Decode.Redraws)
+			if two {
+				runs *= 2
+			}
+			t.Logf("%d turns, %d graph runs: bytes crossing per run resident %d, host %d (adapters and cache %d, unread logits %d)",
+				turns, runs, (moved.ToORT+moved.FromORT)/runs, (hostMoved.ToORT+hostMoved.FromORT)/runs, state/runs, hostMoved.ByName["logits"]/runs)
 		})
 	}
 }

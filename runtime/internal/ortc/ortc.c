@@ -291,6 +291,17 @@ char* ortc_copy(int kind, void* dst, const void* src, size_t n) {
   return NULL;
 }
 
+char* ortc_copy_chunks(int kind, void* dst, const void* src, const int64_t* chunks, size_t count) {
+  char* d = dst;
+  const char* s = src;
+  for (size_t i = 0; i < count; i++) {
+    const int64_t* c = chunks + 3 * i;
+    char* err = ortc_copy(kind, d + c[0], s + c[1], (size_t)c[2]);
+    if (err) return err;
+  }
+  return NULL;
+}
+
 char* ortc_probe(const char* name) {
   void* h = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
   if (!h) return dupmsg(dlerror());

@@ -448,6 +448,37 @@ func (v *Value) CopyFrom(src *Value, n int) error {
 	return wrap("device copy", status(C.ortc_copy(kind(v.cuda || src.cuda), dp, sp, C.size_t(n))))
 }
 
+// CopyChunks copies chunks between src's memory and v's in one call, on
+// the device when either is in CUDA memory: chunk i is chunks[3i+2] bytes
+// from src at byte offset chunks[3i+1] to v at byte offset chunks[3i]. The
+// caller keeps every chunk inside both tensors.
+func (v *Value) CopyChunks(src *Value, chunks []int64) error {
+	if len(chunks) == 0 {
+		return nil
+	}
+	if len(chunks)%3 != 0 {
+		return fmt.Errorf("ortc: copy chunks: %d numbers, not triples", len(chunks))
+	}
+	dp, err := v.data()
+	if err != nil {
+		return err
+	}
+	sp, err := src.data()
+	if err != nil {
+		return err
+	}
+	err = status(C.ortc_copy_chunks(kind(v.cuda || src.cuda), dp, sp, (*C.int64_t)(unsafe.Pointer(&chunks[0])), C.size_t(len(chunks)/3)))
+	runtime.KeepAlive(chunks)
+	return wrap("device copy", err)
+}
+
+// DataPointer returns the address of the tensor's memory (to check that a
+// buffer is reused across runs; never dereferenced from Go).
+func (v *Value) DataPointer() (uintptr, error) {
+	p, err := v.data()
+	return uintptr(p), err
+}
+
 // Binding is an IoBinding: the inputs and outputs of a session's runs.
 type Binding struct {
 	s  *Session

@@ -78,6 +78,9 @@ void ortc_release_providers(char** p, int n);
 // kind 1: CUDA memory on either side (cudaMemcpy, cudaMemcpyDefault).
 char* ortc_copy(int kind, void* dst, const void* src, size_t n);
 char* ortc_zero(int kind, void* dst, size_t n);
+// ortc_copy_chunks copies count chunks from src to dst in one call: chunk
+// i is chunks[3i+2] bytes from src+chunks[3i+1] to dst+chunks[3i].
+char* ortc_copy_chunks(int kind, void* dst, const void* src, const int64_t* chunks, size_t count);
 
 // ortc_probe reports whether the dynamic loader finds and loads a library
 // by name (dlopen, then dlclose).
