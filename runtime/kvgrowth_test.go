@@ -82,13 +82,32 @@ func growthGraph(kind string, B, H, G, T, D int64) ([]byte, []IOInfo, []IOInfo) 
 		add(true, "filled", Int64, B)
 		add(false, "out", Float32, B, H*G, 1, D)
 		g.Node = []*pb.NodeProto{{OpType: str("Attention"), Input: []string{"q", "k", "v", "", "", "", "filled"}, Output: []string{"out"}}}
+	case "gqa-shared":
+		// ONNX Runtime's GroupQueryAttention over a fixed-capacity cache T
+		// whose present outputs are bound to the past inputs' buffers: it
+		// writes the step's key/value in place and attends over each
+		// row's filled length (seqlens_k + 1).
+		add(true, "q", Float32, B, 1, H*G*D)
+		add(true, "k", Float32, B, 1, H*D)
+		add(true, "v", Float32, B, 1, H*D)
+		add(true, "past_key", Float32, B, H, T, D)
+		add(true, "past_value", Float32, B, H, T, D)
+		add(true, "seqlens_k", Int32, B)
+		add(true, "total_len", Int32)
+		add(false, "out", Float32, B, 1, H*G*D)
+		add(false, "present_key", Float32, B, H, T, D)
+		add(false, "present_value", Float32, B, H, T, D)
+		g.Node = []*pb.NodeProto{{OpType: str("GroupQueryAttention"), Domain: str("com.microsoft"),
+			Input:     []string{"q", "k", "v", "past_key", "past_value", "seqlens_k", "total_len"},
+			Output:    []string{"out", "present_key", "present_value"},
+			Attribute: []*pb.AttributeProto{attr("num_heads", H*G), attr("kv_num_heads", H)}}}
 	}
 	opset, irv := int64(17), int64(8)
 	if kind == "attention-seqlen" {
 		opset, irv = 24, 11
 	}
 	m := &pb.ModelProto{IrVersion: proto.Int64(irv), ProducerName: str("dartc"), Graph: g,
-		OpsetImport: []*pb.OperatorSetIdProto{{Domain: str(""), Version: proto.Int64(opset)}}}
+		OpsetImport: []*pb.OperatorSetIdProto{{Domain: str(""), Version: proto.Int64(opset)}, {Domain: str("com.microsoft"), Version: proto.Int64(1)}}}
 	b, err := proto.Marshal(m)
 	if err != nil {
 		panic(err)
@@ -199,14 +218,24 @@ func TestScatterWritesCacheInPlace(t *testing.T) {
 // BenchmarkKVGrowth measures, per decode step and per layer at the
 // qwen2.5-0.5b cache shape (batch 8, 2 KV heads, 7 query heads each,
 // head_dim 64, float32), on the device of a resident decoder (here the
-// CPU): growing the keys and values by Concat at filled length T (what
-// decode.onnx does) against writing them in place with ScatterND into a
-// fixed capacity (aliased: output bound to the input buffer; copy: output
-// in another buffer, what ONNX Runtime does when they differ), and
-// attention over T columns. Every op runs in every iteration, interleaved.
-// A step costs 2·concat(T) + attention(T) with the growing cache and
-// 2·scatter + attention(capacity) with the fixed one; the metrics give each
-// op's µs and both totals with capacity 4096.
+// CPU), at filled length T with capacity 4096:
+//   - concat: growing the cache by Concat, what decode.onnx does;
+//   - scatter-alias / scatter-copy: writing the step's column with
+//     ScatterND into a fixed-capacity buffer, the output bound to the input
+//     buffer or to another one (then the untouched columns are copied);
+//   - attn-len / attn-cap: softmax(q·kᵀ + mask)·v over T columns, or over
+//     the whole capacity with the unfilled columns masked;
+//   - attn-cap-seqlen: ONNX's Attention (opset 24) over the capacity with
+//     nonpad_kv_seqlen = T;
+//   - gqa-shared: ONNX Runtime's GroupQueryAttention (com.microsoft) with
+//     its presents bound to its pasts' buffers and seqlens_k = T − 1: the
+//     write and the attention in one op (timing only; its numerics are not
+//     checked here).
+//
+// A step costs 2·concat + attn-len with the growing cache, 2·scatter-alias
+// + attn-cap with the fixed one (step-concat, step-fixed, fixed/concat);
+// gqa/concat compares the fused op with the growing cache. Every op runs in
+// every iteration, interleaved.
 // Run: go test ./runtime -run '^$' -bench KVGrowth -benchtime 20x
 func BenchmarkKVGrowth(b *testing.B) {
 	dev, err := OpenDevice(nil)
@@ -227,6 +256,8 @@ func BenchmarkKVGrowth(b *testing.B) {
 			defer attnCap.Destroy()
 			attnSeq := openGrowth(b, dev, "attention-seqlen", B, H, G, capacity, D)
 			defer attnSeq.Destroy()
+			gqa := openGrowth(b, dev, "gqa-shared", B, H, G, capacity, D)
+			defer gqa.Destroy()
 			tensor := func(shape ...int64) *DeviceTensor {
 				t, err := dev.NewTensor("x", Float32, shape...)
 				if err != nil {
@@ -262,8 +293,14 @@ func BenchmarkKVGrowth(b *testing.B) {
 			for i := range filled.Int64() {
 				filled.Int64()[i] = T
 			}
+			gq, gk, gv, gout := tensor(B, 1, H*G*D), tensor(B, 1, H*D), tensor(B, 1, H*D), tensor(B, 1, H*G*D)
+			seqlens, total := NewTensor(Int32, B), NewTensor(Int32)
+			for i := range seqlens.Int32() {
+				seqlens.Int32()[i] = int32(T - 1)
+			}
+			total.Int32()[0] = int32(T)
 			idx := scatterIndices(B, H, T-1)
-			var tConcat, tAlias, tCopy, tAttnT, tAttnCap, tAttnSeq time.Duration
+			var tConcat, tAlias, tCopy, tAttnT, tAttnCap, tAttnSeq, tGQA time.Duration
 			timed := func(acc *time.Duration, f func() error) {
 				start := time.Now()
 				if err := f(); err != nil {
@@ -295,6 +332,11 @@ func BenchmarkKVGrowth(b *testing.B) {
 					_, err := attnCap.Run(map[string]Value{"q": q, "k": kc, "v": vc, "mask": maskCap}, map[string]*DeviceTensor{"out": outCap})
 					return err
 				})
+				timed(&tGQA, func() error {
+					_, err := gqa.Run(map[string]Value{"q": gq, "k": gk, "v": gv, "past_key": kc, "past_value": vc, "seqlens_k": seqlens, "total_len": total},
+						map[string]*DeviceTensor{"out": gout, "present_key": kc, "present_value": vc})
+					return err
+				})
 				timed(&tAttnSeq, func() error {
 					_, err := attnSeq.Run(map[string]Value{"q": q4, "k": kc, "v": vc, "filled": filled}, map[string]*DeviceTensor{"out": out4})
 					return err
@@ -307,10 +349,12 @@ func BenchmarkKVGrowth(b *testing.B) {
 			b.ReportMetric(us(tAttnT), "attn-len-µs")
 			b.ReportMetric(us(tAttnCap), "attn-cap-µs")
 			b.ReportMetric(us(tAttnSeq), "attn-cap-seqlen-µs")
+			b.ReportMetric(us(tGQA), "gqa-shared-µs")
 			grow, fixed := 2*us(tConcat)+us(tAttnT), 2*us(tAlias)+us(tAttnCap)
 			b.ReportMetric(grow, "step-concat-µs")
 			b.ReportMetric(fixed, "step-fixed-µs")
 			b.ReportMetric(fixed/grow, "fixed/concat")
+			b.ReportMetric(us(tGQA)/grow, "gqa/concat")
 		})
 	}
 }
