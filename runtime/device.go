@@ -126,6 +126,13 @@ func OpenDevice(opts *Options) (*Device, error) {
 	return d, nil
 }
 
+// sharesMemory reports whether tensors of d can be bound by sessions on e:
+// the same device (kind and ordinal), whichever OpenDevice returned them —
+// a trainer's adapters read in place by a decoder's session.
+func (d *Device) sharesMemory(e *Device) bool {
+	return d == e || (d != nil && e != nil && d.kind == e.kind && d.ordinal == e.ordinal)
+}
+
 // String names the device ("cpu", "cuda:0").
 func (d *Device) String() string {
 	if d.kind == DeviceCUDA {
@@ -298,7 +305,7 @@ func (t *DeviceTensor) copyChunks(src *DeviceTensor, chunks []int64) error {
 	if t.val == nil || src.val == nil {
 		return fmt.Errorf("runtime: device copy %s → %s: destroyed", src.Name, t.Name)
 	}
-	if t.dev != src.dev {
+	if !t.dev.sharesMemory(src.dev) {
 		return fmt.Errorf("runtime: device copy %s → %s: on %s and %s", src.Name, t.Name, src.dev, t.dev)
 	}
 	nd, ns := int64(t.nbytes()), int64(src.nbytes())
@@ -588,7 +595,7 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 			if v.val == nil {
 				return nil, nil, fmt.Errorf("input %s: device tensor %s destroyed", io.Name, v.Name)
 			}
-			if v.dev != s.dev {
+			if !v.dev.sharesMemory(s.dev) {
 				return nil, nil, fmt.Errorf("input %s: %s is on %s, the session runs on %s", io.Name, v.Name, v.dev, s.dev)
 			}
 			if err := s.bind.Input(io.Name, v.val); err != nil {
@@ -619,7 +626,7 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 			return nil, nil, fmt.Errorf("no output %q (outputs: %s)", name, strings.Join(names(s.outputs), ", "))
 		}
 		t := into[name]
-		if t.dev != s.dev || t.val == nil {
+		if !t.dev.sharesMemory(s.dev) || t.val == nil {
 			return nil, nil, fmt.Errorf("output %s: %s is not a live tensor on %s", name, t, s.dev)
 		}
 		if err := checkShape(io, t.dtype, t.shape, nil); err != nil {

@@ -362,8 +362,9 @@ type GenerateConfig struct {
 	// decoder uploads them once per call.
 	Inputs map[string]*Tensor
 	// Resident are inputs already on a resident decoder's device
-	// (Decoder.UploadInputs): bound in place at every step, so adapters
-	// cross to the device once for the calls that share them.
+	// (Decoder.UploadInputs, or a trainer's tensors on the same device):
+	// bound in place at every step, so adapters cross to the device once
+	// for the calls that share them, or never.
 	Resident map[string]*DeviceTensor
 	// KeepLastLogits stores each row's last-step logits in the Sequence.
 	KeepLastLogits bool

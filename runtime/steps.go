@@ -163,8 +163,8 @@ func (d *Decoder) newDeviceSteps(cfg *GenerateConfig, B, agents int, useCache bo
 	ds := &deviceSteps{d: d, B: int64(B), useCache: useCache, static: map[string]Value{}, empty: map[string]*DeviceTensor{},
 		pasts: make([]map[string]*DeviceTensor, agents), stale: make([]map[string]*DeviceTensor, agents), last: make([]map[string]Value, agents)}
 	for n, t := range cfg.Resident {
-		if t.dev != d.dev {
-			return nil, fmt.Errorf("runtime: generate: resident input %s is on %s, the decoder's device is another (upload it with Decoder.UploadInputs)", t, t.dev)
+		if !t.dev.sharesMemory(d.dev) {
+			return nil, fmt.Errorf("runtime: generate: resident input %s is on %s, the decoder runs on %s (upload it with Decoder.UploadInputs)", t, t.dev, d.dev)
 		}
 		ds.static[n] = t
 	}

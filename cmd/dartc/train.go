@@ -295,6 +295,26 @@ func (r *agentRoller) Rollout(ctx context.Context, examples []eval.Example, grou
 	return r.a.Run(ctx, questions(examples), group, seed)
 }
 
+var _ grpo.ResidentRoller = (*agentRoller)(nil)
+
+// RolloutResident rolls out with the trainer's adapters read in place on
+// its device; adapters that decode.onnx takes in another layout (a float64
+// training graph) are read back and fed as Go tensors.
+func (r *agentRoller) RolloutResident(ctx context.Context, examples []eval.Example, group int, adapters map[string]*runtime.DeviceTensor, seed uint64) ([]*trajectory.Trajectory, error) {
+	if err := r.a.UseResidentAdapters(adapters); err != nil {
+		host := make(map[string]*runtime.Tensor, len(adapters))
+		for n, d := range adapters {
+			t, derr := d.Download()
+			if derr != nil {
+				return nil, derr
+			}
+			host[n] = t
+		}
+		return r.Rollout(ctx, examples, group, host, seed)
+	}
+	return r.a.Run(ctx, questions(examples), group, seed)
+}
+
 // questions turns dataset rows into the agent's questions.
 func questions(examples []eval.Example) []agent.Question {
 	qs := make([]agent.Question, len(examples))

@@ -113,8 +113,9 @@ type Agent struct {
 	special  map[int64]bool
 	adapters map[string]*runtime.Tensor
 	// resident holds the adapters on a resident decoder's device, uploaded
-	// once per SetAdapters.
+	// once per SetAdapters (owned) or lent by UseResidentAdapters.
 	resident map[string]*runtime.DeviceTensor
+	borrowed bool
 	maxCtx   int
 	agents   int // > 1 with TwoAgent: the number of roles
 	last     Stats
@@ -253,10 +254,36 @@ func (a *Agent) Close() error {
 }
 
 func (a *Agent) freeResident() {
-	for _, t := range a.resident {
-		t.Destroy()
+	if !a.borrowed {
+		for _, t := range a.resident {
+			t.Destroy()
+		}
 	}
-	a.resident = nil
+	a.resident, a.borrowed = nil, false
+}
+
+// UseResidentAdapters makes the next runs bind adapters that already live
+// on the execution device (a GRPO trainer's, grpo.ResidentRoller), so
+// that no adapter crosses between Go and ONNX Runtime. The agent borrows
+// them: the caller keeps them alive and unchanged while Run runs, and
+// destroys them. Adapters still returns the tensors of the last
+// SetAdapters; SetAdapters replaces these.
+func (a *Agent) UseResidentAdapters(t map[string]*runtime.DeviceTensor) error {
+	if !a.dec.Resident() {
+		return fmt.Errorf("agent: resident adapters: the agent feeds host tensors (Config.HostTensors)")
+	}
+	for _, in := range a.dec.StaticInputs() {
+		d := t[in.Name]
+		if d == nil {
+			return fmt.Errorf("agent: resident adapters: no tensor for input %v", in)
+		}
+		if d.DType() != in.DType || fmt.Sprint(d.Shape()) != fmt.Sprint(in.Dims) {
+			return fmt.Errorf("agent: resident adapters: %s does not fit input %v", d, in)
+		}
+	}
+	a.freeResident()
+	a.resident, a.borrowed = t, true
+	return nil
 }
 
 // Tokenizer returns the agent's tokenizer.

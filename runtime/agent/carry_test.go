@@ -96,6 +96,8 @@ func TestCarriedCacheRollouts(t *testing.T) {
 // step; and while they run, only the small tensors cross between Go and
 // ONNX Runtime: token ids, mask, positions, roles, the sampler's settings
 // and uniforms in, the sampled tokens, log-probs and acceptance flags out.
+// The same holds with adapters lent by another holder of the device (a
+// trainer's, UseResidentAdapters).
 func TestResidentRolloutsMoveNoState(t *testing.T) {
 	idx, err := bm25.Open(setup(t).index)
 	if err != nil {
@@ -131,8 +133,37 @@ func TestResidentRolloutsMoveNoState(t *testing.T) {
 				t.Fatal(err)
 			}
 			hostMoved := runtime.TransferStats()
+			// Adapters lent from another Device value on the same device.
+			dev, err := runtime.OpenDevice(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dev.Close()
+			lent := map[string]*runtime.DeviceTensor{}
+			for n, h := range resident.Adapters() {
+				if lent[n], err = dev.UploadTensor(n, h); err != nil {
+					t.Fatal(err)
+				}
+				defer lent[n].Destroy()
+			}
+			if err := resident.UseResidentAdapters(lent); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ResetTransferStats()
+			c, err := resident.Run(context.Background(), qs, 2, 21)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, n := range runtime.TransferStats().ByName {
+				if !small[name] {
+					t.Errorf("rollouts with lent adapters moved %d bytes of %s between Go and ONNX Runtime", n, name)
+				}
+			}
 			turns := 0
 			for i := range a {
+				if fmt.Sprint(a[i].Tokens, a[i].LogProbs) != fmt.Sprint(c[i].Tokens, c[i].LogProbs) {
+					t.Fatalf("row %d: rollouts with lent adapters differ from those with the agent's own", i)
+				}
 				if fmt.Sprint(a[i].Tokens, a[i].Roles) != fmt.Sprint(b[i].Tokens, b[i].Roles) {
 					t.Fatalf("row %d: resident and host rollouts differ:\n%v\n%v", i, a[i].Tokens, b[i].Tokens)
 				}
