@@ -31,6 +31,11 @@
 //     only the tokens added since the last one (the observation, and the
 //     previous turn's last token), and the rollout equals one that re-runs
 //     the prefill of the whole context (Config.Reprefill).
+//   - The adapters and the KV cache stay on the execution device (a
+//     resident decoder): adapters are uploaded once per SetAdapters or lent
+//     by UseResidentAdapters, and the rows' caches live there between turns
+//     and are freed when Run returns. Config.HostTensors feeds them as Go
+//     tensors at every step instead, the bit-identical reference.
 //
 // Deviations from Search-R1, all at token level: Search-R1 decodes a turn,
 // cuts the text and re-tokenizes it; here the sampled tokens are kept (so
