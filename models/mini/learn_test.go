@@ -141,7 +141,11 @@ func TestDARTRaisesHeldOutReward(t *testing.T) {
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := greedy.SetAdapters(tr.Adapters()); err != nil {
+	trained, err := tr.Adapters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := greedy.SetAdapters(trained); err != nil {
 		t.Fatal(err)
 	}
 	after := score()
