@@ -241,6 +241,7 @@ void ortc_release_providers(char** p, int n) { take(FN(ReleaseAvailableProviders
 // (libcudart.so.13), found by dlopen on first use.
 static int (*cuda_memcpy)(void*, const void*, size_t, int);
 static int (*cuda_memset)(void*, int, size_t);
+static int (*cuda_sync)(void);
 static const char* (*cuda_error_string)(int);
 
 static char* load_cudart(void) {
@@ -249,12 +250,31 @@ static char* load_cudart(void) {
   if (!h) return dupmsg(dlerror());
   cuda_memset = (int (*)(void*, int, size_t))dlsym(h, "cudaMemset");
   cuda_error_string = (const char* (*)(int))dlsym(h, "cudaGetErrorString");
+  cuda_sync = (int (*)(void))dlsym(h, "cudaDeviceSynchronize");
   cuda_memcpy = (int (*)(void*, const void*, size_t, int))dlsym(h, "cudaMemcpy");
-  if (!cuda_memcpy || !cuda_memset || !cuda_error_string) {
+  if (!cuda_memcpy || !cuda_memset || !cuda_sync || !cuda_error_string) {
     cuda_memcpy = NULL;
-    return dupmsg("libcudart.so.13 lacks cudaMemcpy, cudaMemset or cudaGetErrorString");
+    return dupmsg("libcudart.so.13 lacks cudaMemcpy, cudaMemset, cudaDeviceSynchronize or cudaGetErrorString");
   }
   return NULL;
+}
+
+// cuda_check turns a CUDA error code into a message.
+static char* cuda_check(const char* op, int rc) {
+  if (rc == 0) return NULL;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s: %s", op, cuda_error_string(rc));
+  return dupmsg(buf);
+}
+
+// cudaMemset and device-to-device cudaMemcpy may return before the device
+// has finished, and ONNX Runtime's own stream does not wait for the
+// default one: every copy here ends with a device synchronization, so the
+// next run reads what the copy wrote.
+static char* cuda_done(const char* op, int rc) {
+  char* err = cuda_check(op, rc);
+  if (err) return err;
+  return cuda_check("cudaDeviceSynchronize", cuda_sync());
 }
 
 char* ortc_zero(int kind, void* dst, size_t n) {
@@ -265,13 +285,7 @@ char* ortc_zero(int kind, void* dst, size_t n) {
   }
   char* err = load_cudart();
   if (err) return err;
-  int rc = cuda_memset(dst, 0, n);
-  if (rc != 0) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "cudaMemset: %s", cuda_error_string(rc));
-    return dupmsg(buf);
-  }
-  return NULL;
+  return cuda_done("cudaMemset", cuda_memset(dst, 0, n));
 }
 
 char* ortc_copy(int kind, void* dst, const void* src, size_t n) {
@@ -282,24 +296,28 @@ char* ortc_copy(int kind, void* dst, const void* src, size_t n) {
   }
   char* err = load_cudart();
   if (err) return err;
-  int rc = cuda_memcpy(dst, src, n, 4 /* cudaMemcpyDefault */);
-  if (rc != 0) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "cudaMemcpy: %s", cuda_error_string(rc));
-    return dupmsg(buf);
-  }
-  return NULL;
+  return cuda_done("cudaMemcpy", cuda_memcpy(dst, src, n, 4 /* cudaMemcpyDefault */));
 }
 
 char* ortc_copy_chunks(int kind, void* dst, const void* src, const int64_t* chunks, size_t count) {
   char* d = dst;
   const char* s = src;
+  if (kind == 0) {
+    for (size_t i = 0; i < count; i++) {
+      const int64_t* c = chunks + 3 * i;
+      if (c[2] > 0) memcpy(d + c[0], s + c[1], (size_t)c[2]);
+    }
+    return NULL;
+  }
+  char* err = load_cudart();
+  if (err) return err;
   for (size_t i = 0; i < count; i++) {
     const int64_t* c = chunks + 3 * i;
-    char* err = ortc_copy(kind, d + c[0], s + c[1], (size_t)c[2]);
+    if (c[2] == 0) continue;
+    err = cuda_check("cudaMemcpy", cuda_memcpy(d + c[0], s + c[1], (size_t)c[2], 4 /* cudaMemcpyDefault */));
     if (err) return err;
   }
-  return NULL;
+  return cuda_check("cudaDeviceSynchronize", cuda_sync());
 }
 
 char* ortc_probe(const char* name) {
