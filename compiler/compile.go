@@ -21,6 +21,7 @@ import (
 	"github.com/dartc/dartc/internal/outpath"
 	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
+	"github.com/dartc/dartc/passes/kernels"
 )
 
 // ErrOutputExists reports an output directory that exists without Force.
@@ -61,7 +62,15 @@ type Options struct {
 	// assembled in before anything is written there, so that a caller
 	// that may exit without Compile returning (a signal) can remove it.
 	OnTempDir func(dir string)
+	// Precision is what the backbone computes in: fp32 (default), fp16 or
+	// bf16 (passes.Precision); Provider (cuda, the default, or cpu) names
+	// the kernel table that decides where the low type runs.
+	Precision string
+	Provider  string
 }
+
+// precisionTypes maps the --precision names to element types.
+var precisionTypes = map[string]ir.DType{"fp32": ir.Float32, "fp16": ir.Float16, "bf16": ir.BFloat16}
 
 func (o *Options) defaults() {
 	if len(o.Targets) == 0 {
@@ -75,6 +84,12 @@ func (o *Options) defaults() {
 	}
 	if o.Alpha == 0 {
 		o.Alpha = 32
+	}
+	if o.Precision == "" {
+		o.Precision = "fp32"
+	}
+	if o.Provider == "" {
+		o.Provider = kernels.CUDA
 	}
 	if len(o.Graphs) == 0 {
 		o.Graphs = []string{manifest.GraphDecode, manifest.GraphLogprobs, manifest.GraphTrain}
@@ -90,6 +105,12 @@ func (o *Options) validate() error {
 	}
 	if o.HeadChunk < 0 {
 		return fmt.Errorf("compiler: head chunk %d: must be ≥ 1 (0: the default %d)", o.HeadChunk, passes.DefaultHeadChunk)
+	}
+	if _, ok := precisionTypes[o.Precision]; !ok {
+		return fmt.Errorf("compiler: precision %q: choose fp32, fp16 or bf16", o.Precision)
+	}
+	if _, err := kernels.For(o.Provider); err != nil {
+		return fmt.Errorf("compiler: provider %q: choose cuda or cpu", o.Provider)
 	}
 	for _, g := range o.Graphs {
 		if g != manifest.GraphDecode && g != manifest.GraphLogprobs && g != manifest.GraphTrain {
@@ -160,7 +181,10 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	links := newLinker(tmp, opts.CopyWeights)
 
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha,
-		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy}
+		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy,
+		Precision: precisionTypes[opts.Precision], Provider: opts.Provider}
+	low := newLowWeights(tmp, popts.Precision)
+	defer low.close()
 	var s *passes.State // the decode pipeline's state: targets and adapters
 	for _, gr := range []struct{ name, file, doc string }{
 		{manifest.GraphDecode, "decode.onnx", "generation step: dual gated LoRA, KV cache, logits of the last position"},
@@ -185,6 +209,9 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		}
 		if err := ir.CheckModel(m); err != nil {
 			return nil, fmt.Errorf("compiler: %s graph: %w", gr.name, err)
+		}
+		if err := low.place(m, st.ConvertedWeights, links); err != nil {
+			return nil, err
 		}
 		m.Doc = "dartc " + gr.name + " graph: " + gr.doc + "; roles " + strings.Join(opts.Roles, ", ")
 		m.ProducerName, m.ProducerVersion = "dartc", Version
@@ -227,7 +254,16 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		}
 		man.Graphs[manifest.GraphAdamW] = graphSpec("adamw.onnx", am.Graph)
 	}
+	if err := low.close(); err != nil {
+		return nil, err
+	}
 	man.Source.ExternalData = links.names()
+	if opts.Precision != "fp32" {
+		man.Precision = &manifest.Precision{DType: popts.Precision.String(), Provider: opts.Provider}
+		if len(low.done) > 0 {
+			man.Precision.WeightsFile = low.name
+		}
+	}
 	if _, ok := man.Graphs[manifest.GraphTrain]; ok || man.Graphs[manifest.GraphLogprobs] != nil {
 		man.HeadChunk = cmp.Or(opts.HeadChunk, passes.DefaultHeadChunk)
 	}
@@ -362,6 +398,10 @@ func newLinker(dir string, copy bool) *linker {
 func (l *linker) location(e *ir.External) string {
 	if name, ok := l.byAbs[e.File]; ok {
 		return name
+	}
+	if filepath.Dir(e.File) == filepath.Clean(l.dir) { // written here (converted weights)
+		l.byAbs[e.File] = filepath.Base(e.File)
+		return filepath.Base(e.File)
 	}
 	name := filepath.Base(e.File)
 	for i := 1; l.taken(name); i++ {

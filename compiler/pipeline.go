@@ -28,6 +28,7 @@ var passTable = map[string]pass{
 	"sample-outputs":    {"sample-outputs", passes.SampleOutputs},
 	"cse":               {"cse", passes.EliminateCommonSubexpressions},
 	"fold-constants":    {"fold-constants", passes.FoldConstants},
+	"precision":         {"precision", passes.Precision},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -48,13 +49,17 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"fold-constants", "autodiff", "the rules read Slice and reduction axes as constants"},
 	{"drop-cache", "fold-constants", "the emptied cache makes more shape arithmetic constant"},
 	{"autodiff", "cse", "the gradient rules repeat Shape, Transpose and constant sub-graphs that CSE merges"},
+	{"autodiff", "precision", "the backward pass is retyped with the forward"},
+	{"sample-outputs", "precision", "the sampler stays float32 downstream of the logits"},
+	{"logprob-head", "precision", "the head stays float32 downstream of the logits"},
+	{"precision", "dead-code", "constants converted to the low type leave their float32 originals to collect"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "dead-code"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "logprob-head", "dead-code"},
-	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "dead-code"},
+	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "logprob-head", "precision", "dead-code"},
+	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "precision", "dead-code"},
 }
 
 func init() {

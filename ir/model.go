@@ -402,7 +402,7 @@ func NewScalar(name string, dt DType, v float64) *Tensor {
 	case Float16:
 		t.Raw = binary.LittleEndian.AppendUint16(nil, float16.FromFloat32(float32(v)))
 	case BFloat16:
-		t.Raw = binary.LittleEndian.AppendUint16(nil, uint16(math.Float32bits(float32(v))>>16))
+		t.Raw = binary.LittleEndian.AppendUint16(nil, float16.BFloat16FromFloat32(float32(v)))
 	case Int64:
 		t.Raw = binary.LittleEndian.AppendUint64(nil, uint64(int64(v)))
 	case Int32:
@@ -420,7 +420,7 @@ func NewScalar(name string, dt DType, v float64) *Tensor {
 }
 
 // As returns an inline copy of a float tensor converted to another float
-// type (float32, float64, float16).
+// type (float32, float64, float16, bfloat16), rounding to nearest even.
 func (t *Tensor) As(dt DType) *Tensor {
 	if t.DType == dt {
 		return t
@@ -438,6 +438,8 @@ func (t *Tensor) As(dt DType) *Tensor {
 			out.Raw = binary.LittleEndian.AppendUint64(out.Raw, math.Float64bits(v))
 		case Float16:
 			out.Raw = binary.LittleEndian.AppendUint16(out.Raw, float16.FromFloat32(float32(v)))
+		case BFloat16:
+			out.Raw = binary.LittleEndian.AppendUint16(out.Raw, float16.BFloat16FromFloat32(float32(v)))
 		default:
 			panic("ir: As: unsupported dtype " + dt.String())
 		}

@@ -95,6 +95,10 @@ func kvsFromPB(entries []*onnxpb.StringStringEntryProto) []KV {
 	return kvs
 }
 
+// GraphFromProto converts a sub-graph (the body of an If, Loop or Scan
+// attribute) to a Graph; external data locations resolve against dir.
+func GraphFromProto(pb *onnxpb.GraphProto, dir string) (*Graph, error) { return graphFromPB(pb, dir) }
+
 func graphFromPB(pb *onnxpb.GraphProto, dir string) (*Graph, error) {
 	g := &Graph{Name: pb.GetName(), Doc: pb.GetDocString(), Metadata: kvsFromPB(pb.MetadataProps)}
 	for _, v := range pb.Input {

@@ -19,6 +19,12 @@ type Options struct {
 	HeadChunk int
 	// LogprobsEntropy adds the entropy output to logprobs.onnx.
 	LogprobsEntropy bool
+	// Precision is the type the backbone computes in: float16 or bfloat16
+	// (pass Precision); Undefined or Float32 leaves the graph as it is.
+	Precision ir.DType
+	// Provider names the kernel table (package kernels) that decides where
+	// the low type can run: cuda or cpu.
+	Provider string
 }
 
 // Scale is the LoRA scale alpha / rank.
@@ -41,6 +47,10 @@ type State struct {
 	Seeds map[string]string
 	// Grads maps each adapter input to its gradient value (set by Autodiff).
 	Grads map[string]string
+	// ConvertedWeights maps each external initializer that Precision
+	// retyped to where its float32 source bytes are: the compiler writes
+	// the converted bytes and points the initializer at them.
+	ConvertedWeights map[string]ir.External
 
 	b      *ir.Builder
 	shapes *shapeInfo // symbolic shapes of the forward graph, during autodiff

@@ -52,6 +52,8 @@ anyway across file systems.`,
 		&cli.StringFlag{Name: "graphs", Value: "decode,logprobs,train", Usage: "graphs to emit (train brings adamw.onnx); decode alone for generation-only models"},
 		&cli.IntFlag{Name: "head-chunk", Value: 128, Usage: "positions logprobs.onnx and train.onnx project onto the vocabulary at a time (their peak memory is a few [chunk, vocab] tensors)"},
 		&cli.BoolFlag{Name: "logprobs-entropy", Usage: "add the per-token entropy output to logprobs.onnx (off: log-probs only)"},
+		&cli.StringFlag{Name: "precision", Value: "fp32", Usage: "what the backbone computes in: fp32, fp16 or bf16 (weights converted to a new data file; norm statistics, softmax, the loss head and the sampler stay fp32; graph inputs and outputs, adapters and their gradients stay fp32)"},
+		&cli.StringFlag{Name: "provider", Value: "cuda", Usage: "execution provider whose kernel table decides where fp16/bf16 runs: cuda or cpu (ONNX Runtime 1.30)"},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -95,6 +97,8 @@ anyway across file systems.`,
 			HeadChunk:    c.Int("head-chunk"),
 
 			LogprobsEntropy: c.Bool("logprobs-entropy"),
+			Precision:       c.String("precision"),
+			Provider:        c.String("provider"),
 		})
 		if err != nil {
 			return err

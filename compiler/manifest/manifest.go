@@ -62,6 +62,17 @@ type Manifest struct {
 	// directory; nil when none was given at compile time (the runtime then
 	// uses the Qwen2 tokenizer).
 	Tokenizer *Tokenizer `json:"tokenizer,omitempty"`
+	// Precision is the type the backbone computes in (float16, bfloat16)
+	// and the provider whose kernels decided where ("" : float32 throughout).
+	Precision *Precision `json:"precision,omitempty"`
+}
+
+// Precision records a mixed-precision compilation: graph inputs and
+// outputs stay float32, the backbone's weights are stored in DType.
+type Precision struct {
+	DType       string `json:"dtype"`
+	Provider    string `json:"provider"`
+	WeightsFile string `json:"weights_file,omitempty"` // the converted external weights, when the source had any
 }
 
 // Tokenizer records the compiled model's tokenizer.

@@ -62,3 +62,17 @@ func FromFloat32(f float32) uint16 {
 	}
 	return sign | uint16(half)
 }
+
+// BFloat16FromFloat32 converts a float32 to bfloat16 bits (the upper half
+// of the float32), rounding to nearest even; NaN stays NaN.
+func BFloat16FromFloat32(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 { // NaN: keep it quiet, never round to Inf
+		return uint16(b>>16) | 0x40
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+// BFloat16ToFloat32 converts bfloat16 bits to a float32 (exact).
+func BFloat16ToFloat32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

@@ -1,0 +1,86 @@
+package compiler_test
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/passes"
+	"github.com/dartc/dartc/passes/kernels"
+	"github.com/dartc/dartc/runtime"
+)
+
+// TestPrecisionDecodeLogprobs: the CUDA-targeted fp16 and bf16 graphs,
+// run on the CPU through their rounding emulation, against the float32
+// graphs on the exported fixtures with PyTorch's dual adapters: prefill
+// logits, a cached decode step, log-probs.
+func TestPrecisionDecodeLogprobs(t *testing.T) {
+	orttest.Init(t)
+	ref := loadReference(t)
+	const b, s = 2, 7
+	mask, _ := ref.get(t, "attention_mask").Int64s()
+	for _, ex := range []string{"torchscript", "dynamo"} {
+		f32Dir, man := compileExport(t, ex)
+		feeds := func() map[string]*runtime.Tensor { return ref.batchFeeds(t, ref.adapterFeeds(t, man)) }
+		decode := func(path string) (pre, step map[string]*runtime.Tensor) {
+			dec := session(t, path)
+			in := feeds()
+			emptyCache(t, man, in, b)
+			pre = run(t, dec, in)
+			next := ref.adapterFeeds(t, man)
+			next["input_ids"], next["attention_mask"], next["position_ids"] = ref.ints(t, "decode.input_ids"), ref.ints(t, "decode.attention_mask"), ref.ints(t, "decode.position_ids")
+			next[passes.RoleInput] = i64(t, []int64{b, 1}, []int64{0, 1})
+			for _, c := range man.Model.Cache {
+				next[c.PastKey], next[c.PastValue] = pre[c.PresentKey], pre[c.PresentValue]
+			}
+			return pre, run(t, dec, next)
+		}
+		logprobs := func(path string) []float64 {
+			lp := run(t, session(t, path), feeds())["logprobs"].Floats()
+			var out []float64
+			for r := 0; r < b; r++ {
+				for p := 0; p < s-1; p++ {
+					if mask[r*s+p] == 1 {
+						out = append(out, lp[r*s+p])
+					}
+				}
+			}
+			return out
+		}
+		wantPre, wantStep := decode(filepath.Join(f32Dir, "decode.onnx"))
+		wantLP := logprobs(filepath.Join(f32Dir, "logprobs.onnx"))
+		for _, c := range []struct {
+			prec          string
+			logits, lpAbs float64
+		}{{"fp16", 1e-2, 2e-2}, {"bf16", 5e-2, 0.15}} {
+			dir := compilePrecision(t, ex, c.prec, kernels.CUDA)
+			pre, step := decode(emulate(t, filepath.Join(dir, "decode.onnx")))
+			lp := logprobs(emulate(t, filepath.Join(dir, "logprobs.onnx")))
+			dPre := relDiff(pre["logits"].Floats(), wantPre["logits"].Floats())
+			dStep := relDiff(step["logits"].Floats(), wantStep["logits"].Floats())
+			dLP := maxAbsDiff(lp, wantLP)
+			t.Logf("%s %s vs float32: prefill logits %.2g, cached step %.2g (max|diff|/max|ref|); log-probs max |diff| %.2g nats",
+				ex, c.prec, dPre, dStep, dLP)
+			if dPre == 0 || dLP == 0 {
+				t.Errorf("%s %s: identical to float32: the emulation did not round", ex, c.prec)
+			}
+			if dPre > c.logits || dStep > c.logits || dLP > c.lpAbs || math.IsNaN(dPre+dStep+dLP) {
+				t.Errorf("%s %s: beyond tolerance (logits %.1g relative, log-probs %.1g nats)", ex, c.prec, c.logits, c.lpAbs)
+			}
+			// Compiled for the CPU provider: runs on ONNX Runtime's CPU
+			// kernels as it is (low type only where the CPU has kernels).
+			cpu := compilePrecision(t, ex, c.prec, kernels.CPU)
+			pre, step = decode(filepath.Join(cpu, "decode.onnx"))
+			lp = logprobs(filepath.Join(cpu, "logprobs.onnx"))
+			dPre = relDiff(pre["logits"].Floats(), wantPre["logits"].Floats())
+			dStep = relDiff(step["logits"].Floats(), wantStep["logits"].Floats())
+			dLP = maxAbsDiff(lp, wantLP)
+			t.Logf("%s %s --provider cpu, run on the CPU as compiled: prefill logits %.2g, cached step %.2g; log-probs %.2g nats", ex, c.prec, dPre, dStep, dLP)
+			if dPre > c.logits || dStep > c.logits || dLP > c.lpAbs || math.IsNaN(dPre+dStep+dLP) {
+				t.Errorf("%s %s --provider cpu: beyond tolerance", ex, c.prec)
+			}
+		}
+	}
+}
+
