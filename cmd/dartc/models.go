@@ -53,7 +53,7 @@ compiled and inspected without weights. The directory is written atomically.`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory", Required: true},
 		&cli.StringFlag{Name: "preset", Value: "tiny", Usage: "model shape: tiny, qwen2.5-0.5b, qwen2.5-3b or qwen2.5-7b"},
-		&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "float32 or float64"},
+		&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "float32, float64, float16 or bfloat16 (low types: weights and activations in that type throughout)"},
 		&cli.BoolFlag{Name: "kv-cache", Usage: "add past_key_values.* inputs and present.* outputs"},
 		&cli.StringFlag{Name: "linear-form", Value: "torchscript", Usage: "torchscript, dynamo or gemm"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the random weights"},

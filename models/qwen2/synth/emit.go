@@ -1,9 +1,11 @@
 package synth
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 
+	"github.com/dartc/dartc/internal/float16"
 	"github.com/dartc/dartc/ir/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -143,9 +145,18 @@ func (e *emitter) scalarInt(v int64) string {
 // floats is a constant of the model's dtype with the given dims.
 func (e *emitter) floats(dims []int64, v ...float64) string {
 	t := &onnxpb.TensorProto{Dims: dims, DataType: proto.Int32(int32(e.elem))}
-	if e.elem == onnxpb.TensorProto_DOUBLE {
+	switch e.elem {
+	case onnxpb.TensorProto_DOUBLE:
 		t.DoubleData = v
-	} else {
+	case onnxpb.TensorProto_FLOAT16, onnxpb.TensorProto_BFLOAT16:
+		for _, x := range v {
+			h := float16.FromFloat32(float32(x))
+			if e.elem == onnxpb.TensorProto_BFLOAT16 {
+				h = float16.BFloat16FromFloat32(float32(x))
+			}
+			t.RawData = binary.LittleEndian.AppendUint16(t.RawData, h)
+		}
+	default:
 		for _, x := range v {
 			t.FloatData = append(t.FloatData, float32(x))
 		}

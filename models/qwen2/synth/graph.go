@@ -39,10 +39,7 @@ type builder struct {
 
 // build returns the model (initializers without data) and its weight tensors.
 func build(cfg qwen2.Config, opts Options) (*onnxpb.ModelProto, []*weightTensor) {
-	elem := onnxpb.TensorProto_FLOAT
-	if opts.DType == Float64 {
-		elem = onnxpb.TensorProto_DOUBLE
-	}
+	elem := opts.DType.elem()
 	b := &builder{cfg: cfg, opts: opts, e: newEmitter(opts.LinearForm, elem), elem: elem,
 		byKey: map[string]string{}, anon: 1000}
 	b.decoder()
@@ -158,10 +155,7 @@ func (b *builder) attentionMask() string {
 	padding := e.node("Cast", []string{"attention_mask"}, attrs(attrInt("to", int64(onnxpb.TensorProto_BOOL))), "")
 	padding = e.node("Unsqueeze", []string{padding, e.ints(1, 2)}, nil, "")
 	visible := e.node("And", []string{causal, padding}, nil, "")
-	lowest := -math.MaxFloat32
-	if b.opts.DType == Float64 {
-		lowest = -math.MaxFloat64
-	}
+	lowest := b.opts.DType.lowest()
 	return e.node("Where", []string{visible, e.floats(nil, 0), e.floats(nil, lowest)}, nil, "")
 }
 

@@ -2,7 +2,11 @@ package synth
 
 import (
 	"fmt"
+	"math"
 	"strings"
+
+	"github.com/dartc/dartc/internal/float16"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // DType is the floating-point type of the graph's weights and activations.
@@ -12,24 +16,92 @@ type DType int
 const (
 	Float32 DType = iota
 	Float64
+	// Float16 and BFloat16 write the weights, constants and activations in
+	// the low type throughout, as an export of a checkpoint converted with
+	// .half() or .to(torch.bfloat16) does (ONNX Runtime's CPU provider has
+	// almost no bfloat16 kernels: such a model is a compile input, not a
+	// CPU model).
+	Float16
+	BFloat16
 )
 
 func (d DType) String() string {
-	if d == Float64 {
+	switch d {
+	case Float64:
 		return "float64"
+	case Float16:
+		return "float16"
+	case BFloat16:
+		return "bfloat16"
 	}
 	return "float32"
 }
 
-// ParseDType accepts float32 (or fp32) and float64 (or fp64).
+// Size is the byte size of one element.
+func (d DType) Size() int {
+	switch d {
+	case Float64:
+		return 8
+	case Float16, BFloat16:
+		return 2
+	}
+	return 4
+}
+
+// elem is the ONNX element type.
+func (d DType) elem() onnxpb.TensorProto_DataType {
+	switch d {
+	case Float64:
+		return onnxpb.TensorProto_DOUBLE
+	case Float16:
+		return onnxpb.TensorProto_FLOAT16
+	case BFloat16:
+		return onnxpb.TensorProto_BFLOAT16
+	}
+	return onnxpb.TensorProto_FLOAT
+}
+
+// round returns x as stored in the type (float32 values are rounded first,
+// as weights drawn for a float32 model are).
+func (d DType) round(x float64) float64 {
+	switch d {
+	case Float32:
+		return float64(float32(x))
+	case Float16:
+		return float64(float16.ToFloat32(float16.FromFloat32(float32(x))))
+	case BFloat16:
+		return float64(float16.BFloat16ToFloat32(float16.BFloat16FromFloat32(float32(x))))
+	}
+	return x
+}
+
+// lowest is the most negative finite value (the attention mask's fill).
+func (d DType) lowest() float64 {
+	switch d {
+	case Float64:
+		return -math.MaxFloat64
+	case Float16:
+		return -65504
+	case BFloat16:
+		return -3.3895313892515355e38
+	}
+	return -math.MaxFloat32
+}
+
+// ParseDType accepts float32 (fp32), float64 (fp64), float16 (fp16) and
+// bfloat16 (bf16).
 func ParseDType(s string) (DType, error) {
 	switch strings.ToLower(s) {
 	case "float32", "fp32", "":
 		return Float32, nil
 	case "float64", "fp64", "double":
 		return Float64, nil
+	case "float16", "fp16", "half":
+		return Float16, nil
+	case "bfloat16", "bf16":
+		return BFloat16, nil
 	}
-	return 0, fmt.Errorf("synth: unknown dtype %q (want float32 or float64)", s)
+	return 0, fmt.Errorf("synth: unknown dtype %q (want float32, float64, float16 or bfloat16)", s)
 }
 
 // LinearForm selects how target linears appear in the graph.

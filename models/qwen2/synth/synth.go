@@ -37,10 +37,7 @@ func Synthesize(cfg qwen2.Config, dir string, opts Options) (*Result, error) {
 	}
 	random := opts.Weights == WeightsRandom || (opts.Weights == WeightsAuto && cfg.ParamCount() <= RandomWeightLimit)
 	model, tensors := build(cfg, opts)
-	elemSize := 4
-	if opts.DType == Float64 {
-		elemSize = 8
-	}
+	elemSize := opts.DType.Size()
 	var total int64
 	for _, t := range tensors {
 		total += int64(t.numel) * int64(elemSize)

@@ -77,9 +77,7 @@ func drawWeights(cfg qwen2.Config, seed uint64, dtype DType) map[string][]float6
 		}
 		for i := range v {
 			x := mean + std*rng.NormFloat64()
-			if dtype == Float32 {
-				x = float64(float32(x))
-			}
+			x = dtype.round(x)
 			v[i] = x
 		}
 		w[p.Name] = v

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/dartc/dartc/internal/float16"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -107,8 +109,13 @@ func isExternal(t *weightTensor) bool {
 // encode writes t's values (zeros when values is nil) in little-endian dtype.
 func encode(w io.Writer, t *weightTensor, values []float64, dtype DType) error {
 	put := func(x float64, buf []byte) []byte {
-		if dtype == Float64 {
+		switch dtype {
+		case Float64:
 			return binary.LittleEndian.AppendUint64(buf, math.Float64bits(x))
+		case Float16:
+			return binary.LittleEndian.AppendUint16(buf, float16.FromFloat32(float32(x)))
+		case BFloat16:
+			return binary.LittleEndian.AppendUint16(buf, float16.BFloat16FromFloat32(float32(x)))
 		}
 		return binary.LittleEndian.AppendUint32(buf, math.Float32bits(float32(x)))
 	}
@@ -175,10 +182,7 @@ func writeConfig(dir string, cfg qwen2.Config, dtype DType) error {
 }
 
 func writeFiles(dir string, model *onnxpb.ModelProto, tensors []*weightTensor, weights map[string][]float64, dtype DType, dataSize int64) error {
-	elemSize := 4
-	if dtype == Float64 {
-		elemSize = 8
-	}
+	elemSize := dtype.Size()
 	for _, t := range tensors {
 		if isExternal(t) {
 			continue
