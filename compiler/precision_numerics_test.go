@@ -9,6 +9,7 @@ import (
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/passes/kernels"
 	"github.com/dartc/dartc/runtime"
+	"github.com/dartc/dartc/safetensors"
 )
 
 // TestPrecisionDecodeLogprobs: the CUDA-targeted fp16 and bf16 graphs,
@@ -84,3 +85,75 @@ func TestPrecisionDecodeLogprobs(t *testing.T) {
 	}
 }
 
+// TestPrecisionTrainGradients: train.onnx compiled --precision fp16 and
+// bf16 (adapters float32), run on the CPU through its rounding emulation,
+// gives the GRPO loss's adapter gradients of PyTorch autocast on the same
+// model (models/export/make_autocast_reference.py: low-precision backbone,
+// float32 adapters, autocast matmuls), within a tolerance of the order of
+// the low type's error; both are compared with float64 autograd too.
+func TestPrecisionTrainGradients(t *testing.T) {
+	orttest.Init(t)
+	ref := loadReference(t)
+	ac, err := safetensors.Read(filepath.Join(exportDir, "autocast-reference.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acFloats := func(name string) []float64 {
+		x, err := ac.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := x.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float64, len(f))
+		for i, v := range f {
+			out[i] = float64(v)
+		}
+		return out
+	}
+	const b, s = 2, 7
+	pad := func(name string) *runtime.Tensor {
+		v := ref.floats(t, name)
+		out := make([]float32, b*s)
+		for r := 0; r < b; r++ {
+			for p := 0; p < s-1; p++ {
+				out[r*s+p] = float32(v[r*(s-1)+p])
+			}
+		}
+		return f32(t, []int64{b, s}, out)
+	}
+	for _, ex := range []string{"torchscript", "dynamo"} {
+		_, man := compileExport(t, ex)
+		for _, c := range []struct {
+			prec, name string
+			tol        float64
+		}{{"fp16", "float16", 2e-2}, {"bf16", "bfloat16", 0.15}} {
+			dir := compilePrecision(t, ex, c.prec, kernels.CUDA)
+			in := ref.batchFeeds(t, ref.adapterFeeds(t, man))
+			in["token_weights"], in["advantages"] = pad("grpo.weights"), pad("grpo.advantages")
+			in["old_logprobs"], in["ref_logprobs"] = pad("grpo.old_logprobs"), pad("grpo.ref_logprobs")
+			in["clip_low"], in["clip_high"], in["kl_coef"] = f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.2}), f32(t, nil, []float32{0.1})
+			in["entropy_coeff"] = f32(t, nil, []float32{0})
+			got := run(t, session(t, emulate(t, filepath.Join(dir, "train.onnx"))), in)
+			worst, worstF64, worstAC, at := 0.0, 0.0, 0.0, ""
+			for _, name := range man.AdapterNames() {
+				g := got[passes.GradPrefix+name].Floats()
+				want := acFloats(c.name + ".grad." + name)
+				exact := ref.floats(t, "grad."+name)
+				if d := relDiff(g, want); d > worst {
+					worst, at = d, name
+				}
+				worstF64 = math.Max(worstF64, relDiff(g, exact))
+				worstAC = math.Max(worstAC, relDiff(want, exact))
+			}
+			loss, acLoss := got["loss"].Floats()[0], acFloats(c.name + ".grpo.loss")[0]
+			t.Logf("%s %s: 56 gradients vs PyTorch autocast: worst max|diff|/max|ref| %.2g (%s); vs float64 autograd: dartc %.2g, autocast %.2g; loss %.6g vs autocast %.6g",
+				ex, c.prec, worst, at, worstF64, worstAC, loss, acLoss)
+			if worst > c.tol || math.IsNaN(worst) {
+				t.Errorf("%s %s: gradients differ from autocast's by %.3g relative (tolerance %g)", ex, c.prec, worst, c.tol)
+			}
+		}
+	}
+}

@@ -27,4 +27,5 @@ mkdir -p "$OUT"
 "$VENV/bin/python" export_qwen2.py --tiny-random --seed 0 --exporter dynamo --external-data always --no-optimize \
   -o "$OUT/dynamo-noopt" --config-out "$OUT/config.json"
 "$VENV/bin/python" make_reference.py --fixture-dir "$OUT" --seed 0
+"$VENV/bin/python" make_autocast_reference.py --fixture-dir "$OUT" --seed 0
 ls -l "$OUT" "$OUT/torchscript" "$OUT/dynamo" "$OUT/torchscript-nofold" "$OUT/dynamo-noopt"
