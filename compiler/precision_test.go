@@ -6,12 +6,16 @@ package compiler_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/internal/float16"
 	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/models/qwen2"
+	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/passes/kernels"
 )
@@ -205,6 +209,98 @@ func castStats(t *testing.T, g *ir.Graph, outer map[string]ir.DType, adapters ma
 				t.Fatal(err)
 			}
 			castStats(t, body, all, adapters, c)
+		}
+	}
+}
+
+// TestPrecisionWeightsFile: the backbone's external weights are converted
+// into one new data file beside the graphs, each value the source's
+// rounded to nearest even, shared by the three graphs; norm weights stay
+// float32.
+func TestPrecisionWeightsFile(t *testing.T) {
+	cfg, err := qwen2.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := synth.Synthesize(cfg, filepath.Join(t.TempDir(), "m"), synth.Options{Seed: 3, Storage: synth.StorageExternal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := ir.Load(res.ModelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, man := compileFixture(t, res.ModelPath, compiler.Options{Precision: "bf16"})
+	if man.Precision == nil || man.Precision.WeightsFile != "weights.bfloat16.data" || man.Precision.DType != "bfloat16" {
+		t.Fatalf("manifest precision %+v", man.Precision)
+	}
+	offsets := map[string]int64{}
+	for _, g := range []string{"decode", "logprobs", "train"} {
+		m, err := ir.Load(filepath.Join(out, g+".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		converted := 0
+		for _, w := range m.Graph.Initializers {
+			s := src.Graph.Initializer(w.Name)
+			if w.External == nil || s == nil {
+				continue
+			}
+			if w.External.Location != man.Precision.WeightsFile {
+				if w.DType != ir.Float32 {
+					t.Errorf("%s: %s is %s in the source's data file", g, w.Name, w.DType)
+				}
+				continue
+			}
+			if off, ok := offsets[w.Name]; ok && off != w.External.Offset {
+				t.Errorf("%s: %s at offset %d, %d in another graph", g, w.Name, w.External.Offset, off)
+			}
+			offsets[w.Name] = w.External.Offset
+			got, err := w.Float64s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := s.Float64s()
+			for i := range want {
+				if r := float64(float16.BFloat16ToFloat32(float16.BFloat16FromFloat32(float32(want[i])))); got[i] != r {
+					t.Fatalf("%s: %s[%d] = %g, want %g", g, w.Name, i, got[i], r)
+				}
+			}
+			converted++
+		}
+		if converted == 0 {
+			t.Errorf("%s: no weight in %s", g, man.Precision.WeightsFile)
+		}
+		t.Logf("%s: %d weights in %s", g, converted, man.Precision.WeightsFile)
+	}
+}
+
+// TestPrecisionBadInput: an unknown precision or provider, or a low
+// precision for a float64 model, is refused with a clear error and
+// nothing written.
+func TestPrecisionBadInput(t *testing.T) {
+	cfg, _ := qwen2.Preset("tiny")
+	f64, err := synth.Synthesize(cfg, filepath.Join(t.TempDir(), "m"), synth.Options{DType: synth.Float64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(exportDir, "torchscript", "model.onnx")
+	for _, c := range []struct {
+		src  string
+		opts compiler.Options
+		want string
+	}{
+		{src, compiler.Options{Precision: "fp8"}, "choose fp32, fp16 or bf16"},
+		{src, compiler.Options{Precision: "bf16", Provider: "tpu"}, "choose cuda or cpu"},
+		{f64.ModelPath, compiler.Options{Precision: "fp16"}, "applies to float32 models"},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		_, err := compiler.Compile(c.src, out, c.opts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.opts, err, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%+v: %s written", c.opts, out)
 		}
 	}
 }

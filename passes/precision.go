@@ -60,7 +60,7 @@ func Precision(s *State) error {
 	}
 	g := s.Model.Graph
 	if act, err := activationType(g); err != nil || act != ir.Float32 {
-		return fmt.Errorf("passes: precision %s applies to float32 models; this one computes in %s", low, act)
+		return fmt.Errorf("passes: precision %s applies to float32 models; this one computes in %s (compile it without --precision)", low, act)
 	}
 	p := &precision{s: s, low: low, table: table, names: map[string]bool{}}
 	p.reserveNames(g)
@@ -215,14 +215,15 @@ func (p *precision) findBackbone(g *ir.Graph) {
 			}
 		}
 	}
-	// Biases: an Add of a weight's MatMul output and a 1-D initializer.
+	// Biases: vectors (not scalars such as eps) added to a value; after the
+	// LoRA rewrite the bias Add may read the branch's sum, not the MatMul.
 	for _, n := range g.Nodes {
 		if n.OpType != "Add" {
 			continue
 		}
-		for i, in := range n.Inputs {
-			if m := prod[in]; m != nil && m.OpType == "MatMul" && p.weights[m.Input(1)] && isInit(n.Input(1-i)) && len(g.Initializer(n.Input(1-i)).Dims) == 1 {
-				p.weights[n.Input(1-i)] = true
+		for _, in := range n.Inputs {
+			if isInit(in) && len(g.Initializer(in).Dims) == 1 && g.Initializer(in).Dims[0] >= 16 {
+				p.weights[in] = true
 			}
 		}
 	}

@@ -29,6 +29,13 @@ compile() { # NAME MODEL [compile flags...]
 # The exporter fixtures: PyTorch's TorchScript and dynamo exports of a tiny Qwen2.5.
 compile export-torchscript models/export/testdata/tiny-qwen2.5/torchscript/model.onnx
 compile export-dynamo models/export/testdata/tiny-qwen2.5/dynamo/model.onnx
+# Mixed precision (--precision fp16|bf16) for the CUDA and the CPU kernel tables.
+for prec in fp16 bf16; do
+  for provider in cuda cpu; do
+    compile "export-torchscript-$prec-$provider" models/export/testdata/tiny-qwen2.5/torchscript/model.onnx --precision "$prec" --provider "$provider"
+  done
+  compile "export-dynamo-$prec" models/export/testdata/tiny-qwen2.5/dynamo/model.onnx --precision "$prec"
+done
 # ONNX Runtime GenAI's exports (a float16 Llama, a scatter-bias decoder): fused inference ops, so decode only.
 compile ortgenai-llama-fp16 testdata/onnx/ortgenai-tiny-random-llama-fp16/model.onnx --graphs decode
 compile ortgenai-scatter testdata/onnx/ortgenai-static-scatter-bias-decoder/model.onnx --graphs decode

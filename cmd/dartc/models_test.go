@@ -36,7 +36,7 @@ func TestModelsSynth(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"--preset", "qwen9", "-o", dir + "x"},
-		{"--dtype", "float16", "-o", dir + "x"},
+		{"--dtype", "float8", "-o", dir + "x"},
 		{"--linear-form", "packed", "-o", dir + "x"},
 		{"--layers", "-1", "-o", dir + "x"},
 		{"-o", dir}, // exists
