@@ -82,7 +82,7 @@ anyway across file systems.`,
 			}
 		}()
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
-			OnTempDir: func(dir string) { forget = atInterrupt(func() { removeWhileWritten(dir) }) },
+			OnTempDir:    func(dir string) { forget = atInterrupt(func() { removeWhileWritten(dir) }) },
 			Tokenizer:    tok,
 			Targets:      splitList(c.String("targets")),
 			Roles:        splitList(c.String("roles")),
