@@ -304,3 +304,59 @@ func TestPrecisionBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestPrecisionFloat32WhereNeeded: in the fp16 and bf16 graphs the ops
+// that need float32 for accuracy compute in float32 — RMSNorm statistics
+// (Pow, ReduceMean, Sqrt), softmax, the rotary angles (Cos, Sin), the loss
+// head (LogSoftmax, Exp, Log, the reductions) — and decode's sampler
+// (its If branches) holds no low-precision value at all.
+func TestPrecisionFloat32WhereNeeded(t *testing.T) {
+	critical := map[string]bool{"Pow": true, "ReduceMean": true, "Sqrt": true, "Softmax": true, "Cos": true, "Sin": true,
+		"LogSoftmax": true, "Exp": true, "Log": true, "ReduceLogSumExp": true, "ReduceMax": true, "ArgMax": true, "TopK": true}
+	for _, ex := range []string{"torchscript", "dynamo"} {
+		for _, prec := range []string{"fp16", "bf16"} {
+			out := compilePrecision(t, ex, prec, kernels.CUDA)
+			for _, g := range []string{"decode", "logprobs", "train"} {
+				m, err := ir.Load(filepath.Join(out, g+".onnx"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen := map[string]int{}
+				var walk func(g *ir.Graph, outer map[string]ir.DType, inIf bool)
+				walk = func(g *ir.Graph, outer map[string]ir.DType, inIf bool) {
+					types, err := passes.ValueTypes(g, outer)
+					if err != nil {
+						t.Fatal(err)
+					}
+					all := map[string]ir.DType{}
+					for k, v := range outer {
+						all[k] = v
+					}
+					for k, v := range types {
+						all[k] = v
+					}
+					for _, n := range g.Nodes {
+						for _, in := range n.Inputs {
+							low := all[in] == ir.Float16 || all[in] == ir.BFloat16
+							if low && (critical[n.OpType] || inIf) {
+								t.Errorf("%s %s %s.onnx: %s reads %s in %s", ex, prec, g.Name, n, in, all[in])
+							}
+						}
+						if critical[n.OpType] {
+							seen[n.OpType]++
+						}
+						for _, i := range subgraphIdx(n) {
+							body, err := ir.GraphFromProto(n.Attrs[i].GetG(), "")
+							if err != nil {
+								t.Fatal(err)
+							}
+							walk(body, all, inIf || n.OpType == "If")
+						}
+					}
+				}
+				walk(m.Graph, nil, false)
+				t.Logf("%s %s %s: float32 %v", ex, prec, g, seen)
+			}
+		}
+	}
+}
