@@ -178,7 +178,9 @@ func Parity(dir string, opts ParityOptions) (*ParityResult, error) {
 }
 
 // decodeParity decodes greedily on both devices from prompts taken from
-// the random sequences, with the same adapters.
+// the random sequences, with the same adapters: on the CPU with host
+// tensors, on the device with the resident decoder the agent's rollouts
+// use (adapters and KV cache kept on the device).
 func decodeParity(dir string, man *manifest.Manifest, feeds map[string]*runtime.Tensor, opts ParityOptions, threads int, res *ParityResult) error {
 	ids := feeds["input_ids"].Int64()
 	var prompts [][]int64
@@ -186,8 +188,13 @@ func decodeParity(dir string, man *manifest.Manifest, feeds map[string]*runtime.
 		n := max(2, opts.SeqLen/2)
 		prompts = append(prompts, append([]int64(nil), ids[r*opts.SeqLen:r*opts.SeqLen+n]...))
 	}
-	gen := func(device string) ([]runtime.Sequence, error) {
-		dec, err := runtime.NewDecoderFromManifest(dir, &runtime.Options{Device: device, IntraOpThreads: threads})
+	gen := func(device string, resident bool) ([]runtime.Sequence, error) {
+		spec, err := runtime.ManifestDecoderSpec(dir, &runtime.Options{Device: device, IntraOpThreads: threads})
+		if err != nil {
+			return nil, err
+		}
+		spec.Resident = resident
+		dec, err := runtime.NewDecoder(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -203,11 +210,11 @@ func decodeParity(dir string, man *manifest.Manifest, feeds map[string]*runtime.
 		seqs, _, err := dec.Generate(context.Background(), prompts, runtime.GenerateConfig{MaxNewTokens: opts.DecodeSteps, Inputs: static})
 		return seqs, err
 	}
-	cpu, err := gen(runtime.DeviceCPU)
+	cpu, err := gen(runtime.DeviceCPU, false)
 	if err != nil {
 		return fmt.Errorf("gradcheck: decode on the cpu: %w", err)
 	}
-	dev, err := gen(opts.Device)
+	dev, err := gen(opts.Device, true)
 	if err != nil {
 		return fmt.Errorf("gradcheck: decode on %s: %w", opts.Device, err)
 	}

@@ -16,7 +16,8 @@ import (
 // TestParityDryRun runs the CPU-versus-device comparison with the CPU on
 // both sides (the dry run of scripts/gpu-check.sh): every graph must be
 // compared over the values it produces, and the CPU must agree with itself
-// exactly — the two sides get the same inputs and adapters. A CUDA
+// exactly — the two sides get the same inputs and adapters (the device side
+// decodes with the resident decoder, the CPU side with host tensors). A CUDA
 // comparison on a machine without the CUDA provider fails with ErrNoCUDA.
 func TestParityDryRun(t *testing.T) {
 	orttest.Init(t)

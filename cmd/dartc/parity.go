@@ -17,7 +17,9 @@ var parityCommand = &cli.Command{
 decode.onnx with the same random inputs and non-zero adapters on the CPU and on --device, and
 prints the largest differences: absolute, and relative to the largest CPU value. Exits non-zero
 when a relative difference exceeds the tolerance (default 1e-9 for float64 graphs, 2e-2 for
-float32: CUDA runs float32 MatMul as TF32). --device cpu compares the CPU with itself (a dry run).`,
+float32: CUDA runs float32 MatMul as TF32). Decoding on --device runs the resident decoder that
+rollouts use (adapters and KV cache kept on the device); on the CPU it feeds host tensors.
+--device cpu compares the CPU with itself (a dry run).`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "device", Value: "cuda", Usage: "the device compared with the CPU: cuda, or cpu for a dry run"},
 		&cli.IntFlag{Name: "batch", Value: 2, Usage: "sequences"},
