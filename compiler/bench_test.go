@@ -118,3 +118,56 @@ func BenchmarkTrainMemory152k(b *testing.B) {
 	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/step")
 	b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
 }
+
+// BenchmarkTrain100M runs train.onnx (forward, GRPO loss, backward to the
+// LoRA adapters; rank 16) on the ~100M Qwen2 shape (12 layers, hidden 768,
+// vocab 32,768) at batch 4 × 256 and 4 × 512 tokens, loss on every
+// position, and reports seconds per step (the first run, which sizes ORT's
+// arena, is not timed). DARTC_ORT_PROFILE=prefix writes ORT's per-node
+// profile. Run it alone:
+// go test -run '^$' -bench Train100M -benchtime 3x ./compiler
+func BenchmarkTrain100M(b *testing.B) {
+	if _, err := runtime.Init(); err != nil {
+		b.Fatal(err)
+	}
+	cfg := qwen2.Config{Name: "100m", Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
+		Vocab: 32768, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
+	dir := b.TempDir()
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	man, err := compiler.Compile(res.ModelPath, out, compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	train := session(b, filepath.Join(out, "train.onnx"))
+	for _, seq := range []int{256, 512} {
+		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, uint64(seq)))
+			bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/7) % 2 })
+			bt.b = 4
+			for r := 2; r < 4; r++ { // newBatch makes two rows: add two unpadded ones
+				for i := 0; i < bt.s; i++ {
+					bt.ids = append(bt.ids, rng.Int64N(man.Model.Vocab))
+					bt.role = append(bt.role, int64(i/7)%2)
+					bt.mask, bt.pos = append(bt.mask, 1), append(bt.pos, int64(i))
+				}
+			}
+			in := bt.feeds(b)
+			for k, v := range randomAdapters(b, man, rng, man.LoRA.Roles...) {
+				in[k] = v
+			}
+			bt.lossFeeds(b, rng, in)
+			run(b, train, in)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				run(b, train, in)
+			}
+			b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/step")
+			b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
+		})
+	}
+}

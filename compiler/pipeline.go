@@ -17,6 +17,7 @@ type pass struct {
 var passTable = map[string]pass{
 	"match-targets":     {"match-targets", passes.MatchTargets},
 	"dual-lora":         {"dual-lora", passes.DualLoRA},
+	"dual-lora-stacked": {"dual-lora-stacked", passes.DualLoRAStacked},
 	"last-token-logits": {"last-token-logits", passes.LastTokenLogits},
 	"dead-code":         {"dead-code", passes.DeadCode},
 	"drop-cache":        {"drop-cache", passes.DropCache},
@@ -41,6 +42,10 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"greedy-outputs", "sample-outputs", "the sampler reuses the greedy logits, max and log-sum-exp"},
 	{"dual-lora", "grpo-head", "the head's type follows the adapters"},
 	{"dual-lora", "logprob-head", "the head's type follows the adapters"},
+	{"match-targets", "dual-lora-stacked", "the rewrite adapts the matched targets"},
+	{"dual-lora-stacked", "dead-code", "the rewrite leaves the replaced outputs to collect"},
+	{"dual-lora-stacked", "grpo-head", "the head's type follows the adapters"},
+	{"dual-lora-stacked", "logprob-head", "the head's type follows the adapters"},
 	{"drop-cache", "grpo-head", "the loss reads the full-sequence logits"},
 	{"drop-cache", "logprob-head", "the head reads the full-sequence logits"},
 	{"grpo-head", "autodiff", "the head seeds the gradient"},
@@ -58,8 +63,8 @@ var passOrder = [...]struct{ before, after, why string }{
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "logprob-head", "precision", "dead-code"},
-	"train":    {"expand-functions", "match-targets", "dual-lora", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "precision", "dead-code"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "logprob-head", "precision", "dead-code"},
+	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "precision", "dead-code"},
 }
 
 func init() {

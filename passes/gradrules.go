@@ -250,6 +250,29 @@ func (c *gradCtx) constInts(v string) ([]int64, bool) {
 	return nil, false
 }
 
+// constFloat reads a one-element float constant (initializer or Constant
+// node).
+func (c *gradCtx) constFloat(v string) (float64, bool) {
+	var t *ir.Tensor
+	if t = c.s.Model.Graph.Initializer(v); t == nil {
+		for _, n := range c.b.G.Nodes {
+			if n.OpType == "Constant" && len(n.Outputs) == 1 && n.Outputs[0] == v {
+				if a := n.Attr("value"); a != nil && a.GetT() != nil {
+					t, _ = ir.TensorFromPB(a.GetT(), "")
+				}
+			}
+		}
+	}
+	if t == nil || !t.DType.IsFloat() {
+		return 0, false
+	}
+	vals, err := t.Float64s()
+	if err != nil || len(vals) != 1 {
+		return 0, false
+	}
+	return vals[0], true
+}
+
 // staticDims returns the declared dims of an initializer or typed graph
 // input.
 func (c *gradCtx) staticDims(v string) ([]int64, bool) {
@@ -268,6 +291,28 @@ func (c *gradCtx) staticDims(v string) ([]int64, bool) {
 		return dims, true
 	}
 	return nil, false
+}
+
+// fixedDims are v's dims when all are numbers: declared (initializers,
+// graph inputs) or inferred.
+func (c *gradCtx) fixedDims(v string) ([]int64, bool) {
+	if d, ok := c.staticDims(v); ok {
+		return d, true
+	}
+	if c.s.shapes == nil {
+		return nil, false
+	}
+	toks, ok := c.s.shapes.dims[v]
+	if !ok {
+		return nil, false
+	}
+	d := make([]int64, len(toks))
+	for i, t := range toks {
+		if d[i], ok = isNum(t); !ok {
+			return nil, false
+		}
+	}
+	return d, true
 }
 
 func (c *gradCtx) producer(v string) *ir.Node {
@@ -353,6 +398,16 @@ func gradExpand(c *gradCtx) ([]string, error) {
 func gradConcat(c *gradCtx) ([]string, error) {
 	axis := c.n.AttrInt("axis", 0)
 	gi := c.grads()
+	if sizes, ok := c.concatSizes(axis); ok {
+		// One Split with constant sizes (the concatenated adapters).
+		parts := c.b.OpN(c.tag+"/Split", "Split", []string{c.GO(0), c.b.Ints(c.tag+"/split", sizes...)}, len(sizes), ir.AttrInt("axis", axis))
+		for i := range gi {
+			if c.Need(i) {
+				gi[i] = parts[i]
+			}
+		}
+		return gi, nil
+	}
 	axisIdx := c.b.Ints(c.tag+"/axis", axis)
 	axes := c.b.Ints(c.tag+"/axes", axis)
 	var start string
@@ -369,6 +424,24 @@ func gradConcat(c *gradCtx) ([]string, error) {
 		start = end
 	}
 	return gi, nil
+}
+
+// concatSizes are the sizes of the Concat inputs along axis, when every one
+// is a number.
+func (c *gradCtx) concatSizes(axis int64) ([]int64, bool) {
+	var sizes []int64
+	for _, x := range c.n.Inputs {
+		d, ok := c.fixedDims(x)
+		if !ok {
+			return nil, false
+		}
+		ax, ok := normAxis(axis, len(d))
+		if !ok {
+			return nil, false
+		}
+		sizes = append(sizes, d[ax])
+	}
+	return sizes, len(sizes) > 0
 }
 
 func gradSplit(c *gradCtx) ([]string, error) {
@@ -591,7 +664,7 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 			return gi, nil
 		}
 	}
-	if dims, ok := c.staticDims(bm); ok && len(dims) == 2 {
+	if dims, ok := c.fixedDims(bm); ok && len(dims) == 2 {
 		k, n := dims[0], dims[1]
 		gy2 := c.op("dY/flat", "Reshape", []string{gy, c.b.Ints(c.tag+"/flat_n", -1, n)})
 		if c.Need(0) {
@@ -711,6 +784,13 @@ func gradDiv(c *gradCtx) ([]string, error) {
 }
 
 func gradPow(c *gradCtx) ([]string, error) {
+	if e, ok := c.constFloat(c.I(1)); ok && e == 2 {
+		// RMSNorm's square: 2x, without a run-time Pow.
+		gi := c.grads()
+		d := c.op("dpow", "Mul", []string{c.I(0), c.like("two", 2, c.I(0))})
+		gi[0] = c.op("dX", "Mul", []string{c.GO(0), d})
+		return gi, nil
+	}
 	p := c.op("p", "CastLike", []string{c.I(1), c.I(0)})
 	pm1 := c.op("p_minus_1", "Sub", []string{p, c.like("one", 1, c.I(0))})
 	d := c.op("dpow", "Mul", []string{p, c.op("Pow", "Pow", []string{c.I(0), pm1})})

@@ -39,7 +39,19 @@ func AdapterDType(weight ir.DType) ir.DType {
 // role's adapters, but gradients are not isolated by role: a later position
 // attends to earlier ones, so its loss reaches the adapters of their roles
 // too (the trainer's strict isolation runs one backward pass per role).
-func DualLoRA(s *State) error {
+func DualLoRA(s *State) error { return dualLoRA(s, false) }
+
+// DualLoRAStacked is DualLoRA with the roles' adapters concatenated, A =
+// [A_0 … A_K] [in, K·rank] and B = [B_0; …; B_K] [K·rank, out], so that the
+// sum over roles is one pair of products, ((x·A) ⊙ G)·B, with G the gates
+// repeated rank times along the last axis: the activations are read once
+// per target rather than once per role, in the forward and in the backward.
+// The concatenation copies the adapters at every run, which costs less than
+// a second pass over the activations when a run covers many positions
+// (logprobs, train) but not in a decoding step of a few rows.
+func DualLoRAStacked(s *State) error { return dualLoRA(s, true) }
+
+func dualLoRA(s *State, stacked bool) error {
 	g := s.Model.Graph
 	if g.Input(RoleInput) != nil {
 		return fmt.Errorf("%w: it already has a %s input; compile the original export instead", ErrAlreadyCompiled, RoleInput)
@@ -63,7 +75,7 @@ func DualLoRA(s *State) error {
 		Name: RoleInput, Type: ir.TensorType(ir.Int64, ids.Type.Dims...),
 		Doc: "role of each position: the adapter whose tokens the position predicts (" + fmt.Sprint(s.Opts.Roles) + ")",
 	})
-	gates := &gateCache{s: s, g3: map[ir.DType][]string{}, g2: map[ir.DType][]string{}}
+	gates := &gateCache{s: s, g3: map[ir.DType][]string{}, g2: map[ir.DType][]string{}, s3: map[ir.DType]string{}, s2: map[ir.DType]string{}}
 	r := int64(s.Opts.Rank)
 	for _, t := range s.Targets {
 		adt := AdapterDType(t.Weight.DType)
@@ -76,8 +88,8 @@ func DualLoRA(s *State) error {
 		if t.Weight.DType != adt {
 			x = b.Op(prefix+"/Cast_x", "Cast", []string{x}, ir.AttrInt("to", int64(adt)))
 		}
-		var branches []string
-		for k, role := range s.Opts.Roles {
+		var as, bs []string
+		for _, role := range s.Opts.Roles {
 			an, bn := AdapterName(t.Module, "A", role), AdapterName(t.Module, "B", role)
 			b.Reserve(an, bn)
 			in := []*ir.ValueInfo{
@@ -86,18 +98,30 @@ func DualLoRA(s *State) error {
 			}
 			g.Inputs = append(g.Inputs, in...)
 			s.AdapterInputs = append(s.AdapterInputs, in...)
-			p := prefix + "/" + role
-			gate, err := gates.get(adt, t.Form == FormGemm, k)
-			if err != nil {
-				return err
-			}
-			xa := b.Op(p+"/A/MatMul", "MatMul", []string{x, an})
-			xg := b.Op(p+"/gate/Mul", "Mul", []string{xa, gate})
-			branches = append(branches, b.Op(p+"/B/MatMul", "MatMul", []string{xg, bn}))
+			as, bs = append(as, an), append(bs, bn)
 		}
-		delta := branches[0]
-		for i, br := range branches[1:] {
-			delta = b.Op(fmt.Sprintf("%s/Add_%d", prefix, i), "Add", []string{delta, br})
+		var delta string
+		if stacked {
+			a, bm := as[0], bs[0]
+			if len(as) > 1 {
+				a = b.Op(prefix+"/A/Concat", "Concat", as, ir.AttrInt("axis", 1))
+				bm = b.Op(prefix+"/B/Concat", "Concat", bs, ir.AttrInt("axis", 0))
+			}
+			xa := b.Op(prefix+"/A/MatMul", "MatMul", []string{x, a})
+			xg := b.Op(prefix+"/gate/Mul", "Mul", []string{xa, gates.stacked(adt, t.Form == FormGemm)})
+			delta = b.Op(prefix+"/B/MatMul", "MatMul", []string{xg, bm})
+		} else {
+			for k, role := range s.Opts.Roles {
+				p := prefix + "/" + role
+				xa := b.Op(p+"/A/MatMul", "MatMul", []string{x, as[k]})
+				xg := b.Op(p+"/gate/Mul", "Mul", []string{xa, gates.role(adt, t.Form == FormGemm, k)})
+				br := b.Op(p+"/B/MatMul", "MatMul", []string{xg, bs[k]})
+				if delta == "" {
+					delta = br
+				} else {
+					delta = b.Op(fmt.Sprintf("%s/Add_%d", prefix, k-1), "Add", []string{delta, br})
+				}
+			}
 		}
 		if t.Weight.DType != adt {
 			delta = b.Op(prefix+"/Cast_delta", "Cast", []string{delta}, ir.AttrInt("to", int64(t.Weight.DType)))
@@ -125,9 +149,10 @@ func pathOf(module string) string {
 type gateCache struct {
 	s      *State
 	g3, g2 map[ir.DType][]string
+	s3, s2 map[ir.DType]string // stacked
 }
 
-func (c *gateCache) get(dt ir.DType, flat bool, k int) (string, error) {
+func (c *gateCache) role(dt ir.DType, flat bool, k int) string {
 	b := c.s.Builder()
 	if c.g3[dt] == nil {
 		for role := range c.s.Opts.Roles {
@@ -140,7 +165,7 @@ func (c *gateCache) get(dt ir.DType, flat bool, k int) (string, error) {
 		}
 	}
 	if !flat {
-		return c.g3[dt][k], nil
+		return c.g3[dt][k]
 	}
 	if c.g2[dt] == nil {
 		for role, g3 := range c.g3[dt] {
@@ -148,7 +173,37 @@ func (c *gateCache) get(dt ir.DType, flat bool, k int) (string, error) {
 			c.g2[dt] = append(c.g2[dt], b.Op(p, "Reshape", []string{g3, b.Ints(p+"/shape", -1, 1)}))
 		}
 	}
-	return c.g2[dt][k], nil
+	return c.g2[dt][k]
+}
+
+// stacked is G = s·[role_ids == k(j)] as [batch, seq, K·rank], with
+// k(j) = j / rank the role of column j of the concatenated adapters, and as
+// [batch·seq, K·rank] for 2-D (Gemm) activations.
+func (c *gateCache) stacked(dt ir.DType, flat bool) string {
+	b := c.s.Builder()
+	width := int64(len(c.s.Opts.Roles) * c.s.Opts.Rank)
+	if c.s3[dt] == "" {
+		p := fmt.Sprintf("/lora/gate/stacked/%s", dt)
+		roleOf := make([]int64, 0, width)
+		for k := range c.s.Opts.Roles {
+			for range c.s.Opts.Rank {
+				roleOf = append(roleOf, int64(k))
+			}
+		}
+		kk := b.Const(ir.NewTensorI64(p+"/role_of_column", []int64{width}, roleOf))
+		ids := unsqueezeLast(c.s, p+"/Unsqueeze", RoleInput)
+		eq := b.Op(p+"/Equal", "Equal", []string{ids, kk})
+		f := b.Op(p+"/Cast", "Cast", []string{eq}, ir.AttrInt("to", int64(dt)))
+		c.s3[dt] = b.Op(p+"/Mul", "Mul", []string{f, b.Scalar(p+"/scale", dt, c.s.Opts.Scale())})
+	}
+	if !flat {
+		return c.s3[dt]
+	}
+	if c.s2[dt] == "" {
+		p := fmt.Sprintf("/lora/gate/stacked/%s/flat", dt)
+		c.s2[dt] = b.Op(p, "Reshape", []string{c.s3[dt], b.Ints(p+"/shape", -1, width)})
+	}
+	return c.s2[dt]
 }
 
 // unsqueezeLast appends a trailing axis, with axes as an input from opset
