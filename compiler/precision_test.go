@@ -165,7 +165,8 @@ func castStatsOf(t *testing.T, path string, adapters map[string]bool) castCounts
 	return c
 }
 
-// castStats counts Casts (sub-graphs included), those of adapter inputs,
+// castStats counts Casts (sub-graphs included), those of adapter inputs
+// (alone or concatenated by role),
 // Casts of a Cast's output back to that Cast's input type, and repeated
 // Casts of one value to one type within a graph.
 func castStats(t *testing.T, g *ir.Graph, outer map[string]ir.DType, adapters map[string]bool, c *castCounts) {
@@ -183,13 +184,27 @@ func castStats(t *testing.T, g *ir.Graph, outer map[string]ir.DType, adapters ma
 	}
 	castOf := map[string]string{} // Cast output → its input
 	seen := map[string]bool{}
+	stacked := map[string]int{} // Concat of adapters (dual-lora-stacked) → how many
 	for _, n := range g.Nodes {
+		if n.OpType == "Concat" {
+			k := 0
+			for _, in := range n.Inputs {
+				if adapters[in] {
+					k++
+				}
+			}
+			if k == len(n.Inputs) {
+				stacked[n.Outputs[0]] = k
+			}
+		}
 		if n.OpType == "Cast" {
 			c.casts++
 			in, to := n.Inputs[0], ir.DType(n.AttrInt("to", 0))
 			low := func(dt ir.DType) bool { return dt == ir.Float16 || dt == ir.BFloat16 }
 			if adapters[in] {
 				c.adapterCasts++
+			} else if k := stacked[in]; k > 0 {
+				c.adapterCasts += k // each adapter cast once, in its concatenation
 			} else if low(to) || low(all[in]) {
 				c.boundary++
 			}
