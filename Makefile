@@ -13,7 +13,7 @@ GO      ?= go
 DARTC   := bin/dartc
 DEMO    ?= demo-out
 
-.PHONY: all build ort ort-gpu test demo bench fuzz golden proto proto-check fixtures mini-model clean
+.PHONY: all build ort ort-gpu test demo bench bench-compare fuzz golden proto proto-check fixtures mini-model clean
 
 all: build
 
@@ -43,6 +43,15 @@ demo: build ort
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+# dartc vs PyTorch eager + PEFT on a ~100M Qwen2-shaped model, same weights and
+# batch, interleaved (scripts/bench-compare.sh; docs/bench.md): train step,
+# forward log-probs, peak RSS, and the 152k-vocabulary train step's peak.
+# Makes its own pinned venv (.cache/venv-bench; needs Python 3.11 and PyPI
+# once). Not part of make test. MODELS, SEQS, PHASES, REPS, LORA, ... select
+# what runs (see the script).
+bench-compare: ort
+	scripts/bench-compare.sh
 
 fuzz: ort
 	scripts/fuzz.sh

@@ -6,7 +6,8 @@
 #      and greedy decoding, on the tiny shape and the qwen2.5-0.5b shape; float64 gradcheck on CUDA
 #   3. GRPO steps: tiny CPU vs CUDA (same seed), then the qwen2.5-0.5b shape on CUDA: per-phase times,
 #      tokens/s, peak device memory, MFU of the train calls against the H200's bf16 peak
-#   4. the same train step in PyTorch + PEFT bf16 (scripts/gpu/torch_lora_step.py), for the ratio
+#   4. the same train step in PyTorch + PEFT bf16 (scripts/gpu/torch_lora_step.py: benchcmp/torch/lorastep.py's
+#      step, the one make bench-compare times), for the ratio
 #
 # usage: scripts/gpu-check.sh [--cpu-dry-run] [--out DIR]
 #
@@ -22,7 +23,8 @@
 #
 # Results: DIR/gpu-check.txt (the log), DIR/summary.md (the figures), DIR/*.jsonl (metrics). DIR defaults
 # to out/gpu-check. Environment: PEAK_TFLOPS (790, the H200's dense bf16 peak as used for MFU), Q05_STEPS (3),
-# BUDGET_S (seconds for the whole check: 470 on a GPU, 1800 for the dry run).
+# BUDGET_S (seconds for the whole check: 470 on a GPU, 1800 for the dry run), PYTHON (python3: the Python
+# with torch, transformers and peft for step 4, e.g. .cache/venv-bench/bin/python from make bench-compare).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -185,7 +187,7 @@ tb=${shape% *} ts=${shape#* }
 if [ -n "$shape" ] && [ "${ts:-0}" -gt 0 ]; then
 	tdev=cuda tdt=bf16
 	[ "$dev" = cpu ] && tdev=cpu tdt=fp32
-	timeout $(left) python3 scripts/gpu/torch_lora_step.py "$work/q05/config.json" --batch $tb --seq $ts --device $tdev --dtype $tdt \
+	timeout $(left) "${PYTHON:-python3}" scripts/gpu/torch_lora_step.py "$work/q05/config.json" --batch $tb --seq $ts --device $tdev --dtype $tdt \
 		--steps $([ "$dry" = 1 ] && echo 2 || echo 10) --warmup $([ "$dry" = 1 ] && echo 1 || echo 3) 2>>"$log" | tee "$out/torch.json" | tee -a "$log"
 else
 	echo "no train calls recorded by step 3: nothing to compare" | tee -a "$log"

@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """The PyTorch side of scripts/gpu-check.sh: the train step dartc's train.onnx
-makes (forward, backward, LoRA on q/k/v/o/gate/up/down, AdamW on the adapters),
-on a Qwen2 model of the same shape, for the ratio of throughputs.
+makes (forward, GRPO loss, backward, LoRA on q/k/v/o/gate/up/down) plus AdamW
+on the adapters, on a Qwen2 model of the same shape, for the ratio of
+throughputs. The step is benchcmp/torch/lorastep.py's, the one make
+bench-compare times against train.onnx.
 
 Reads the synthesized model's config.json (dartc models synth), builds
 transformers' Qwen2ForCausalLM with random weights, wraps it with PEFT's LoRA
-when peft is installed (else a plain LoRA wrapper written here, said in the
-output), and times --steps steps after --warmup on [batch, seq] random ids.
-Prints one JSON object: tokens/s, seconds per step, peak device memory and
-TFLOP/s counted as 4·N·tokens (forward 2N, backward to the activations 2N; N
-the parameters of the matmuls, lm_head included).
+when peft is installed (else lorastep's plain LoRA, said in the output), and
+times --steps steps after --warmup on a random [batch, seq] batch (every
+next-token position weighted). Prints one JSON object: tokens/s, seconds per
+step, peak memory (device memory on CUDA, the process's peak RSS on the CPU)
+and TFLOP/s counted as 4·N·tokens (forward 2N, backward to the activations
+2N; N the parameters of the matmuls, lm_head included).
 
 usage: torch_lora_step.py CONFIG.json --batch B --seq T [--rank 16 --alpha 32]
        [--device cuda|cpu] [--dtype bf16|fp32] [--steps 10] [--warmup 3]
 """
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("config")
@@ -30,60 +33,45 @@ a = ap.parse_args()
 
 try:
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    import transformers  # noqa: F401
 except ImportError as e:
     print(json.dumps({"skipped": f"needs torch and transformers: {e}"}))
     sys.exit(0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchcmp", "torch"))
+import lorastep  # noqa: E402
 
-cfg = json.load(open(a.config))
-conf = Qwen2Config(**{k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype", "model_type")})
+cfg = lorastep.read_json(a.config)
 dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
-model = Qwen2ForCausalLM(conf).to(a.device, dtype)
-targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+model = lorastep.build_model(config=cfg, dtype=dtype, device=a.device)
 try:
-    from peft import LoraConfig, get_peft_model
-    model = get_peft_model(model, LoraConfig(r=a.rank, lora_alpha=a.alpha, target_modules=targets, lora_dropout=0.0))
-    lora = "peft"
+    import peft  # noqa: F401
+    kind = "peft"
 except ImportError:
-    # No PEFT on this host: the same computation, y = Wx + (α/r)·B(Ax).
-    class LoRA(torch.nn.Module):
-        def __init__(self, base, r, alpha):
-            super().__init__()
-            self.base, self.scale = base, alpha / r
-            self.A = torch.nn.Parameter(torch.randn(r, base.in_features, device=base.weight.device, dtype=base.weight.dtype) * 0.01)
-            self.B = torch.nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device, dtype=base.weight.dtype))
-        def forward(self, x):
-            return self.base(x) + self.scale * torch.nn.functional.linear(torch.nn.functional.linear(x, self.A), self.B)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for name, mod in list(model.named_modules()):
-        for t in targets:
-            child = getattr(mod, t, None)
-            if isinstance(child, torch.nn.Linear):
-                setattr(mod, t, LoRA(child, a.rank, a.alpha))
-    lora = "plain LoRA (peft not installed)"
+    kind = "plain"
+model, lora = lorastep.add_lora(model, kind, a.rank, a.alpha)
+if kind == "plain":
+    lora += " (peft not installed)"
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-5)
-H, V, L = conf.hidden_size, conf.vocab_size, conf.num_hidden_layers
-hd = H // conf.num_attention_heads
-per_layer = H * conf.num_attention_heads * hd * 2 + 2 * H * conf.num_key_value_heads * hd + 3 * H * conf.intermediate_size
-N = L * per_layer + V * H
-ids = torch.randint(0, V, (a.batch, a.seq), device=a.device)
-sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
-if a.device.startswith("cuda"):
+conf = lorastep.qwen2_config(cfg)
+N = lorastep.matmul_params(conf)
+batch = lorastep.random_batch(conf.vocab_size, a.batch, a.seq, device=a.device)
+cuda = a.device.startswith("cuda")
+sync = torch.cuda.synchronize if cuda else (lambda: None)
+if cuda:
     torch.cuda.reset_peak_memory_stats()
 for i in range(a.warmup + a.steps):
     if i == a.warmup:
         sync(); t0 = time.time()
-    loss = model(input_ids=ids, labels=ids).loss
-    loss.backward()
-    opt.step(); opt.zero_grad(set_to_none=True)
+    lorastep.train_step(model, batch, optimizer=opt)
 sync()
 dt = (time.time() - t0) / a.steps
 tok = a.batch * a.seq
 out = {"lora": lora, "dtype": a.dtype, "device": a.device, "batch": a.batch, "seq": a.seq, "step_s": dt,
        "tokens_per_s": tok / dt, "tflops_4n": 4 * N * tok / dt / 1e12, "matmul_params": N,
-       "torch": torch.__version__}
-if a.device.startswith("cuda"):
+       "loss": "GRPO (lorastep.grpo_loss)", "torch": torch.__version__}
+if cuda:
     out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+else:
+    out["peak_rss_gib"] = lorastep.rss_kib("VmHWM") / 2**20
 print(json.dumps(out))
