@@ -17,7 +17,7 @@
 # Environment: MODELS (100m,100m-152k), SEQS (256,512: the 100m lengths), SEQS_152K (512), PHASES
 # (train,logprobs: the 100m phases), BATCH (4), WARMUP (1), REPS (3), LORA (peft | plain | dual),
 # THREADS (the cores), OUT (out/bench-compare), VENV (.cache/venv-bench), PYTHON (python3.11, to make
-# the venv).
+# the venv), BUILD_ONLY (1: make the venv and the models, measure nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${MODELS:-100m,100m-152k}
@@ -71,6 +71,17 @@ model() {
 		echo "$dstamp" >"$dir/compile.stamp"
 	fi
 }
+
+if [ -n "${BUILD_ONLY:-}" ]; then # make the models only (runs stay short on a shared machine)
+	for m in ${models//,/ }; do
+		case $m in
+		100m) model 100m 32768 ;;
+		100m-152k) model 100m-152k 151936 ;;
+		*) echo "bench-compare: unknown model $m (100m, 100m-152k)" >&2; exit 2 ;;
+		esac
+	done
+	exit 0
+fi
 
 jsonl=$out/bench-compare.jsonl
 md=$out/bench-compare.md
