@@ -22,16 +22,20 @@ import (
 // token, the temperature-1 policy log-prob GRPO's ratio needs) and
 // sample_accepted (bool [batch]).
 //
-// The draw is exact rejection sampling, with no sort of the vocabulary:
-// each round draws a proposal from the temperature softmax restricted to
-// the top-k tokens (inverse CDF over a cumulative sum in vocabulary order,
-// in float64), and accepts it when the mass of the tokens more likely than
-// it (higher logit, or an equal logit and a lower id) is below top-p: the
-// accepted token is then distributed as the renormalised nucleus. The
-// rounds run side by side and the first accepted one wins; a row whose
-// rounds were all rejected reports sample_accepted false, and the caller
-// draws again with fresh numbers (a proposal is accepted with probability
-// at least top-p). Greedy settings take the argmax computed by
+// Nucleus order is by logit, ties by lower id. When top-k truncates, the
+// kept tokens come sorted from one TopK and the draw is a direct inverse
+// CDF over their nucleus (every row accepted). Otherwise the draw is exact
+// rejection sampling with no sort of the vocabulary: each round draws a
+// proposal from the temperature softmax (inverse CDF in vocabulary order,
+// in float64), and accepts it when the mass of the tokens ranked before it
+// is below top-p: the accepted token is then distributed as the
+// renormalised nucleus. The rounds run side by side and the first accepted
+// one wins; a row whose rounds were all rejected reports sample_accepted
+// false, and the caller draws again with fresh numbers (a proposal is
+// accepted with probability at least top-p). At temperature 1 the weights
+// and their block sums are greedy-outputs' (the log-sum-exp's
+// exponentials), so a step makes three passes over the vocabulary beyond
+// the greedy ones. Greedy settings take the argmax computed by
 // greedy-outputs, in an If branch, so greedy steps do no sampling work.
 func SampleOutputs(s *State) error {
 	g := s.Model.Graph
@@ -49,6 +53,10 @@ func SampleOutputs(s *State) error {
 	if !vocab.Known() {
 		return fmt.Errorf("passes: sample-outputs needs a known vocabulary size, the logits are %v", out.Type)
 	}
+	gw, err := greedyWeights(prod, lse, vocab.Value)
+	if err != nil {
+		return err
+	}
 	for _, n := range []string{names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform} {
 		if g.Input(n) != nil {
 			return fmt.Errorf("passes: the graph already has an input %q", n)
@@ -65,7 +73,7 @@ func SampleOutputs(s *State) error {
 	const p = "/lm_head/sample"
 	opset := s.Model.OpsetVersion("")
 
-	then, err := sampleBranch(p+"/then", flat, maxv, lse, vocab.Value, opset)
+	then, err := sampleBranch(p+"/then", flat, maxv, lse, gw, vocab.Value, opset)
 	if err != nil {
 		return err
 	}
@@ -101,167 +109,322 @@ func SampleOutputs(s *State) error {
 	return ir.TopoSort(g)
 }
 
-// sampleBranch builds the If branch that samples: flat holds the float32
-// [batch, vocab] logits, maxv and lse their max and log-sum-exp [batch].
-// Every pass over the vocabulary is an element-wise op or a reduction; the
-// cumulative sums run over blocks (a sum per block of the vocabulary, then
-// one block), so that no op is sequential over the vocabulary.
-func sampleBranch(p, flat, maxv, lse string, vocab, opset int64) (*ir.Graph, error) {
-	g := &ir.Graph{Name: p}
-	b := ir.NewBuilder(g)
-	b.Reserve(flat, maxv, lse, names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform)
-	op := func(name, typ string, in ...string) string { return b.Op(p+"/"+name, typ, in) }
-	opA := func(name, typ string, in []string, attrs ...*onnxpb.AttributeProto) string {
-		return b.Op(p+"/"+name, typ, in, attrs...)
-	}
-	ints := func(name string, v ...int64) string { return b.Ints(p+"/"+name, v...) }
-	i64 := func(name string, v int64) string { return b.Scalar(p+"/"+name, ir.Int64, float64(v)) }
-	f64c := func(name string, v float64) string { return b.Scalar(p+"/"+name, ir.Float64, v) }
-	reduce := func(name, typ, x string, axis, keep int64) string {
-		if typ == "ReduceSum" || opset >= 18 {
-			return opA(name, typ, []string{x, ints(name+"/axes", axis)}, ir.AttrInt("keepdims", keep))
+// blockWeights names the float32 weights of the tokens blocked as
+// [batch, nb, bs] (padding weighs 0) and their block sums in float64
+// [batch, nb].
+type blockWeights struct{ blocks, sum64 string }
+
+// greedyWeights finds, behind greedy-outputs' log-sum-exp lse, the
+// blocked exponentials exp(l − max) and their float64 block sums
+// (blockLogSumExp's): the temperature-1 weights.
+func greedyWeights(prod map[string]*ir.Node, lse string, vocab int64) (blockWeights, error) {
+	fail := fmt.Errorf("passes: sample-outputs needs greedy-outputs' blocked log-sum-exp behind %q", lse)
+	walk := func(v string, ops ...string) (*ir.Node, bool) {
+		var n *ir.Node
+		for _, op := range ops {
+			n = prod[v]
+			if n == nil || n.OpType != op || len(n.Inputs) == 0 {
+				return nil, false
+			}
+			v = n.Inputs[0]
 		}
-		return opA(name, typ, []string{x}, ir.AttrInts("axes", axis), ir.AttrInt("keepdims", keep))
+		return n, true
 	}
-	unsq := func(name, x string, ax int64) string { return op(name, "Unsqueeze", x, ints(name+"/axes", ax)) }
-	cast := func(name, x string, dt ir.DType) string {
-		return opA(name, "Cast", []string{x}, ir.AttrInt("to", int64(dt)))
+	add := prod[lse]
+	if add == nil || add.OpType != "Add" || len(add.Inputs) != 2 {
+		return blockWeights{}, fail
 	}
-	// count returns, along the last axis, how many entries of cum [.., n]
-	// are below target [..]: the index of the first entry reaching it,
-	// clipped to n−1.
-	count := func(name, cum, target string, n int64) string {
-		below := cast(name+"/below/f32", op(name+"/below", "Less", cum, unsq(name+"/target", target, -1)), ir.Float32)
-		c := cast(name+"/count", reduce(name+"/sum", "ReduceSum", below, -1, 0), ir.Int64)
-		return op(name+"/clip", "Min", c, i64(name+"/last", n-1))
+	// lse = max + Cast(Log(ReduceSum(Cast(ReduceSum(Reshape(Exp or
+	// Pad(Exp))))))): b64 is the float64 block sums, blocks the reshape.
+	b64, ok := walk(add.Inputs[1], "Cast", "Log", "ReduceSum", "Cast")
+	if !ok {
+		return blockWeights{}, fail
 	}
-
-	// Weights w = exp((l − max)/T) of the kept tokens, in float32: all of
-	// them, or the top k at TopK's indices (ties: lower id first, as the
-	// ONNX spec orders them) when k truncates. Each branch computes w, so
-	// neither copies a vocabulary-sized tensor.
-	invT := op("invT", "Reciprocal", names.SampleTemperature)
-	weights := func(bb *ir.Builder, name string) string {
-		z := bb.Op(name+"/scaled", "Mul", []string{flat, invT})
-		m := bb.Op(name+"/max", "Unsqueeze", []string{bb.Op(name+"/max/scaled", "Mul", []string{maxv, invT}), bb.Ints(name+"/max/axes", -1)})
-		return bb.Op(name+"/w", "Exp", []string{bb.Op(name+"/shifted", "Sub", []string{z, m})})
+	blocks, ok := walk(b64.Inputs[0], "ReduceSum", "Reshape")
+	if !ok {
+		return blockWeights{}, fail
 	}
-	k := names.SampleTopK
-	truncK := op("k/truncates", "And", op("k/positive", "Greater", k, i64("k/zero", 0)), op("k/below", "Less", k, i64("k/vocab", vocab)))
-	kg := &ir.Graph{Name: p + "/topk"}
-	kb := ir.NewBuilder(kg)
-	kb.Reserve(flat, maxv, invT, k)
-	kn := p + "/topk"
-	kw := weights(kb, kn)
-	idx := kb.OpN(kn+"/TopK", "TopK", []string{flat, kb.Op(kn+"/k", "Reshape", []string{k, kb.Ints(kn+"/k/shape", 1)})}, 2,
-		ir.AttrInt("axis", -1), ir.AttrInt("largest", 1), ir.AttrInt("sorted", 1))[1]
-	kept := kb.Op(kn+"/kept", "ScatterElements", []string{kb.Op(kn+"/zeros", "Sub", []string{kw, kw}), idx,
-		kb.Op(kn+"/gather", "GatherElements", []string{kw, idx}, ir.AttrInt("axis", -1))}, ir.AttrInt("axis", -1))
-	kg.Outputs = []*ir.ValueInfo{{Name: kept, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1}, ir.Dim{Value: vocab})}}
-	ag := &ir.Graph{Name: p + "/all"}
-	ab := ir.NewBuilder(ag)
-	ab.Reserve(flat, maxv, invT)
-	aw := weights(ab, p+"/all")
-	ag.Outputs = []*ir.ValueInfo{{Name: aw, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1}, ir.Dim{Value: vocab})}}
-	thenK, err := ir.AttrGraph("then_branch", kg)
-	if err != nil {
-		return nil, err
-	}
-	elseK, err := ir.AttrGraph("else_branch", ag)
-	if err != nil {
-		return nil, err
-	}
-	w := opA("weights", "If", []string{truncK}, thenK, elseK) // [batch, vocab]
-
-	// Proposals by inverse CDF in vocabulary order, in two levels: the
-	// block whose cumulative weight first reaches u·total, then the token
-	// inside it. Sums are float64.
 	bs, nb := blocking(vocab)
-	wp := w
+	e := prod[blocks.Inputs[0]]
 	if bs*nb != vocab {
-		wp = op("padded", "Pad", w, ints("pad", 0, 0, 0, bs*nb-vocab))
+		if e == nil || e.OpType != "Pad" {
+			return blockWeights{}, fail
+		}
+		e = prod[e.Inputs[0]]
 	}
-	blocks := op("blocks", "Reshape", wp, ints("blocks/shape", 0, nb, bs))                                           // [batch, nb, bs]
-	bsum := cast("block/sum64", reduce("block/sum", "ReduceSum", blocks, -1, 0), ir.Float64)                         // [batch, nb]
-	bcum := opA("block/cum", "CumSum", []string{bsum, i64("block/cum/axis", -1)})                                    // [batch, nb]
-	total := op("total", "Slice", bcum, ints("total/starts", -1), ints("total/ends", 1<<62), ints("total/axes", -1)) // [batch, 1]
-	target := op("target", "Mul", names.SampleUniform, total)                                                        // [batch, rounds]
-	blk := count("block/pick", unsq("block/cum/3d", bcum, 1), target, nb)                                            // [batch, rounds]
-	before := op("block/before", "Sub", opA("block/cum/at", "GatherElements", []string{bcum, blk}, ir.AttrInt("axis", -1)),
-		opA("block/sum/at", "GatherElements", []string{bsum, blk}, ir.AttrInt("axis", -1)))
-	rest := op("rest", "Sub", target, before) // [batch, rounds]
-	bidx := op("block/index", "Expand", unsq("block/index/3d", blk, -1), opA("block/index/shape", "Concat",
-		[]string{op("block/index/shape/br", "Shape", blk), ints("block/index/shape/bs", bs)}, ir.AttrInt("axis", 0)))
-	inner := cast("inner/w64", opA("inner/w", "GatherElements", []string{blocks, bidx}, ir.AttrInt("axis", 1)), ir.Float64) // [batch, rounds, bs]
-	icum := opA("inner/cum", "CumSum", []string{inner, i64("inner/cum/axis", -1)})
-	off := count("inner/pick", icum, rest, bs)
-	cand := op("proposal", "Add", op("proposal/base", "Mul", blk, i64("proposal/bs", bs)), off)
-	cand = op("proposal/clip", "Min", cand, i64("proposal/max", vocab-1)) // [batch, rounds]
+	if e == nil || e.OpType != "Exp" {
+		return blockWeights{}, fail
+	}
+	return blockWeights{blocks: blocks.Outputs[0], sum64: b64.Outputs[0]}, nil
+}
 
-	// Acceptance: the weight of the tokens ranked before the proposal
-	// (higher logit, or equal logit and lower id) is below p·total. The
-	// weight of the higher ones is summed like the total (float32 blocks,
-	// float64 over blocks). Kept tokens with the proposal's logit all have
-	// its weight, and those with lower ids are kept whenever it is (top-k
-	// keeps ties by id), so the equal ones add w(proposal) times their
-	// count, which only needs the ids when some row has a tie at all.
-	lc := unsq("proposal/logit", opA("proposal/gather", "GatherElements", []string{flat, cand}, ir.AttrInt("axis", -1)), -1) // [batch, rounds, 1]
-	flat3 := unsq("flat/3d", flat, 1)                                                                                        // [batch, 1, vocab]
-	higher := op("ahead/higher/w", "Mul", cast("ahead/higher/f32", op("ahead/higher", "Greater", flat3, lc), ir.Float32), unsq("w/3d", w, 1))
-	if bs*nb != vocab {
-		higher = op("ahead/higher/padded", "Pad", higher, ints("ahead/higher/pad", 0, 0, 0, 0, 0, bs*nb-vocab))
+// sub builds the nodes of one graph or If branch under a name prefix
+// (distinct per branch, so that no two branches define the same value).
+type sub struct {
+	b     *ir.Builder
+	p     string
+	opset int64
+}
+
+// newSub starts a graph named name that reads the outer values outer.
+func newSub(name string, opset int64, outer ...string) (*ir.Graph, *sub) {
+	g := &ir.Graph{Name: name}
+	b := ir.NewBuilder(g)
+	b.Reserve(outer...)
+	return g, &sub{b: b, p: name, opset: opset}
+}
+
+func (s *sub) op(name, typ string, in ...string) string { return s.b.Op(s.p+"/"+name, typ, in) }
+
+func (s *sub) opA(name, typ string, in []string, attrs ...*onnxpb.AttributeProto) string {
+	return s.b.Op(s.p+"/"+name, typ, in, attrs...)
+}
+
+func (s *sub) ints(name string, v ...int64) string { return s.b.Ints(s.p+"/"+name, v...) }
+
+func (s *sub) scalar(name string, dt ir.DType, v float64) string {
+	return s.b.Scalar(s.p+"/"+name, dt, v)
+}
+
+// reduce reduces x over axis (ReduceMax took its axes as an attribute
+// before opset 18).
+func (s *sub) reduce(name, typ, x string, axis, keep int64) string {
+	if typ == "ReduceSum" || s.opset >= 18 {
+		return s.opA(name, typ, []string{x, s.ints(name+"/axes", axis)}, ir.AttrInt("keepdims", keep))
 	}
-	hb := reduce("ahead/higher/blocks", "ReduceSum", op("ahead/higher/reshape", "Reshape", higher, ints("ahead/higher/shape", 0, 0, nb, bs)), -1, 0)
-	massHigher := reduce("ahead/higher/mass", "ReduceSum", cast("ahead/higher/blocks64", hb, ir.Float64), -1, 0) // [batch, rounds]
-	equal := op("ahead/equal", "Equal", flat3, lc)
-	nEqual := reduce("ahead/equal/count", "ReduceSum", cast("ahead/equal/f32", equal, ir.Float32), -1, 0) // [batch, rounds], ≥ 1
-	anyTie := op("ahead/tie/any", "Greater", reduce("ahead/tie/max", "ReduceMax", op("ahead/tie/flat", "Reshape", nEqual, ints("ahead/tie/flat/shape", -1)), -1, 0),
-		b.Scalar(p+"/ahead/tie/one", ir.Float32, 1.5))
-	tg := &ir.Graph{Name: p + "/ties"}
-	tb := ir.NewBuilder(tg)
-	tb.Reserve(equal, cand)
-	tn := p + "/ties"
-	ids := tb.Op(tn+"/ids", "Range", []string{tb.Scalar(tn+"/ids/start", ir.Int64, 0), tb.Scalar(tn+"/ids/limit", ir.Int64, float64(vocab)), tb.Scalar(tn+"/ids/delta", ir.Int64, 1)})
-	lower := tb.Op(tn+"/lower", "Less", []string{ids, tb.Op(tn+"/proposal/3d", "Unsqueeze", []string{cand, tb.Ints(tn+"/proposal/3d/axes", -1)})})
-	tieBefore := tb.Op(tn+"/before", "Cast", []string{tb.Op(tn+"/and", "And", []string{equal, lower})}, ir.AttrInt("to", int64(ir.Float32)))
-	nBefore := tb.Op(tn+"/count", "ReduceSum", []string{tieBefore, tb.Ints(tn+"/count/axes", -1)}, ir.AttrInt("keepdims", 0))
-	tg.Outputs = []*ir.ValueInfo{{Name: nBefore, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1}, ir.Dim{Value: -1})}}
-	ng := &ir.Graph{Name: p + "/no_ties"}
-	nbld := ir.NewBuilder(ng)
-	nbld.Reserve(nEqual)
-	none := nbld.Op(p+"/no_ties/zero", "Sub", []string{nEqual, nEqual})
-	ng.Outputs = []*ir.ValueInfo{{Name: none, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1}, ir.Dim{Value: -1})}}
-	thenT, err := ir.AttrGraph("then_branch", tg)
+	return s.opA(name, typ, []string{x}, ir.AttrInts("axes", axis), ir.AttrInt("keepdims", keep))
+}
+
+func (s *sub) unsq(name, x string, axes ...int64) string {
+	return s.op(name, "Unsqueeze", x, s.ints(name+"/axes", axes...))
+}
+
+func (s *sub) squeeze(name, x string, axes ...int64) string {
+	return s.op(name, "Squeeze", x, s.ints(name+"/axes", axes...))
+}
+
+func (s *sub) cast(name, x string, dt ir.DType) string {
+	return s.opA(name, "Cast", []string{x}, ir.AttrInt("to", int64(dt)))
+}
+
+func (s *sub) gather(name, x, idx string, axis int64) string {
+	return s.opA(name, "GatherElements", []string{x, idx}, ir.AttrInt("axis", axis))
+}
+
+// last slices the last entry of x's last axis, keeping the axis.
+func (s *sub) last(name, x string) string {
+	return s.op(name, "Slice", x, s.ints(name+"/starts", -1), s.ints(name+"/ends", 1<<62), s.ints(name+"/axes", -1))
+}
+
+// count returns, along the last axis, how many entries of cum [.., n] are
+// below target [..]: the index of the first entry reaching it, clipped to
+// lastIdx (an int64 scalar, n−1).
+func (s *sub) count(name, cum, target, lastIdx string) string {
+	below := s.cast(name+"/below/f32", s.op(name+"/below", "Less", cum, s.unsq(name+"/target", target, -1)), ir.Float32)
+	c := s.cast(name+"/count", s.reduce(name+"/sum", "ReduceSum", below, -1, 0), ir.Int64)
+	return s.op(name+"/clip", "Min", c, lastIdx)
+}
+
+// ifOp adds an If node with n outputs choosing between two branches.
+func (s *sub) ifOp(name, cond string, then, els *ir.Graph, n int) ([]string, error) {
+	ta, err := ir.AttrGraph("then_branch", then)
 	if err != nil {
 		return nil, err
 	}
-	elseT, err := ir.AttrGraph("else_branch", ng)
+	ea, err := ir.AttrGraph("else_branch", els)
 	if err != nil {
 		return nil, err
 	}
-	nTied := opA("ahead/tied", "If", []string{anyTie}, thenT, elseT) // [batch, rounds]
-	wc := opA("proposal/w", "GatherElements", []string{w, cand}, ir.AttrInt("axis", -1))
-	mass := op("ahead/mass", "Add", massHigher, cast("ahead/tied/mass", op("ahead/tied/w", "Mul", nTied, wc), ir.Float64))
-	zero := b.Scalar(p+"/zero32", ir.Float32, 0)
-	topP := cast("p64", names.SampleTopP, ir.Float64)
-	pOff := op("p/off", "Or", op("p/low", "LessOrEqual", topP, f64c("p/zero", 0)), op("p/high", "GreaterOrEqual", topP, f64c("p/one", 1)))
-	positive := op("proposal/positive", "Greater", wc, zero)
-	accept := op("accept", "And", positive, op("accept/p", "Or", op("accept/mass", "Less", mass, op("accept/limit", "Mul", topP, total)), pOff)) // [batch, rounds]
+	return s.b.OpN(s.p+"/"+name, "If", []string{cond}, n, ta, ea), nil
+}
 
-	// The first accepted round (ArgMax returns the first maximum).
-	acc32 := cast("accept/f32", accept, ir.Float32)
-	first := opA("first", "ArgMax", []string{acc32}, ir.AttrInt("axis", -1), ir.AttrInt("keepdims", 1)) // [batch, 1]
-	token := op("token", "Squeeze", opA("token/gather", "GatherElements", []string{cand, first}, ir.AttrInt("axis", -1)), ints("token/axes", -1))
-	ok := cast("accepted", reduce("accepted/any", "ReduceMax", acc32, -1, 0), ir.Bool)
+// samplerIn are the values every branch of the sampler reads.
+type samplerIn struct {
+	flat, maxv, invT, topP, pOff string // pOff: top-p keeps every token
+	vocab, bs, nb                int64
+}
+
+func (in samplerIn) outer() []string {
+	return []string{in.flat, in.maxv, in.invT, in.topP, in.pOff,
+		names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform}
+}
+
+// sampleBranch builds the If branch that samples: flat holds the float32
+// [batch, vocab] logits, maxv and lse their max and log-sum-exp [batch],
+// gw the temperature-1 weights. It dispatches on the settings: top-k
+// truncation (sorted, direct), temperature 1 (greedy's weights) or another
+// temperature (weights computed here); the last two draw by rejection.
+func sampleBranch(p, flat, maxv, lse string, gw blockWeights, vocab, opset int64) (*ir.Graph, error) {
+	g, s := newSub(p, opset, flat, maxv, lse, gw.blocks, gw.sum64,
+		names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform)
+	bs, nb := blocking(vocab)
+	in := samplerIn{flat: flat, maxv: maxv, vocab: vocab, bs: bs, nb: nb}
+	in.invT = s.op("invT", "Reciprocal", names.SampleTemperature)
+	in.topP = s.cast("p64", names.SampleTopP, ir.Float64)
+	in.pOff = s.op("p/off", "Or", s.op("p/low", "LessOrEqual", in.topP, s.scalar("p/zero", ir.Float64, 0)),
+		s.op("p/high", "GreaterOrEqual", in.topP, s.scalar("p/one", ir.Float64, 1)))
+	k := names.SampleTopK
+	truncK := s.op("k/truncates", "And", s.op("k/positive", "Greater", k, s.scalar("k/zero", ir.Int64, 0)),
+		s.op("k/below", "Less", k, s.scalar("k/vocab", ir.Int64, float64(vocab))))
+
+	topk, err := topKBranch(p+"/topk", in, opset)
+	if err != nil {
+		return nil, err
+	}
+	// Without top-k truncation: rejection over the whole vocabulary, on
+	// greedy's weights at temperature 1 (the common case, one If deep),
+	// else on weights computed here.
+	lBlocks := flat
+	if bs*nb != vocab {
+		lBlocks = s.op("logits/padded", "Pad", flat, s.ints("logits/pad", 0, 0, 0, bs*nb-vocab))
+	}
+	lBlocks = s.op("logits/blocks", "Reshape", lBlocks, s.ints("logits/blocks/shape", 0, nb, bs)) // [batch, nb, bs]
+	t1, t1s := newSub(p+"/t1", opset, append(in.outer(), gw.blocks, gw.sum64, lBlocks)...)
+	tok1, ok1 := rejection(t1s, in, gw, lBlocks)
+	t1.Outputs = branchOutputs(tok1, ok1)
+	tt, tts := newSub(p+"/t", opset, append(in.outer(), lBlocks)...)
+	z := tts.op("scaled", "Mul", flat, in.invT)
+	m := tts.unsq("max", tts.op("max/scaled", "Mul", maxv, in.invT), -1)
+	w := tts.op("w", "Exp", tts.op("shifted", "Sub", z, m))
+	if bs*nb != vocab {
+		w = tts.op("w/padded", "Pad", w, tts.ints("w/pad", 0, 0, 0, bs*nb-vocab))
+	}
+	blocks := tts.op("w/blocks", "Reshape", w, tts.ints("w/blocks/shape", 0, nb, bs))
+	sum64 := tts.cast("w/block/sum64", tts.reduce("w/block/sum", "ReduceSum", blocks, -1, 0), ir.Float64)
+	tokT, okT := rejection(tts, in, blockWeights{blocks: blocks, sum64: sum64}, lBlocks)
+	tt.Outputs = branchOutputs(tokT, okT)
+	other, ob := newSub(p+"/other", opset, append(in.outer(), lBlocks, truncK)...)
+	oo, err := ob.ifOp("topk", truncK, topk, tt, 2)
+	if err != nil {
+		return nil, err
+	}
+	other.Outputs = branchOutputs(oo[0], oo[1])
+	isT1 := s.op("t/one", "Equal", names.SampleTemperature, s.scalar("t/one/value", ir.Float32, 1))
+	common := s.op("common", "And", isT1, s.op("k/keeps", "Not", truncK))
+	drawn, err := s.ifOp("draw", common, t1, other, 2)
+	if err != nil {
+		return nil, err
+	}
+	token, ok := drawn[0], drawn[1]
 	// The policy log-prob: raw logit − log-sum-exp (temperature 1).
-	tl := op("logprob/logit", "Squeeze", opA("logprob/gather", "GatherElements", []string{flat, unsq("token/2d", token, -1)}, ir.AttrInt("axis", -1)), ints("logprob/axes", -1))
-	lp := op("logprob", "Sub", tl, lse)
+	tl := s.squeeze("logprob/logit", s.gather("logprob/gather", flat, s.unsq("token/2d", token, -1), -1), -1)
+	lp := s.op("logprob", "Sub", tl, lse)
 	g.Outputs = []*ir.ValueInfo{
 		{Name: token, Type: ir.TensorType(ir.Int64, ir.Dim{Value: -1})},
 		{Name: lp, Type: ir.TensorType(ir.Float32, ir.Dim{Value: -1})},
 		{Name: ok, Type: ir.TensorType(ir.Bool, ir.Dim{Value: -1})},
 	}
 	return g, nil
+}
+
+func branchOutputs(token, ok string) []*ir.ValueInfo {
+	return []*ir.ValueInfo{
+		{Name: token, Type: ir.TensorType(ir.Int64, ir.Dim{Value: -1})},
+		{Name: ok, Type: ir.TensorType(ir.Bool, ir.Dim{Value: -1})},
+	}
+}
+
+// topKBranch draws from the top k tokens, which one TopK returns sorted
+// (ties: lower id first, as the ONNX spec orders them): the nucleus is a
+// prefix of them (the tokens whose preceding mass is below top-p of the
+// kept mass), and the draw an inverse CDF over it with the row's first
+// uniform number, in float64. Every row is accepted.
+func topKBranch(p string, in samplerIn, opset int64) (*ir.Graph, error) {
+	g, s := newSub(p, opset, in.outer()...)
+	kk := s.op("k", "Reshape", names.SampleTopK, s.ints("k/shape", 1))
+	top := s.b.OpN(p+"/TopK", "TopK", []string{in.flat, kk}, 2, ir.AttrInt("axis", -1), ir.AttrInt("largest", 1), ir.AttrInt("sorted", 1))
+	vals, idx := top[0], top[1] // [batch, k]
+	// The weights exp((l − max)/T), computed as for the whole vocabulary.
+	m := s.unsq("max", s.op("max/scaled", "Mul", in.maxv, in.invT), -1)
+	w := s.cast("w64", s.op("w", "Exp", s.op("shifted", "Sub", s.op("scaled", "Mul", vals, in.invT), m)), ir.Float64)
+	axis := s.scalar("cum/axis", ir.Int64, -1)
+	cum := s.opA("cum", "CumSum", []string{w, axis})
+	total := s.last("total", cum) // [batch, 1]
+	before := s.op("before", "Sub", cum, w)
+	inNucleus := s.op("nucleus", "Or", s.op("nucleus/mass", "Less", before, s.op("nucleus/limit", "Mul", in.topP, total)), in.pOff)
+	keep := s.op("keep", "And", inNucleus, s.op("positive", "Greater", w, s.scalar("zero", ir.Float64, 0)))
+	kcum := s.opA("kept/cum", "CumSum", []string{s.op("kept", "Where", keep, w, s.scalar("kept/zero", ir.Float64, 0)), axis})
+	u := s.op("u", "Slice", names.SampleUniform, s.ints("u/starts", 0), s.ints("u/ends", 1), s.ints("u/axes", 1)) // [batch, 1]
+	target := s.squeeze("target", s.op("target/scaled", "Mul", u, s.last("kept/total", kcum)), -1)
+	pick := s.count("pick", kcum, target, s.op("k/last", "Sub", names.SampleTopK, s.scalar("one", ir.Int64, 1)))
+	token := s.squeeze("token", s.gather("token/gather", idx, s.unsq("pick/2d", pick, -1), -1), -1)
+	ok := s.op("accepted", "Expand", s.scalar("true", ir.Bool, 1), s.op("shape", "Shape", token))
+	g.Outputs = branchOutputs(token, ok)
+	return g, nil
+}
+
+// rejection draws proposals by inverse CDF over the blocked weights w and
+// accepts those whose preceding mass is below top-p; it returns the token
+// of each row's first accepted round and whether one was. lBlocks holds the
+// logits blocked like the weights.
+//
+// A proposal c is preceded by the tokens with a higher logit and those
+// with its logit and a lower id. One comparison per element counts both:
+// against c's logit l_c in the blocks before c's block (ties there have
+// lower ids) and against the next float32 above l_c elsewhere (strictly
+// higher); the ties inside c's own block, already gathered for the
+// proposal, are added from there. The masked weights are summed in float32
+// per block and in float64 over blocks, like the total.
+func rejection(s *sub, in samplerIn, w blockWeights, lBlocks string) (token, ok string) {
+	bs, nb := in.bs, in.nb
+	// Proposals by inverse CDF in vocabulary order, in two levels: the
+	// block whose cumulative weight first reaches u·total, then the token
+	// inside it. Sums are float64.
+	bcum := s.opA("block/cum", "CumSum", []string{w.sum64, s.scalar("block/cum/axis", ir.Int64, -1)}) // [batch, nb]
+	total := s.last("total", bcum)                                                                    // [batch, 1]
+	target := s.op("target", "Mul", names.SampleUniform, total)                                       // [batch, rounds]
+	blk := s.count("block/pick", s.unsq("block/cum/3d", bcum, 1), target, s.scalar("block/last", ir.Int64, float64(nb-1)))
+	before := s.op("block/before", "Sub", s.gather("block/cum/at", bcum, blk, -1), s.gather("block/sum/at", w.sum64, blk, -1))
+	rest := s.op("rest", "Sub", target, before) // [batch, rounds]
+	bidx := s.op("block/index", "Expand", s.unsq("block/index/3d", blk, -1), s.opA("block/index/shape", "Concat",
+		[]string{s.op("block/index/shape/br", "Shape", blk), s.ints("block/index/shape/bs", bs)}, ir.AttrInt("axis", 0)))
+	innerW := s.gather("inner/w", w.blocks, bidx, 1) // [batch, rounds, bs]
+	icum := s.opA("inner/cum", "CumSum", []string{s.cast("inner/w64", innerW, ir.Float64), s.scalar("inner/cum/axis", ir.Int64, -1)})
+	off := s.count("inner/pick", icum, rest, s.scalar("inner/last", ir.Int64, float64(bs-1))) // [batch, rounds]
+	cand := s.op("proposal", "Add", s.op("proposal/base", "Mul", blk, s.scalar("proposal/bs", ir.Int64, float64(bs))), off)
+	cand = s.op("proposal/clip", "Min", cand, s.scalar("proposal/max", ir.Int64, float64(in.vocab-1))) // [batch, rounds]
+	off3 := s.unsq("inner/pick/3d", off, -1)
+	wc := s.squeeze("proposal/w", s.gather("proposal/w/3d", innerW, off3, -1), -1) // [batch, rounds]
+	innerL := s.gather("inner/logits", lBlocks, bidx, 1)                           // [batch, rounds, bs]
+	lc := s.gather("proposal/logit", innerL, off3, -1)                             // [batch, rounds, 1]
+
+	// up = the next float32 above l_c: l_c + max(|l_c|·2⁻²⁴(1+2⁻¹⁶), 2⁻¹⁴⁹)
+	// lies strictly between half a step and one and a half steps above
+	// l_c (the step below a power of two is half the one above), so it
+	// rounds to the next float32.
+	step := s.op("up/step", "Max", s.op("up/scaled", "Mul", s.op("up/abs", "Abs", lc), s.scalar("up/factor", ir.Float32, math.Ldexp(1+math.Ldexp(1, -16), -24))),
+		s.scalar("up/min", ir.Float32, math.Ldexp(1, -149)))
+	up := s.op("up", "Add", lc, step)
+	// Laid out [batch, nb, rounds, ·] so that one batched MatMul sums each
+	// block's masked weights (float32 within a block, like the block sums).
+	blockIDs := s.b.Const(ir.NewTensorI64(s.p+"/block/ids", []int64{nb, 1, 1}, seq(nb)))
+	earlier := s.op("block/earlier", "Less", blockIDs, s.unsq("block/pick/4d", blk, 1, 3))                                          // [batch, nb, rounds, 1]
+	thr := s.op("threshold", "Where", earlier, s.unsq("proposal/logit/4d", lc, 1), s.unsq("up/4d", up, 1))                          // [batch, nb, rounds, 1]
+	ahead := s.cast("ahead/f32", s.op("ahead", "GreaterOrEqual", s.unsq("logits/4d", lBlocks, 2), thr), ir.Float32)                 // [batch, nb, rounds, bs]
+	aheadB := s.op("ahead/blocks", "MatMul", ahead, s.unsq("w/4d", w.blocks, -1))                                                   // [batch, nb, rounds, 1]
+	mass := s.squeeze("ahead/mass/2d", s.reduce("ahead/mass", "ReduceSum", s.cast("ahead/blocks64", aheadB, ir.Float64), 1, 0), -1) // [batch, rounds]
+	slotIDs := s.b.Const(ir.NewTensorI64(s.p+"/inner/ids", []int64{bs}, seq(bs)))
+	tied := s.op("tied", "And", s.op("tied/equal", "Equal", innerL, lc), s.op("tied/lower", "Less", slotIDs, off3)) // [batch, rounds, bs]
+	tiedW := s.reduce("tied/mass", "ReduceSum", s.op("tied/w", "Where", tied, innerW, s.scalar("tied/zero", ir.Float32, 0)), -1, 0)
+	mass = s.op("mass", "Add", mass, s.cast("tied/mass64", tiedW, ir.Float64))
+
+	positive := s.op("proposal/positive", "Greater", wc, s.scalar("zero", ir.Float32, 0))
+	accept := s.op("accept", "And", positive, s.op("accept/p", "Or", s.op("accept/mass", "Less", mass, s.op("accept/limit", "Mul", in.topP, total)), in.pOff)) // [batch, rounds]
+	// The first accepted round (ArgMax returns the first maximum).
+	acc32 := s.cast("accept/f32", accept, ir.Float32)
+	first := s.opA("first", "ArgMax", []string{acc32}, ir.AttrInt("axis", -1), ir.AttrInt("keepdims", 1)) // [batch, 1]
+	token = s.squeeze("token", s.gather("token/gather", cand, first, -1), -1)
+	ok = s.cast("accepted", s.reduce("accepted/any", "ReduceMax", acc32, -1, 0), ir.Bool)
+	return token, ok
+}
+
+// seq returns 0, 1, …, n−1.
+func seq(n int64) []int64 {
+	v := make([]int64, n)
+	for i := range v {
+		v[i] = int64(i)
+	}
+	return v
 }
 
 // blocking splits a vocabulary of v ids into nb blocks of bs: a divisor
