@@ -395,14 +395,15 @@ func rejection(s *sub, in samplerIn, w blockWeights, lBlocks string) (token, ok 
 	step := s.op("up/step", "Max", s.op("up/scaled", "Mul", s.op("up/abs", "Abs", lc), s.scalar("up/factor", ir.Float32, math.Ldexp(1+math.Ldexp(1, -16), -24))),
 		s.scalar("up/min", ir.Float32, math.Ldexp(1, -149)))
 	up := s.op("up", "Add", lc, step)
-	// Laid out [batch, nb, rounds, ·] so that one batched MatMul sums each
-	// block's masked weights (float32 within a block, like the block sums).
-	blockIDs := s.b.Const(ir.NewTensorI64(s.p+"/block/ids", []int64{nb, 1, 1}, seq(nb)))
-	earlier := s.op("block/earlier", "Less", blockIDs, s.unsq("block/pick/4d", blk, 1, 3))                                          // [batch, nb, rounds, 1]
-	thr := s.op("threshold", "Where", earlier, s.unsq("proposal/logit/4d", lc, 1), s.unsq("up/4d", up, 1))                          // [batch, nb, rounds, 1]
-	ahead := s.cast("ahead/f32", s.op("ahead", "GreaterOrEqual", s.unsq("logits/4d", lBlocks, 2), thr), ir.Float32)                 // [batch, nb, rounds, bs]
-	aheadB := s.op("ahead/blocks", "MatMul", ahead, s.unsq("w/4d", w.blocks, -1))                                                   // [batch, nb, rounds, 1]
-	mass := s.squeeze("ahead/mass/2d", s.reduce("ahead/mass", "ReduceSum", s.cast("ahead/blocks64", aheadB, ir.Float64), 1, 0), -1) // [batch, rounds]
+	blockIDs := s.b.Const(ir.NewTensorI64(s.p+"/block/ids", []int64{nb, 1}, seq(nb)))
+	earlier := s.op("block/earlier", "Less", blockIDs, s.unsq("block/pick/4d", blk, -1, -2))                 // [batch, rounds, nb, 1]
+	thr := s.op("threshold", "Where", earlier, s.unsq("proposal/logit/4d", lc, -1), s.unsq("up/4d", up, -1)) // [batch, rounds, nb, 1]
+	ahead := s.op("ahead", "GreaterOrEqual", s.unsq("logits/4d", lBlocks, 1), thr)                           // [batch, rounds, nb, bs]
+	// Cast and Mul: ONNX Runtime's Where makes three passes, and a batched
+	// MatMul over the blocks is slower still.
+	aheadW := s.op("ahead/w", "Mul", s.cast("ahead/f32", ahead, ir.Float32), s.unsq("w/4d", w.blocks, 1)) // [batch, rounds, nb, bs]
+	aheadB := s.cast("ahead/blocks64", s.reduce("ahead/blocks", "ReduceSum", aheadW, -1, 0), ir.Float64)  // [batch, rounds, nb]
+	mass := s.reduce("ahead/mass", "ReduceSum", aheadB, -1, 0)                                            // [batch, rounds]
 	slotIDs := s.b.Const(ir.NewTensorI64(s.p+"/inner/ids", []int64{bs}, seq(bs)))
 	tied := s.op("tied", "And", s.op("tied/equal", "Equal", innerL, lc), s.op("tied/lower", "Less", slotIDs, off3)) // [batch, rounds, bs]
 	tiedW := s.reduce("tied/mass", "ReduceSum", s.op("tied/w", "Where", tied, innerW, s.scalar("tied/zero", ir.Float32, 0)), -1, 0)
