@@ -220,9 +220,8 @@ func (s *sub) last(name, x string) string {
 // below target [..]: the index of the first entry reaching it, clipped to
 // lastIdx (an int64 scalar, n−1).
 func (s *sub) count(name, cum, target, lastIdx string) string {
-	below := s.cast(name+"/below/f32", s.op(name+"/below", "Less", cum, s.unsq(name+"/target", target, -1)), ir.Float32)
-	c := s.cast(name+"/count", s.reduce(name+"/sum", "ReduceSum", below, -1, 0), ir.Int64)
-	return s.op(name+"/clip", "Min", c, lastIdx)
+	below := s.cast(name+"/below/i64", s.op(name+"/below", "Less", cum, s.unsq(name+"/target", target, -1)), ir.Int64)
+	return s.op(name+"/clip", "Min", s.reduce(name+"/sum", "ReduceSum", below, -1, 0), lastIdx)
 }
 
 // ifOp adds an If node with n outputs choosing between two branches.
@@ -240,12 +239,12 @@ func (s *sub) ifOp(name, cond string, then, els *ir.Graph, n int) ([]string, err
 
 // samplerIn are the values every branch of the sampler reads.
 type samplerIn struct {
-	flat, maxv, invT, topP, pOff string // pOff: top-p keeps every token
-	vocab, bs, nb                int64
+	flat, maxv, topP, pOff string // pOff: top-p keeps every token
+	vocab, bs, nb          int64
 }
 
 func (in samplerIn) outer() []string {
-	return []string{in.flat, in.maxv, in.invT, in.topP, in.pOff,
+	return []string{in.flat, in.maxv, in.topP, in.pOff,
 		names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform}
 }
 
@@ -259,7 +258,6 @@ func sampleBranch(p, flat, maxv, lse string, gw blockWeights, vocab, opset int64
 		names.SampleTemperature, names.SampleTopK, names.SampleTopP, names.SampleUniform)
 	bs, nb := blocking(vocab)
 	in := samplerIn{flat: flat, maxv: maxv, vocab: vocab, bs: bs, nb: nb}
-	in.invT = s.op("invT", "Reciprocal", names.SampleTemperature)
 	in.topP = s.cast("p64", names.SampleTopP, ir.Float64)
 	in.pOff = s.op("p/off", "Or", s.op("p/low", "LessOrEqual", in.topP, s.scalar("p/zero", ir.Float64, 0)),
 		s.op("p/high", "GreaterOrEqual", in.topP, s.scalar("p/one", ir.Float64, 1)))
@@ -283,8 +281,9 @@ func sampleBranch(p, flat, maxv, lse string, gw blockWeights, vocab, opset int64
 	tok1, ok1 := rejection(t1s, in, gw, lBlocks)
 	t1.Outputs = branchOutputs(tok1, ok1)
 	tt, tts := newSub(p+"/t", opset, append(in.outer(), lBlocks)...)
-	z := tts.op("scaled", "Mul", flat, in.invT)
-	m := tts.unsq("max", tts.op("max/scaled", "Mul", maxv, in.invT), -1)
+	invT := tts.op("invT", "Reciprocal", names.SampleTemperature)
+	z := tts.op("scaled", "Mul", flat, invT)
+	m := tts.unsq("max", tts.op("max/scaled", "Mul", maxv, invT), -1)
 	w := tts.op("w", "Exp", tts.op("shifted", "Sub", z, m))
 	if bs*nb != vocab {
 		w = tts.op("w/padded", "Pad", w, tts.ints("w/pad", 0, 0, 0, bs*nb-vocab))
@@ -335,8 +334,9 @@ func topKBranch(p string, in samplerIn, opset int64) (*ir.Graph, error) {
 	top := s.b.OpN(p+"/TopK", "TopK", []string{in.flat, kk}, 2, ir.AttrInt("axis", -1), ir.AttrInt("largest", 1), ir.AttrInt("sorted", 1))
 	vals, idx := top[0], top[1] // [batch, k]
 	// The weights exp((l − max)/T), computed as for the whole vocabulary.
-	m := s.unsq("max", s.op("max/scaled", "Mul", in.maxv, in.invT), -1)
-	w := s.cast("w64", s.op("w", "Exp", s.op("shifted", "Sub", s.op("scaled", "Mul", vals, in.invT), m)), ir.Float64)
+	invT := s.op("invT", "Reciprocal", names.SampleTemperature)
+	m := s.unsq("max", s.op("max/scaled", "Mul", in.maxv, invT), -1)
+	w := s.cast("w64", s.op("w", "Exp", s.op("shifted", "Sub", s.op("scaled", "Mul", vals, invT), m)), ir.Float64)
 	axis := s.scalar("cum/axis", ir.Int64, -1)
 	cum := s.opA("cum", "CumSum", []string{w, axis})
 	total := s.last("total", cum) // [batch, 1]
@@ -376,17 +376,17 @@ func rejection(s *sub, in samplerIn, w blockWeights, lBlocks string) (token, ok 
 	blk := s.count("block/pick", s.unsq("block/cum/3d", bcum, 1), target, s.scalar("block/last", ir.Int64, float64(nb-1)))
 	before := s.op("block/before", "Sub", s.gather("block/cum/at", bcum, blk, -1), s.gather("block/sum/at", w.sum64, blk, -1))
 	rest := s.op("rest", "Sub", target, before) // [batch, rounds]
-	bidx := s.op("block/index", "Expand", s.unsq("block/index/3d", blk, -1), s.opA("block/index/shape", "Concat",
-		[]string{s.op("block/index/shape/br", "Shape", blk), s.ints("block/index/shape/bs", bs)}, ir.AttrInt("axis", 0)))
-	innerW := s.gather("inner/w", w.blocks, bidx, 1) // [batch, rounds, bs]
+	// The proposal's block, gathered per row (GatherND with one batch dim).
+	bidx := s.unsq("block/index", blk, -1)                                                        // [batch, rounds, 1]
+	innerW := s.opA("inner/w", "GatherND", []string{w.blocks, bidx}, ir.AttrInt("batch_dims", 1)) // [batch, rounds, bs]
 	icum := s.opA("inner/cum", "CumSum", []string{s.cast("inner/w64", innerW, ir.Float64), s.scalar("inner/cum/axis", ir.Int64, -1)})
 	off := s.count("inner/pick", icum, rest, s.scalar("inner/last", ir.Int64, float64(bs-1))) // [batch, rounds]
 	cand := s.op("proposal", "Add", s.op("proposal/base", "Mul", blk, s.scalar("proposal/bs", ir.Int64, float64(bs))), off)
 	cand = s.op("proposal/clip", "Min", cand, s.scalar("proposal/max", ir.Int64, float64(in.vocab-1))) // [batch, rounds]
 	off3 := s.unsq("inner/pick/3d", off, -1)
-	wc := s.squeeze("proposal/w", s.gather("proposal/w/3d", innerW, off3, -1), -1) // [batch, rounds]
-	innerL := s.gather("inner/logits", lBlocks, bidx, 1)                           // [batch, rounds, bs]
-	lc := s.gather("proposal/logit", innerL, off3, -1)                             // [batch, rounds, 1]
+	wc := s.squeeze("proposal/w", s.gather("proposal/w/3d", innerW, off3, -1), -1)                    // [batch, rounds]
+	innerL := s.opA("inner/logits", "GatherND", []string{lBlocks, bidx}, ir.AttrInt("batch_dims", 1)) // [batch, rounds, bs]
+	lc := s.gather("proposal/logit", innerL, off3, -1)                                                // [batch, rounds, 1]
 
 	// up = the next float32 above l_c: l_c + max(|l_c|·2⁻²⁴(1+2⁻¹⁶), 2⁻¹⁴⁹)
 	// lies strictly between half a step and one and a half steps above
