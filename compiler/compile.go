@@ -248,11 +248,16 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compiler: adamw graph: %w", err)
 		}
+		passes.AnnotateGraphShapes(am.Graph)
 		am.ProducerName, am.ProducerVersion = "dartc", Version
 		if err := ir.Save(am, filepath.Join(tmp, "adamw.onnx"), ir.EmitOptions{}); err != nil {
 			return nil, err
 		}
-		man.Graphs[manifest.GraphAdamW] = graphSpec("adamw.onnx", am.Graph)
+		spec := graphSpec("adamw.onnx", am.Graph)
+		// Element-wise arithmetic that ORT's optimizers do not speed up; on
+		// its thousands of nodes they cost seconds at session creation.
+		spec.Optimization = manifest.OptimizationNone
+		man.Graphs[manifest.GraphAdamW] = spec
 	}
 	if err := low.close(); err != nil {
 		return nil, err

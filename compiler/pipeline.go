@@ -30,6 +30,7 @@ var passTable = map[string]pass{
 	"cse":               {"cse", passes.EliminateCommonSubexpressions},
 	"fold-constants":    {"fold-constants", passes.FoldConstants},
 	"precision":         {"precision", passes.Precision},
+	"annotate-shapes":   {"annotate-shapes", passes.AnnotateShapes},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -58,13 +59,16 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"sample-outputs", "precision", "the sampler stays float32 downstream of the logits"},
 	{"logprob-head", "precision", "the head stays float32 downstream of the logits"},
 	{"precision", "dead-code", "constants converted to the low type leave their float32 originals to collect"},
+	{"dead-code", "annotate-shapes", "the value types describe the final graph"},
+	{"cse", "annotate-shapes", "the value types describe the final graph"},
+	{"precision", "annotate-shapes", "the value types describe the final graph"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "logprob-head", "precision", "dead-code"},
-	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "precision", "dead-code"},
+	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

@@ -44,9 +44,12 @@ func openResident(tr *Trainer, params, m, v map[string]*runtime.Tensor) (*reside
 	r := &resident{dev: dev, names: tr.names, roleOf: tr.roleOf, acc: map[int]*runtime.Accumulator{}}
 	open := func(g string) (*runtime.BoundSession, error) {
 		spec := tr.man.Graphs[g]
-		return runtime.NewBoundSession(filepath.Join(tr.opts.Model, spec.File), dev,
-			&runtime.Options{Device: tr.opts.Device, Config: spec.SessionConfig, IntraOpThreads: tr.cfg.Threads,
-				NoMemArena: tr.cfg.LowMemory && g != manifest.GraphAdamW, Optimization: graphOptimization(g)})
+		so, err := runtime.ForGraph(spec, runtime.Options{Device: tr.opts.Device, IntraOpThreads: tr.cfg.Threads,
+			NoMemArena: tr.cfg.LowMemory && g != manifest.GraphAdamW})
+		if err != nil {
+			return nil, err
+		}
+		return runtime.NewBoundSession(filepath.Join(tr.opts.Model, spec.File), dev, so)
 	}
 	fail := func(err error) (*resident, error) { r.close(); return nil, err }
 	if r.train, err = open(manifest.GraphTrain); err != nil {

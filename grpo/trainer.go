@@ -150,9 +150,12 @@ func New(opts Options) (*Trainer, error) {
 	}
 	open := func(g string) (*runtime.Session, error) {
 		spec := man.Graphs[g]
-		return runtime.NewSession(filepath.Join(opts.Model, spec.File),
-			&runtime.Options{Device: opts.Device, Config: spec.SessionConfig, IntraOpThreads: cfg.Threads,
-				NoMemArena: cfg.LowMemory && g != manifest.GraphAdamW, Optimization: graphOptimization(g)})
+		so, err := runtime.ForGraph(spec, runtime.Options{Device: opts.Device, IntraOpThreads: cfg.Threads,
+			NoMemArena: cfg.LowMemory && g != manifest.GraphAdamW})
+		if err != nil {
+			return nil, err
+		}
+		return runtime.NewSession(filepath.Join(opts.Model, spec.File), so)
 	}
 	if opts.HostTensors {
 		if tr.train, err = open(manifest.GraphTrain); err != nil {
@@ -796,15 +799,4 @@ func (tr *Trainer) currentLogprobs(trajs []*trajectory.Trajectory) ([][]float64,
 		}
 	}
 	return out, nil
-}
-
-// graphOptimization is ONNX Runtime's optimization level for a graph:
-// adamw.onnx is element-wise arithmetic that no optimizer speeds up, and
-// ORT 1.30's optimizers cost seconds at session creation on its thousands
-// of nodes (8.3 against 1.0 CPU-seconds on the qwen2.5-0.5b preset).
-func graphOptimization(g string) runtime.Optimization {
-	if g == manifest.GraphAdamW {
-		return runtime.OptimizeNone
-	}
-	return runtime.OptimizeAll
 }

@@ -495,7 +495,7 @@ func (si *shapeInfo) node(n *ir.Node) {
 			k = b[0]
 		}
 		set([]string{m, k})
-	case "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin":
+	case "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2", "ReduceLogSumExp":
 		d, ok := in(0)
 		if !ok {
 			return
@@ -505,7 +505,12 @@ func (si *shapeInfo) node(n *ir.Node) {
 			return
 		}
 		if len(axes) == 0 {
-			return
+			if n.AttrInt("noop_with_empty_axes", 0) != 0 {
+				return
+			}
+			for i := range d {
+				axes = append(axes, int64(i)) // no axes: every dim
+			}
 		}
 		red := map[int]bool{}
 		for _, a := range axes {
@@ -614,6 +619,100 @@ func (si *shapeInfo) node(n *ir.Node) {
 		if d, ok := in(1); ok {
 			set(d)
 		}
+	case "Size":
+		set([]string{})
+	case "NonZero":
+		if d, ok := in(0); ok {
+			set([]string{num(int64(len(d))), si.unknown()})
+		}
+	case "ScatterND", "ScatterElements":
+		if d, ok := in(0); ok {
+			set(d)
+		}
+	case "Loop":
+		si.loop(n)
+	case "Pad":
+		d, ok := in(0)
+		if !ok || n.Input(3) != "" {
+			return
+		}
+		pads, ok := si.constInts(n.Input(1))
+		if !ok || len(pads) != 2*len(d) {
+			return
+		}
+		out := make([]string, len(d))
+		for i, t := range d {
+			add := pads[i] + pads[i+len(d)]
+			v, isN := isNum(t)
+			switch {
+			case add == 0:
+				out[i] = t
+			case isN:
+				out[i] = num(v + add)
+			default:
+				out[i] = si.unknown()
+			}
+		}
+		set(out)
+	}
+}
+
+// loop infers the shapes inside a Loop body (its nodes read outer values by
+// name) and the Loop's outputs: a carried value keeps its shape when the
+// body returns it unchanged in shape; a scan output stacks the body's per-
+// iteration value along a new first dim, the trip count when the loop
+// runs exactly that often (no initial condition, and the body passes its
+// condition through unchanged).
+func (si *shapeInfo) loop(n *ir.Node) {
+	a := n.Attr("body")
+	if a == nil || a.GetG() == nil {
+		return
+	}
+	body := a.GetG()
+	if len(body.Input) < 2 || len(body.Output) < 1 || len(n.Inputs) < 2 {
+		return
+	}
+	carried := len(n.Inputs) - 2
+	if len(body.Input) != 2+carried || len(body.Output) < 1+carried {
+		return
+	}
+	si.dims[body.Input[0].GetName()] = []string{}
+	si.dims[body.Input[1].GetName()] = []string{}
+	for k := 0; k < carried; k++ {
+		if d, ok := si.dims[n.Input(2+k)]; ok && n.Input(2+k) != "" {
+			si.dims[body.Input[2+k].GetName()] = d
+		}
+	}
+	for _, t := range body.Initializer {
+		if tt, err := ir.TensorFromPB(t, ""); err == nil {
+			si.setConst(tt)
+		}
+	}
+	condIn, condOut := body.Input[1].GetName(), body.Output[0].GetName()
+	passes := condOut == condIn
+	for _, bn := range body.Node {
+		si.node(&ir.Node{Name: bn.GetName(), OpType: bn.GetOpType(), Domain: bn.GetDomain(),
+			Inputs: bn.Input, Outputs: bn.Output, Attrs: bn.Attribute})
+		if bn.GetOpType() == "Identity" && len(bn.Input) == 1 && bn.Input[0] == condIn && len(bn.Output) == 1 && bn.Output[0] == condOut {
+			passes = true
+		}
+	}
+	for k := 0; k < carried && k < len(n.Outputs); k++ {
+		bo := body.Output[1+k].GetName()
+		if si.sameShape(bo, body.Input[2+k].GetName()) && n.Outputs[k] != "" {
+			si.dims[n.Outputs[k]] = si.dims[bo]
+		}
+	}
+	trips := si.unknown()
+	if v, ok := si.vals[n.Input(0)]; ok && len(v) == 1 && passes && n.Input(0) != "" && n.Input(1) == "" {
+		trips = v[0]
+	}
+	for j := 1 + carried; j < len(body.Output) && j-1 < len(n.Outputs); j++ {
+		d, ok := si.dims[body.Output[j].GetName()]
+		if !ok || n.Outputs[j-1] == "" {
+			continue
+		}
+		si.dims[n.Outputs[j-1]] = append([]string{trips}, d...)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dartc/dartc/compiler/manifest"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -136,6 +137,32 @@ func NewSession(path string, opts *Options) (*Session, error) {
 		return nil, fmt.Errorf("runtime: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// ForGraph returns base with the session settings the manifest records for
+// a compiled graph: its config entries (added to base's) and its
+// optimization level. Every caller that opens a compiled graph goes through
+// it, so that a trainer and a benchmark open a graph the same way.
+func ForGraph(spec *manifest.Graph, base Options) (*Options, error) {
+	o := base
+	if len(spec.SessionConfig) > 0 {
+		o.Config = map[string]string{}
+		for k, v := range base.Config {
+			o.Config[k] = v
+		}
+		for k, v := range spec.SessionConfig {
+			o.Config[k] = v
+		}
+	}
+	switch spec.Optimization {
+	case "":
+	case manifest.OptimizationNone:
+		o.Optimization = OptimizeNone
+	default:
+		return nil, fmt.Errorf("runtime: %s: unknown ort_optimization %q in the manifest (want %q or none); recompile the model with this dartc",
+			spec.File, spec.Optimization, manifest.OptimizationNone)
+	}
+	return &o, nil
 }
 
 // DisableOptimizersKey is the session config entry that lists ONNX Runtime

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/npz"
 	"github.com/dartc/dartc/internal/orttest"
 	"github.com/dartc/dartc/runtime"
@@ -238,5 +239,30 @@ func TestOptionsOptimizationAndConfig(t *testing.T) {
 	want, _ := golden["prefill_out.logits"].Float64()
 	if maxAbs, maxRel := goldenClose(out["logits"].Floats(), want); !(maxAbs <= goldenTol) {
 		t.Fatalf("logits with optimizations off: max diff %.3g (relative %.3g)", maxAbs, maxRel)
+	}
+}
+
+// TestForGraph: a compiled graph's manifest entry sets the session's config
+// entries (over the caller's) and its optimization level; an unknown level
+// is refused with the fix.
+func TestForGraph(t *testing.T) {
+	base := runtime.Options{IntraOpThreads: 2, Config: map[string]string{"a": "1", "b": "caller"}}
+	o, err := runtime.ForGraph(&manifest.Graph{File: "adamw.onnx", Optimization: manifest.OptimizationNone,
+		SessionConfig: map[string]string{"b": "graph"}}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Optimization != runtime.OptimizeNone || o.IntraOpThreads != 2 || o.Config["a"] != "1" || o.Config["b"] != "graph" {
+		t.Fatalf("ForGraph = %+v", o)
+	}
+	if base.Config["b"] != "caller" {
+		t.Fatal("ForGraph changed the caller's config")
+	}
+	if o, err = runtime.ForGraph(&manifest.Graph{File: "train.onnx"}, runtime.Options{}); err != nil || o.Optimization != runtime.OptimizeAll {
+		t.Fatalf("default: %+v, %v", o, err)
+	}
+	_, err = runtime.ForGraph(&manifest.Graph{File: "train.onnx", Optimization: "fast"}, runtime.Options{})
+	if err == nil || !strings.Contains(err.Error(), `"fast"`) || !strings.Contains(err.Error(), "recompile") {
+		t.Fatalf("unknown level: %v", err)
 	}
 }

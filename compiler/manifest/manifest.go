@@ -168,7 +168,16 @@ type Graph struct {
 	// SessionConfig lists ONNX Runtime session config entries the graph must
 	// run with (for example optimizers to disable).
 	SessionConfig map[string]string `json:"session_config,omitempty"`
+	// Optimization is the ONNX Runtime graph optimization level the graph
+	// is opened with: "" for ORT's default (all), or OptimizationNone for
+	// a graph that ORT's optimizers do not speed up but take seconds to
+	// open (adamw.onnx).
+	Optimization string `json:"ort_optimization,omitempty"`
 }
+
+// OptimizationNone turns ONNX Runtime's graph optimizations off
+// (Graph.Optimization).
+const OptimizationNone = "disable_all"
 
 // Tensor is a graph input or output. Dims hold a number, or a symbolic
 // name such as "batch", "seq" or "past".
