@@ -631,6 +631,36 @@ func (si *shapeInfo) node(n *ir.Node) {
 		}
 	case "Loop":
 		si.loop(n)
+	case "Split":
+		d, ok := in(0)
+		if !ok {
+			return
+		}
+		axis, ok := normAxis(n.AttrInt("axis", 0), len(d))
+		if !ok {
+			return
+		}
+		sizes := n.AttrInts("split")
+		if sizes == nil && n.Input(1) != "" {
+			if sizes, ok = si.constInts(n.Input(1)); !ok {
+				return
+			}
+		}
+		for i, o := range n.Outputs {
+			if o == "" {
+				continue
+			}
+			out := append([]string(nil), d...)
+			switch dim, isN := isNum(d[axis]); {
+			case i < len(sizes):
+				out[axis] = num(sizes[i])
+			case sizes == nil && isN && dim%int64(len(n.Outputs)) == 0:
+				out[axis] = num(dim / int64(len(n.Outputs)))
+			default:
+				out[axis] = si.unknown()
+			}
+			si.dims[o] = out
+		}
 	case "Pad":
 		d, ok := in(0)
 		if !ok || n.Input(3) != "" {

@@ -155,6 +155,12 @@ func dtypeNode(dt map[string]ir.DType, n *ir.Node) {
 		} else {
 			set(ir.Float32)
 		}
+	case "Split":
+		for _, o := range n.Outputs {
+			if t := in(0); o != "" && t != ir.Undefined {
+				dt[o] = t
+			}
+		}
 	case "TopK":
 		set(in(0))
 		if len(n.Outputs) > 1 && n.Outputs[1] != "" {
