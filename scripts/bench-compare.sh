@@ -89,7 +89,7 @@ md=$out/bench-compare.md
 : >"$md"
 common=(-python "$py" -batch "${BATCH:-4}" -warmup "${WARMUP:-1}" -reps "${REPS:-3}" -lora "${LORA:-peft}" -jsonl "$jsonl")
 [ -n "${THREADS:-}" ] && common+=(-threads "$THREADS")
-echo "load: $(uptime)" | tee -a "$md"
+echo "dartc $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes'); load: $(uptime)" | tee -a "$md"
 for m in ${models//,/ }; do
 	case $m in
 	100m) model 100m 32768; args=(-seqs "$seqs" -phases "$phases") ;;
