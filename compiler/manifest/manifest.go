@@ -258,6 +258,12 @@ func Read(dir string) (*Manifest, error) {
 	if err := m.check(); err != nil {
 		return nil, fmt.Errorf("manifest: %s: %w (it was not written by dartc compile, or was edited: recompile the model)", path, err)
 	}
+	// Directories compiled before ort_optimization was recorded: their
+	// adamw.onnx is the same element-wise graph, which the trainer always
+	// opened without ORT's optimizations (with them it takes seconds).
+	if g := m.Graphs[GraphAdamW]; g != nil && g.Optimization == "" {
+		g.Optimization = OptimizationNone
+	}
 	return &m, nil
 }
 

@@ -31,3 +31,24 @@ func TestReadRefusesWhatCompileNeverWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOlderManifestsOpenAdamWWithoutOptimizations: a directory compiled
+// before ort_optimization was recorded reads as the trainer always opened
+// its adamw.onnx; the other graphs keep ORT's default, and a recorded
+// value is kept.
+func TestOlderManifestsOpenAdamWWithoutOptimizations(t *testing.T) {
+	dir := t.TempDir()
+	body := `{"format": "dartc-artifacts/1", "adapters_file": "adapters.safetensors", "graphs": {` +
+		`"train": {"file": "train.onnx"}, "adamw": {"file": "adamw.onnx"}}}`
+	os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o644)
+	m, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Graphs[GraphAdamW].Optimization; got != OptimizationNone {
+		t.Errorf("adamw: ort_optimization %q, want %q", got, OptimizationNone)
+	}
+	if got := m.Graphs[GraphTrain].Optimization; got != "" {
+		t.Errorf("train: ort_optimization %q, want ORT's default", got)
+	}
+}
