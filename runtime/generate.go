@@ -74,6 +74,10 @@ type Decoder struct {
 	// logits either.
 	sampler bool
 	dynamic map[string]bool
+	// pairs lists each cache input with the output that extends it
+	// ({past key, present key}, {past value, present value} per layer), so
+	// that a step walks the cache without rebuilding the pairs.
+	pairs [][2]string
 }
 
 var hfPast = regexp.MustCompile(`^past_key_values\.(\d+)\.key$`)
@@ -184,6 +188,7 @@ func (d *Decoder) init() error {
 				return fmt.Errorf("cache layer %d: no output %q", i, n)
 			}
 		}
+		d.pairs = append(d.pairs, [2]string{c.PastKey, c.PresentKey}, [2]string{c.PastValue, c.PresentValue})
 		d.cacheDType = past.DType
 		if s.KVHeads == 0 {
 			s.KVHeads = past.Dims[1]

@@ -76,15 +76,13 @@ func (h *hostSteps) step(k int, small map[string]*Tensor, mode stepMode) (map[st
 		pastLen = past[d.spec.Cache[0].PresentKey].shape[2]
 	}
 	out := map[string]*Tensor{}
-	for _, c := range d.spec.Cache {
-		for _, pair := range [][2]string{{c.PastKey, c.PresentKey}, {c.PastValue, c.PresentValue}} {
-			if past != nil {
-				in[pair[0]] = past[pair[1]]
-			} else {
-				in[pair[0]] = NewTensor(d.cacheDType, h.B, d.spec.KVHeads, 0, d.spec.HeadDim)
-			}
-			out[pair[1]] = NewTensor(d.cacheDType, h.B, d.spec.KVHeads, pastLen+s, d.spec.HeadDim)
+	for _, pair := range d.pairs {
+		if past != nil {
+			in[pair[0]] = past[pair[1]]
+		} else {
+			in[pair[0]] = NewTensor(d.cacheDType, h.B, d.spec.KVHeads, 0, d.spec.HeadDim)
 		}
+		out[pair[1]] = NewTensor(d.cacheDType, h.B, d.spec.KVHeads, pastLen+s, d.spec.HeadDim)
 	}
 	for n, v := range h.unread {
 		out[n] = v
@@ -141,6 +139,24 @@ func (d *Decoder) modeOutputs(mode stepMode, B, s int64) map[string]*Tensor {
 	return out
 }
 
+// modeOutputNames names the outputs a step of mode reads, for a bound
+// session that allocates them itself.
+func (d *Decoder) modeOutputNames(mode stepMode) []string {
+	switch mode {
+	case stepGreedy:
+		return greedyOutputs
+	case stepSample:
+		return sampleOutputs
+	default:
+		return []string{d.spec.Logits}
+	}
+}
+
+var (
+	greedyOutputs = []string{manifest.NextTokenOutput, manifest.NextLogprobOutput}
+	sampleOutputs = []string{manifest.SampleTokenOutput, manifest.SampleLogprobOutput, manifest.SampleAcceptedOutput}
+)
+
 // deviceSteps keeps the adapters and every agent's cache on the decoder's
 // device: the adapters are bound as they are, each step's presents are
 // allocated there by ONNX Runtime and fed as the next step's past, and only
@@ -181,15 +197,13 @@ func (d *Decoder) newDeviceSteps(cfg *GenerateConfig, B, agents int, useCache bo
 		ds.uploaded = append(ds.uploaded, dt)
 		ds.static[n] = dt
 	}
-	for _, c := range d.spec.Cache {
-		for _, n := range []string{c.PastKey, c.PastValue} {
-			t, err := d.dev.NewTensor(n, d.cacheDType, int64(B), d.spec.KVHeads, 0, d.spec.HeadDim)
-			if err != nil {
-				ds.close()
-				return nil, fmt.Errorf("runtime: generate: %w", err)
-			}
-			ds.empty[n] = t
+	for _, pair := range d.pairs {
+		t, err := d.dev.NewTensor(pair[0], d.cacheDType, int64(B), d.spec.KVHeads, 0, d.spec.HeadDim)
+		if err != nil {
+			ds.close()
+			return nil, fmt.Errorf("runtime: generate: %w", err)
 		}
+		ds.empty[pair[0]] = t
 	}
 	return ds, nil
 }
@@ -216,20 +230,17 @@ func (ds *deviceSteps) step(k int, small map[string]*Tensor, mode stepMode) (map
 	}
 	past := ds.pasts[k]
 	var alloc []string
-	for _, c := range d.spec.Cache {
-		for _, pair := range [][2]string{{c.PastKey, c.PresentKey}, {c.PastValue, c.PresentValue}} {
-			if past != nil {
-				in[pair[0]] = past[pair[1]]
-			} else {
-				in[pair[0]] = ds.empty[pair[0]]
-			}
-			if ds.useCache {
-				alloc = append(alloc, pair[1])
-			}
+	for _, pair := range d.pairs {
+		if past != nil {
+			in[pair[0]] = past[pair[1]]
+		} else {
+			in[pair[0]] = ds.empty[pair[0]]
+		}
+		if ds.useCache {
+			alloc = append(alloc, pair[1])
 		}
 	}
-	host := outputNames(d.modeOutputs(mode, ds.B, small[d.spec.InputIDs].shape[1]))
-	present, res, err := d.bound.RunDevice(in, nil, alloc, host...)
+	present, res, err := d.bound.RunDevice(in, nil, alloc, d.modeOutputNames(mode)...)
 	if err != nil {
 		return nil, err
 	}
@@ -245,9 +256,7 @@ func (ds *deviceSteps) rerun(k int, feed map[string]*Tensor) (map[string]*Tensor
 	for n, v := range feed {
 		in[n] = v
 	}
-	out := map[string]*Tensor{}
-	sampleOutputTensors(out, ds.B)
-	return ds.d.bound.Run(in, nil, outputNames(out)...)
+	return ds.d.bound.Run(in, nil, sampleOutputs...)
 }
 
 func (ds *deviceSteps) keep(caches []*RowCache, rows []rowState, agents int) error {
