@@ -5,13 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"testing"
 
-	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/manifest"
-	"github.com/dartc/dartc/internal/orttest"
-	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
 )
@@ -21,18 +16,8 @@ import (
 // decode.onnx with zero adapters.
 func compileSmallVocab(t testing.TB, vocab int64, weights synth.WeightMode) (*runtime.Decoder, map[string]*runtime.Tensor) {
 	t.Helper()
-	orttest.Init(t)
-	dir := t.TempDir()
-	cfg, _ := qwen2.Preset("tiny")
-	cfg.Vocab = int(vocab)
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 3, Weights: weights})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), &runtime.Options{IntraOpThreads: 1})
+	out := compileDecode(t, int(vocab), synth.Options{Seed: 3, Weights: weights})
+	d, err := runtime.NewDecoderFromManifest(out, &runtime.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +25,7 @@ func compileSmallVocab(t testing.TB, vocab int64, weights synth.WeightMode) (*ru
 	if !d.HasGraphSampler() {
 		t.Fatal("decode.onnx has no in-graph sampler")
 	}
-	adapters := map[string]*runtime.Tensor{}
-	for _, in := range d.StaticInputs() {
-		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
-	}
-	return d, adapters
+	return d, zeroInputs(d)
 }
 
 // chi2Critical is the upper α quantile of χ² with df degrees of freedom

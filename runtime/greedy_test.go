@@ -3,13 +3,8 @@ package runtime_test
 import (
 	"context"
 	"math"
-	"path/filepath"
 	"testing"
 
-	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/manifest"
-	"github.com/dartc/dartc/internal/orttest"
-	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
 )
@@ -18,25 +13,12 @@ import (
 // next_token / next_logprob outputs picks the tokens, with the log-probs,
 // that the logits path computes in Go.
 func TestGreedyOutputsMatchLogits(t *testing.T) {
-	orttest.Init(t)
-	dir := t.TempDir()
-	cfg, _ := qwen2.Preset("tiny")
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), nil)
+	d, err := runtime.NewDecoderFromManifest(compileDecode(t, 0, synth.Options{Seed: 3}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Destroy()
-	adapters := map[string]*runtime.Tensor{}
-	for _, in := range d.StaticInputs() {
-		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
-	}
+	adapters := zeroInputs(d)
 	prompts := [][]int64{{5, 17, 300}, {9}, {1, 2, 3, 4, 5}}
 	gen := runtime.GenerateConfig{MaxNewTokens: 12, PadToken: 0, Inputs: adapters}
 	fast, _, err := d.Generate(context.Background(), prompts, gen)

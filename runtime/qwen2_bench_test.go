@@ -106,24 +106,9 @@ func BenchmarkDecodeSampled(b *testing.B) {
 // it, with zero adapters.
 func qwen2VocabDecoder(b *testing.B) (*runtime.Decoder, map[string]*runtime.Tensor) {
 	b.Helper()
-	orttest.Init(b)
-	dir := b.TempDir()
-	cfg, _ := qwen2.Preset("tiny")
-	cfg.Vocab = 151936
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 1})
+	d, err := runtime.NewDecoderFromManifest(compileDecode(b, 151936, synth.Options{Seed: 1}), &runtime.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := compiler.Compile(res.ModelPath, filepath.Join(dir, "out"), compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		b.Fatal(err)
-	}
-	d, err := runtime.NewDecoderFromManifest(filepath.Join(dir, "out"), &runtime.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	adapters := map[string]*runtime.Tensor{}
-	for _, in := range d.StaticInputs() {
-		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
-	}
-	return d, adapters
+	return d, zeroInputs(d)
 }

@@ -2,14 +2,9 @@ package runtime_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/manifest"
-	"github.com/dartc/dartc/internal/orttest"
-	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
 )
@@ -26,19 +21,7 @@ import (
 // crossing between Go and ONNX Runtime per graph run.
 // Run: go test ./runtime -run '^$' -bench RolloutResident -benchtime 3x
 func BenchmarkRolloutResident(b *testing.B) {
-	orttest.Init(b)
-	dir := b.TempDir()
-	mc, _ := qwen2.Preset("tiny")
-	mc.Vocab = 151936
-	res, err := synth.Synthesize(mc, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	if _, err := compiler.Compile(res.ModelPath, out, compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		b.Fatal(err)
-	}
-	spec, err := runtime.ManifestDecoderSpec(out, &runtime.Options{})
+	spec, err := runtime.ManifestDecoderSpec(compileDecode(b, 151936, synth.Options{Seed: 1}), &runtime.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,10 +36,7 @@ func BenchmarkRolloutResident(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer resident.Destroy()
-	adapters := map[string]*runtime.Tensor{}
-	for _, in := range host.StaticInputs() {
-		adapters[in.Name] = runtime.NewTensor(in.DType, in.Dims...)
-	}
+	adapters := zeroInputs(host)
 	dev, err := resident.UploadInputs(adapters)
 	if err != nil {
 		b.Fatal(err)

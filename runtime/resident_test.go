@@ -4,14 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/dartc/dartc/compiler"
-	"github.com/dartc/dartc/compiler/manifest"
-	"github.com/dartc/dartc/internal/orttest"
-	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
 )
@@ -22,19 +17,9 @@ import (
 // random and non-zero, so that the two agents' caches differ.
 func openBoth(t testing.TB, vocab int) (host, resident *runtime.Decoder, adapters map[string]*runtime.Tensor) {
 	t.Helper()
-	orttest.Init(t)
-	dir := t.TempDir()
-	cfg, _ := qwen2.Preset("tiny")
-	cfg.Vocab = vocab
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{KVCache: true, Seed: 3, Weights: synth.WeightsRandom})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	if _, err := compiler.Compile(res.ModelPath, out, compiler.Options{Graphs: []string{manifest.GraphDecode}}); err != nil {
-		t.Fatal(err)
-	}
+	out := compileDecode(t, vocab, synth.Options{Seed: 3, Weights: synth.WeightsRandom})
 	opts := &runtime.Options{IntraOpThreads: 1}
+	var err error
 	if host, err = runtime.NewDecoderFromManifest(out, opts); err != nil {
 		t.Fatal(err)
 	}
