@@ -77,8 +77,8 @@ func (d *Decoder) carriedLengths(prompts [][]int64, cfg *GenerateConfig, useCach
 // carried tokens right-aligned, zeros (masked) before them.
 func (d *Decoder) carriedPast(caches []*RowCache, n []int, C, k int) map[string]*Tensor {
 	B, H, D := int64(len(n)), d.spec.KVHeads, d.spec.HeadDim
-	es := int64(d.cacheDType.Size())
 	past := map[string]*Tensor{}
+	var chunks []int64
 	for l, layer := range d.spec.Cache {
 		for j, name := range []string{layer.PresentKey, layer.PresentValue} {
 			t := NewTensor(d.cacheDType, B, H, int64(C), D)
@@ -86,17 +86,66 @@ func (d *Decoder) carriedPast(caches []*RowCache, n []int, C, k int) map[string]
 				if n[i] == 0 {
 					continue
 				}
-				src := caches[i].kv[(k*len(d.spec.Cache)+l)*2+j]
-				have := int64(len(caches[i].tokens))
-				for h := int64(0); h < H; h++ {
-					dst := ((int64(i)*H+h)*int64(C) + int64(C-n[i])) * D * es
-					copy(t.bytes[dst:dst+int64(n[i])*D*es], src[h*have*D*es:])
-				}
+				chunks = d.carryChunks(chunks[:0], i, n[i], len(caches[i].tokens), C)
+				copyHostChunks(t.bytes, caches[i].kv[(k*len(d.spec.Cache)+l)*2+j], chunks)
 			}
 			past[name] = t
 		}
 	}
 	return past
+}
+
+// carryChunks appends the copies, as (destination, source, length) byte
+// triples, that lay the first n of the have tokens of row i's cache tensor
+// [kv_heads, have, head_dim] right-aligned into its row of a past
+// [batch, kv_heads, C, head_dim].
+func (d *Decoder) carryChunks(chunks []int64, i, n, have, C int) []int64 {
+	H, row := d.spec.KVHeads, d.spec.HeadDim*int64(d.cacheDType.Size())
+	for h := int64(0); h < H; h++ {
+		chunks = append(chunks, ((int64(i)*H+h)*int64(C)+int64(C-n))*row, h*int64(have)*row, int64(n)*row)
+	}
+	return chunks
+}
+
+// fedRuns returns the columns below T that row r fed (its mask's ones) as
+// runs {start, length} of consecutive columns, and how many there are.
+func fedRuns(r *rowState, T int64) (runs [][2]int64, fed int64) {
+	for col, m := range r.mask {
+		if m != 1 || int64(col) >= T {
+			continue
+		}
+		if n := len(runs); n > 0 && runs[n-1][0]+runs[n-1][1] == int64(col) {
+			runs[n-1][1]++
+		} else {
+			runs = append(runs, [2]int64{int64(col), 1})
+		}
+		fed++
+	}
+	return runs, fed
+}
+
+// keepChunks appends the copies, as (destination, source, length) byte
+// triples, that gather row i's fed columns (runs, fed in all) of a present
+// [batch, kv_heads, T, head_dim] into a cache tensor [kv_heads, fed,
+// head_dim]: one copy per run and head.
+func (d *Decoder) keepChunks(chunks []int64, i int, runs [][2]int64, fed, T int64) []int64 {
+	H, row := d.spec.KVHeads, d.spec.HeadDim*int64(d.cacheDType.Size())
+	for h := int64(0); h < H; h++ {
+		q := int64(0)
+		for _, run := range runs {
+			chunks = append(chunks, (h*fed+q)*row, ((int64(i)*H+h)*T+run[0])*row, run[1]*row)
+			q += run[1]
+		}
+	}
+	return chunks
+}
+
+// copyHostChunks makes the copies of carryChunks or keepChunks in Go
+// memory (DeviceTensor.copyChunks makes them on a device).
+func copyHostChunks(dst, src []byte, chunks []int64) {
+	for c := 0; c+2 < len(chunks); c += 3 {
+		copy(dst[chunks[c]:chunks[c]+chunks[c+2]], src[chunks[c+1]:chunks[c+1]+chunks[c+2]])
+	}
 }
 
 // keepCache stores agent k's keys and values of every token each row fed
@@ -113,13 +162,8 @@ func (d *Decoder) keepCache(caches []*RowCache, rows []rowState, present map[str
 		}
 		r := &rows[i]
 		T := present[d.spec.Cache[0].PresentKey].shape[2]
-		var cols []int64 // every column the row fed: all have run
-		for col, m := range r.mask {
-			if m == 1 && int64(col) < T {
-				cols = append(cols, int64(col))
-			}
-		}
-		fed := int64(len(cols))
+		runs, fed := fedRuns(r, T) // every column the row fed: all have run
+		chunks := d.keepChunks(nil, i, runs, fed, T)
 		if k == 0 {
 			if c.device != nil { // kept on a device before: start over in Go memory
 				c.Reset()
@@ -139,12 +183,7 @@ func (d *Decoder) keepCache(caches []*RowCache, rows []rowState, present map[str
 					dst = make([]byte, size)
 				}
 				dst = dst[:size]
-				for h := int64(0); h < H; h++ {
-					for q, col := range cols {
-						from := ((int64(i)*H+h)*T + col) * D * es
-						copy(dst[(h*fed+int64(q))*D*es:(h*fed+int64(q)+1)*D*es], src.bytes[from:from+D*es])
-					}
-				}
+				copyHostChunks(dst, src.bytes, chunks)
 				c.kv[(k*L+l)*2+j] = dst
 			}
 		}
@@ -155,8 +194,8 @@ func (d *Decoder) keepCache(caches []*RowCache, rows []rowState, present map[str
 // columns, assembled from the rows' device caches by device copies.
 func (d *Decoder) residentPast(caches []*RowCache, n []int, C, k int) (map[string]*DeviceTensor, error) {
 	B, H, D := int64(len(n)), d.spec.KVHeads, d.spec.HeadDim
-	es := int64(d.cacheDType.Size())
 	past := map[string]*DeviceTensor{}
+	var chunks []int64
 	for l, layer := range d.spec.Cache {
 		for j, name := range []string{layer.PresentKey, layer.PresentValue} {
 			t, err := d.dev.NewTensor(name, d.cacheDType, B, H, int64(C), D)
@@ -165,22 +204,15 @@ func (d *Decoder) residentPast(caches []*RowCache, n []int, C, k int) (map[strin
 				return nil, err
 			}
 			past[name] = t
-			var chunks []int64
 			for i := range n {
 				if n[i] == 0 {
 					continue
 				}
-				src := caches[i].dev[(k*len(d.spec.Cache)+l)*2+j]
-				have := int64(len(caches[i].tokens))
-				for h := int64(0); h < H; h++ {
-					dst := ((int64(i)*H+h)*int64(C) + int64(C-n[i])) * D * es
-					chunks = append(chunks, dst, h*have*D*es, int64(n[i])*D*es)
-				}
-				if err := t.copyChunks(src, chunks); err != nil {
+				chunks = d.carryChunks(chunks[:0], i, n[i], len(caches[i].tokens), C)
+				if err := t.copyChunks(caches[i].dev[(k*len(d.spec.Cache)+l)*2+j], chunks); err != nil {
 					freeAll(past)
 					return nil, err
 				}
-				chunks = chunks[:0]
 			}
 		}
 	}
@@ -192,7 +224,6 @@ func (d *Decoder) residentPast(caches []*RowCache, n []int, C, k int) (map[strin
 // tensors of the rows' caches.
 func (d *Decoder) keepResident(caches []*RowCache, rows []rowState, present map[string]*DeviceTensor, k, agents int) error {
 	H, D := d.spec.KVHeads, d.spec.HeadDim
-	es := int64(d.cacheDType.Size())
 	L := len(d.spec.Cache)
 	T := present[d.spec.Cache[0].PresentKey].shape[2]
 	for i := range rows {
@@ -201,28 +232,14 @@ func (d *Decoder) keepResident(caches []*RowCache, rows []rowState, present map[
 			continue
 		}
 		r := &rows[i]
-		// The columns the row fed, as runs [start, start+len) of
-		// consecutive columns: each run is one copy per head.
-		var runs [][2]int64
-		fed := int64(0)
-		for col, m := range r.mask {
-			if m != 1 || int64(col) >= T {
-				continue
-			}
-			if n := len(runs); n > 0 && runs[n-1][0]+runs[n-1][1] == int64(col) {
-				runs[n-1][1]++
-			} else {
-				runs = append(runs, [2]int64{int64(col), 1})
-			}
-			fed++
-		}
+		runs, fed := fedRuns(r, T)
+		chunks := d.keepChunks(nil, i, runs, fed, T)
 		if k == 0 {
 			c.Reset()
 			c.tokens = append(c.tokens[:0], r.seq[:fed]...)
 			c.agents, c.device = agents, d.dev
 			c.dev = make([]*DeviceTensor, agents*L*2)
 		}
-		var chunks []int64
 		for l, layer := range d.spec.Cache {
 			for j, name := range []string{layer.PresentKey, layer.PresentValue} {
 				dst, err := d.dev.NewTensor(name, d.cacheDType, H, fed, D)
@@ -230,14 +247,6 @@ func (d *Decoder) keepResident(caches []*RowCache, rows []rowState, present map[
 					return err
 				}
 				c.dev[(k*L+l)*2+j] = dst
-				chunks = chunks[:0]
-				for h := int64(0); h < H; h++ {
-					q := int64(0)
-					for _, run := range runs {
-						chunks = append(chunks, (h*fed+q)*D*es, ((int64(i)*H+h)*T+run[0])*D*es, run[1]*D*es)
-						q += run[1]
-					}
-				}
 				if err := dst.copyChunks(present[name], chunks); err != nil {
 					return err
 				}
