@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
@@ -79,11 +80,27 @@ func peakRSSMiB() float64 {
 // and reports the step time and the process's peak RSS (run it alone:
 // go test -run '^$' -bench TrainMemory152k -benchtime 3x ./compiler).
 func BenchmarkTrainMemory152k(b *testing.B) {
+	out, man := compile100M(b, "100m-152k", 151936)
+	train := session(b, filepath.Join(out, "train.onnx"))
+	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 512)), 512)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		run(b, train, in)
+	}
+	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/step")
+	b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
+}
+
+// compile100M synthesizes the ~100M Qwen2 shape (12 layers, hidden 768)
+// with the given vocabulary and compiles its decode and train graphs
+// (rank 16).
+func compile100M(b *testing.B, name string, vocab int) (string, *manifest.Manifest) {
 	if _, err := runtime.Init(); err != nil {
 		b.Fatal(err)
 	}
-	cfg := qwen2.Config{Name: "100m-152k", Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
-		Vocab: 151936, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
+	cfg := qwen2.Config{Name: name, Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
+		Vocab: vocab, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
 	dir := b.TempDir()
 	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 1})
 	if err != nil {
@@ -94,9 +111,14 @@ func BenchmarkTrainMemory152k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	train := session(b, filepath.Join(out, "train.onnx"))
-	rng := rand.New(rand.NewPCG(1, 512))
-	bt := newBatch(rng, man.Model.Vocab, 512, func(i int) int64 { return int64(i/7) % 2 })
+	return out, man
+}
+
+// trainFeeds4 is train.onnx's feeds for a batch of 4 rows of seq tokens
+// (newBatch's two, one of them padded, and two unpadded ones), random
+// adapters of every role and the loss on every position.
+func trainFeeds4(b *testing.B, man *manifest.Manifest, rng *rand.Rand, seq int) map[string]*runtime.Tensor {
+	bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/7) % 2 })
 	bt.b = 4
 	for r := 2; r < 4; r++ { // newBatch makes two rows: add two unpadded ones
 		for i := 0; i < bt.s; i++ {
@@ -110,13 +132,7 @@ func BenchmarkTrainMemory152k(b *testing.B) {
 		in[k] = v
 	}
 	bt.lossFeeds(b, rng, in)
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		run(b, train, in)
-	}
-	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/step")
-	b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
+	return in
 }
 
 // BenchmarkTrain100M runs train.onnx (forward, GRPO loss, backward to the
@@ -127,39 +143,11 @@ func BenchmarkTrainMemory152k(b *testing.B) {
 // profile. Run it alone:
 // go test -run '^$' -bench Train100M -benchtime 3x ./compiler
 func BenchmarkTrain100M(b *testing.B) {
-	if _, err := runtime.Init(); err != nil {
-		b.Fatal(err)
-	}
-	cfg := qwen2.Config{Name: "100m", Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
-		Vocab: 32768, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
-	dir := b.TempDir()
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	man, err := compiler.Compile(res.ModelPath, out, compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	out, man := compile100M(b, "100m", 32768)
 	train := session(b, filepath.Join(out, "train.onnx"))
 	for _, seq := range []int{256, 512} {
 		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, uint64(seq)))
-			bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/7) % 2 })
-			bt.b = 4
-			for r := 2; r < 4; r++ { // newBatch makes two rows: add two unpadded ones
-				for i := 0; i < bt.s; i++ {
-					bt.ids = append(bt.ids, rng.Int64N(man.Model.Vocab))
-					bt.role = append(bt.role, int64(i/7)%2)
-					bt.mask, bt.pos = append(bt.mask, 1), append(bt.pos, int64(i))
-				}
-			}
-			in := bt.feeds(b)
-			for k, v := range randomAdapters(b, man, rng, man.LoRA.Roles...) {
-				in[k] = v
-			}
-			bt.lossFeeds(b, rng, in)
+			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, uint64(seq))), seq)
 			run(b, train, in)
 			b.ResetTimer()
 			start := time.Now()
