@@ -13,6 +13,7 @@ import (
 
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/eval/stats"
 	"github.com/dartc/dartc/internal/orttest"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
@@ -200,7 +201,7 @@ func TestCompare(t *testing.T) {
 		if r.Phase != wantPhase || r.Seq != cfg.Seqs[i/2] || len(r.Dartc.Seconds) != 3 || len(r.Torch.Seconds) != 3 {
 			t.Fatalf("result %d: %s %d, %d and %d timings", i, r.Phase, r.Seq, len(r.Dartc.Seconds), len(r.Torch.Seconds))
 		}
-		if r.RatioMedian != Median(r.Dartc.Seconds)/Median(r.Torch.Seconds) || r.Dartc.PeakRSSMiB <= 0 || r.Torch.PeakRSSMiB <= 0 {
+		if r.RatioMedian != stats.Describe(r.Dartc.Seconds).Median/stats.Describe(r.Torch.Seconds).Median || r.Dartc.PeakRSSMiB <= 0 || r.Torch.PeakRSSMiB <= 0 {
 			t.Fatalf("result %d: ratio %v, peaks %v %v", i, r.RatioMedian, r.Dartc.PeakRSSMiB, r.Torch.PeakRSSMiB)
 		}
 		if !strings.Contains(r.Check, "|Δ| 0") {
@@ -258,17 +259,18 @@ func TestParseResponse(t *testing.T) {
 	}
 }
 
+// TestStats: the timings' min and median as Compare takes them.
 func TestStats(t *testing.T) {
-	if m := Median([]float64{3, 1, 2}); m != 2 {
+	if m := stats.Describe([]float64{3, 1, 2}).Median; m != 2 {
 		t.Errorf("median of 3 1 2 = %v", m)
 	}
-	if m := Median([]float64{4, 1, 3, 2}); m != 2.5 {
+	if m := stats.Describe([]float64{4, 1, 3, 2}).Median; m != 2.5 {
 		t.Errorf("median of 4 1 3 2 = %v", m)
 	}
-	if m := Min([]float64{4, 1, 3}); m != 1 {
+	if m := stats.Describe([]float64{4, 1, 3}).Min; m != 1 {
 		t.Errorf("min = %v", m)
 	}
-	if !math.IsNaN(Median(nil)) {
+	if !math.IsNaN(stats.Describe(nil).Median) {
 		t.Error("median of nothing is not NaN")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/eval/stats"
 )
 
 // Phases a comparison can run.
@@ -240,7 +241,8 @@ func runPhase(cfg Config, man *manifest.Manifest, batch *Batch, phase string) (r
 		cfg.logf("benchcmp: %s %s %s step %d: dartc %.3f s, pytorch %.3f s\n", cfg.Label, phase, name, i, first[0].Seconds, first[1].Seconds)
 	}
 	for _, s := range results {
-		s.Min, s.Median = Min(s.Seconds), Median(s.Seconds)
+		d := stats.Describe(s.Seconds)
+		s.Min, s.Median = d.Min, d.Median
 	}
 	res.RatioMedian = res.Dartc.Median / res.Torch.Median
 	res.RatioMin = res.Dartc.Min / res.Torch.Min
@@ -281,27 +283,6 @@ func check(phase string, b *Batch, d, t Response) (string, error) {
 		return msg, fmt.Errorf("benchcmp: check: the two sides' log-probs differ: %s; they do not run the same model or batch", msg)
 	}
 	return msg, nil
-}
-
-// Min and Median of xs (the mean of the middle two for an even count);
-// NaN for none.
-func Min(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	return slices.Min(xs)
-}
-
-func Median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Sorted(slices.Values(xs))
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
 }
 
 func loadavg() string {
