@@ -62,12 +62,19 @@ func TestMain(m *testing.M) {
 func tinyModel(t *testing.T) (string, *manifest.Manifest) {
 	t.Helper()
 	orttest.Init(t)
+	return compileTiny(t, 3)
+}
+
+// compileTiny compiles the tiny Qwen2 preset with random weights of the
+// given seed (decode, logprobs and train graphs) into a new directory.
+func compileTiny(t *testing.T, seed uint64) (string, *manifest.Manifest) {
+	t.Helper()
 	cfg, err := qwen2.Preset("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 3, Weights: synth.WeightsRandom})
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: seed, Weights: synth.WeightsRandom})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,17 +234,7 @@ func TestCompare(t *testing.T) {
 // any timing.
 func TestCompareRejectsDifferentModels(t *testing.T) {
 	dir, _ := tinyModel(t)
-	cfg, _ := qwen2.Preset("tiny")
-	src := t.TempDir()
-	res, err := synth.Synthesize(cfg, filepath.Join(src, "m"), synth.Options{Seed: 9, Weights: synth.WeightsRandom})
-	if err != nil {
-		t.Fatal(err)
-	}
-	diff := filepath.Join(t.TempDir(), "c")
-	if _, err := compiler.Compile(res.ModelPath, diff, compiler.Options{Rank: 4, Alpha: 8,
-		Graphs: []string{manifest.GraphDecode, manifest.GraphLogprobs, manifest.GraphTrain}}); err != nil {
-		t.Fatal(err)
-	}
+	diff, _ := compileTiny(t, 9)
 	self := []string{os.Args[0]}
 	c := Config{Model: dir, Checkpoint: "unused", Label: "tiny", Rows: 1, Seqs: []int{6}, Phases: []string{PhaseLogprobs},
 		Warmup: 0, Reps: 1, Threads: 1, DartcWorker: self, TorchWorker: self,
