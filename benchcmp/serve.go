@@ -143,7 +143,7 @@ func (d *dartcWorker) closeSession() {
 }
 
 // prepare opens graph's session (closing the one open), with the options
-// the GRPO trainer opens it with.
+// the GRPO trainer opens it with (runtime.ForGraph).
 func (d *dartcWorker) prepare(graph string) (map[string]any, error) {
 	if d.man == nil {
 		return nil, errors.New("prepare: no model: send load first")
@@ -154,8 +154,11 @@ func (d *dartcWorker) prepare(graph string) (map[string]any, error) {
 	}
 	d.closeSession()
 	start := time.Now()
-	s, err := runtime.NewSession(filepath.Join(d.dir, spec.File), &runtime.Options{Config: spec.SessionConfig,
-		IntraOpThreads: d.threads, Optimization: runtime.OptimizeAll})
+	so, err := runtime.ForGraph(spec, runtime.Options{IntraOpThreads: d.threads})
+	if err != nil {
+		return nil, err
+	}
+	s, err := runtime.NewSession(filepath.Join(d.dir, spec.File), so)
 	if err != nil {
 		return nil, err
 	}
