@@ -92,6 +92,13 @@ func BenchmarkTrainMemory152k(b *testing.B) {
 	b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
 }
 
+// qwen100M is a Qwen2 shape of about 100M parameters before the
+// embedding (12 layers, hidden 768) with the given vocabulary.
+func qwen100M(name string, vocab int) qwen2.Config {
+	return qwen2.Config{Name: name, Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
+		Vocab: vocab, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
+}
+
 // compile100M synthesizes the ~100M Qwen2 shape (12 layers, hidden 768)
 // with the given vocabulary and compiles its decode and train graphs
 // (rank 16).
@@ -99,10 +106,8 @@ func compile100M(b *testing.B, name string, vocab int) (string, *manifest.Manife
 	if _, err := runtime.Init(); err != nil {
 		b.Fatal(err)
 	}
-	cfg := qwen2.Config{Name: name, Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
-		Vocab: vocab, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
 	dir := b.TempDir()
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 1})
+	res, err := synth.Synthesize(qwen100M(name, vocab), filepath.Join(dir, "src"), synth.Options{Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -89,8 +89,7 @@ func BenchmarkTrainStepSideBySide(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m100 := qwen2.Config{Name: "100m", Layers: 12, Hidden: 768, Heads: 12, KVHeads: 2, HeadDim: 64, Intermediate: 2048,
-		Vocab: 32768, RopeTheta: 1e6, RMSEps: 1e-6, TiedEmbed: true, QKVBias: true, MaxPositions: 4096}
+	m100 := qwen100M("100m", 32768)
 	for _, sz := range []struct {
 		cfg qwen2.Config
 		seq int
