@@ -93,15 +93,7 @@ var boolOps = map[string]bool{
 // inferDTypes infers the element type of node outputs in the default
 // domain (a Loop's from its body); other values are left out.
 func inferDTypes(g *ir.Graph) map[string]ir.DType {
-	dt := map[string]ir.DType{}
-	for _, v := range g.Inputs {
-		if v.Type != nil {
-			dt[v.Name] = v.Type.DType
-		}
-	}
-	for _, t := range g.Initializers {
-		dt[t.Name] = t.DType
-	}
+	dt := newTypeScope(g, nil).types // the graph inputs' and initializers'
 	for _, n := range g.Nodes {
 		dtypeNode(dt, n)
 	}
