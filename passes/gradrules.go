@@ -253,13 +253,11 @@ func (c *gradCtx) constInts(v string) ([]int64, bool) {
 // constFloat reads a one-element float constant (initializer or Constant
 // node).
 func (c *gradCtx) constFloat(v string) (float64, bool) {
-	var t *ir.Tensor
-	if t = c.s.Model.Graph.Initializer(v); t == nil {
-		for _, n := range c.b.G.Nodes {
-			if n.OpType == "Constant" && len(n.Outputs) == 1 && n.Outputs[0] == v {
-				if a := n.Attr("value"); a != nil && a.GetT() != nil {
-					t, _ = ir.TensorFromPB(a.GetT(), "")
-				}
+	t := c.s.Model.Graph.Initializer(v)
+	if t == nil {
+		if n := c.producer(v); n != nil && n.OpType == "Constant" {
+			if a := n.Attr("value"); a != nil && a.GetT() != nil {
+				t, _ = ir.TensorFromPB(a.GetT(), "")
 			}
 		}
 	}
