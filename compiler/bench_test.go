@@ -3,13 +3,11 @@ package compiler_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/dartc/dartc/benchcmp"
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/models/qwen2"
@@ -59,19 +57,14 @@ func BenchmarkTrainVsLogprobs(b *testing.B) {
 	}
 }
 
-// peakRSSMiB is the process's peak resident set (VmHWM), in MiB.
+// peakRSSMiB is the process's peak resident set (VmHWM), in MiB; 0 where
+// /proc cannot tell.
 func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
+	kib, err := benchcmp.PeakRSSKiB()
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	return float64(kib) / 1024
 }
 
 // BenchmarkTrainMemory152k runs train.onnx on a Qwen2-shaped model of about
