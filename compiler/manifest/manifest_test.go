@@ -34,12 +34,13 @@ func TestReadRefusesWhatCompileNeverWrites(t *testing.T) {
 
 // TestOlderManifestsOpenAdamWWithoutOptimizations: a directory compiled
 // before ort_optimization was recorded reads as the trainer always opened
-// its adamw.onnx; the other graphs keep ORT's default, and a recorded
-// value is kept.
+// its adamw.onnx; the other graphs keep what they record (ORT's default
+// when nothing).
 func TestOlderManifestsOpenAdamWWithoutOptimizations(t *testing.T) {
 	dir := t.TempDir()
 	body := `{"format": "dartc-artifacts/1", "adapters_file": "adapters.safetensors", "graphs": {` +
-		`"train": {"file": "train.onnx"}, "adamw": {"file": "adamw.onnx"}}}`
+		`"train": {"file": "train.onnx"}, "logprobs": {"file": "logprobs.onnx", "ort_optimization": "disable_all"}, ` +
+		`"adamw": {"file": "adamw.onnx"}}}`
 	os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o644)
 	m, err := Read(dir)
 	if err != nil {
@@ -50,5 +51,8 @@ func TestOlderManifestsOpenAdamWWithoutOptimizations(t *testing.T) {
 	}
 	if got := m.Graphs[GraphTrain].Optimization; got != "" {
 		t.Errorf("train: ort_optimization %q, want ORT's default", got)
+	}
+	if got := m.Graphs[GraphLogprobs].Optimization; got != OptimizationNone {
+		t.Errorf("logprobs: ort_optimization %q, want the recorded %q", got, OptimizationNone)
 	}
 }
