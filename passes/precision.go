@@ -62,7 +62,7 @@ func Precision(s *State) error {
 	if act, err := activationType(g); err != nil || act != ir.Float32 {
 		return fmt.Errorf("passes: precision %s applies to float32 models; this one computes in %s (compile it without --precision)", low, act)
 	}
-	p := &precision{s: s, low: low, table: table, names: map[string]bool{}}
+	p := &precision{s: s, low: low, table: table}
 	p.reserveNames(g)
 	p.findBackbone(g)
 	if err := p.convertWeights(g); err != nil {
@@ -73,7 +73,7 @@ func Precision(s *State) error {
 	renamed := map[string]string{}
 	for _, o := range g.Outputs {
 		if o.Type != nil && o.Type.DType == ir.Float32 && g.Initializer(o.Name) == nil && g.Input(o.Name) == nil {
-			nn := p.unique(o.Name + "/" + shortType(low) + "_src")
+			nn := p.b.Unique(o.Name + "/" + shortType(low) + "_src")
 			renamed[o.Name] = nn
 		}
 	}
@@ -131,7 +131,7 @@ type precision struct {
 	s     *State
 	low   ir.DType
 	table *kernels.Table
-	names map[string]bool
+	b     *ir.Builder // names new values and nodes uniquely
 
 	vocab   int64
 	weights map[string]bool // backbone weights to convert
@@ -142,18 +142,11 @@ type precision struct {
 	castSrc map[string]string     // output → input of float-to-float Casts
 }
 
+// reserveNames starts the pass's builder over g, with the names used in
+// its sub-graphs reserved too: new values must not shadow them.
 func (p *precision) reserveNames(g *ir.Graph) {
-	for _, v := range g.Inputs {
-		p.names[v.Name] = true
-	}
-	for _, t := range g.Initializers {
-		p.names[t.Name] = true
-	}
+	p.b = ir.NewBuilder(g)
 	for _, n := range g.Nodes {
-		p.names[n.Name] = true
-		for _, o := range n.Outputs {
-			p.names[o] = true
-		}
 		for _, i := range subgraphs(n) {
 			p.reservePB(n.Attrs[i].GetG())
 		}
@@ -162,28 +155,17 @@ func (p *precision) reserveNames(g *ir.Graph) {
 
 func (p *precision) reservePB(g *onnxpb.GraphProto) {
 	for _, v := range g.GetInput() {
-		p.names[v.GetName()] = true
+		p.b.Reserve(v.GetName())
 	}
 	for _, n := range g.GetNode() {
-		p.names[n.GetName()] = true
-		for _, o := range n.GetOutput() {
-			p.names[o] = true
-		}
+		p.b.Reserve(n.GetName())
+		p.b.Reserve(n.GetOutput()...)
 		for _, a := range n.GetAttribute() {
 			if a.GetG() != nil {
 				p.reservePB(a.GetG())
 			}
 		}
 	}
-}
-
-func (p *precision) unique(name string) string {
-	n := name
-	for i := 1; p.names[n]; i++ {
-		n = fmt.Sprintf("%s_%d", name, i)
-	}
-	p.names[n] = true
-	return n
 }
 
 // findBackbone finds the weights to convert and the vocabulary size: the
@@ -576,7 +558,7 @@ func (p *precision) want(sc *typeScope, v string, dt ir.DType, out *[]*ir.Node) 
 	if src, ok := p.castSrc[v]; ok && sc.of(src) == dt {
 		return src
 	}
-	name := p.unique(v + "/" + dt.String())
+	name := p.b.Unique(v + "/" + dt.String())
 	if t, ok := p.consts[v]; ok && sc.of(v) == ir.Float32 {
 		c := t.As(dt)
 		c.Name = name
@@ -589,7 +571,7 @@ func (p *precision) want(sc *typeScope, v string, dt ir.DType, out *[]*ir.Node) 
 		p.cache[sc][v+"|"+dt.String()] = name
 		return name
 	}
-	cast := &ir.Node{Name: p.unique(name + "/Cast"), OpType: "Cast", Inputs: []string{v}, Outputs: []string{name},
+	cast := &ir.Node{Name: p.b.Unique(name + "/Cast"), OpType: "Cast", Inputs: []string{v}, Outputs: []string{name},
 		Attrs: []*onnxpb.AttributeProto{ir.AttrInt("to", int64(dt))}}
 	*out = append(*out, cast)
 	p.castSrc[name] = v
@@ -652,8 +634,8 @@ func (p *precision) control(g *ir.Graph, sc *typeScope, n *ir.Node, out *[]*ir.N
 // (exact for integers below 2⁵³).
 func (p *precision) padInFloat64(sc *typeScope, n *ir.Node, out *[]*ir.Node, dt ir.DType) error {
 	cast := func(v string, to ir.DType) string {
-		name := p.unique(v + "/" + to.String())
-		*out = append(*out, &ir.Node{Name: p.unique(name + "/Cast"), OpType: "Cast", Inputs: []string{v}, Outputs: []string{name},
+		name := p.b.Unique(v + "/" + to.String())
+		*out = append(*out, &ir.Node{Name: p.b.Unique(name + "/Cast"), OpType: "Cast", Inputs: []string{v}, Outputs: []string{name},
 			Attrs: []*onnxpb.AttributeProto{ir.AttrInt("to", int64(to))}})
 		sc.types[name] = to
 		return name
@@ -663,9 +645,9 @@ func (p *precision) padInFloat64(sc *typeScope, n *ir.Node, out *[]*ir.Node, dt 
 		n.Inputs[2] = cast(n.Inputs[2], ir.Float64)
 	}
 	res := n.Outputs[0]
-	n.Outputs[0] = p.unique(res + "/float64")
+	n.Outputs[0] = p.b.Unique(res + "/float64")
 	sc.types[n.Outputs[0]] = ir.Float64
-	*out = append(*out, n, &ir.Node{Name: p.unique(res + "/Cast"), OpType: "Cast", Inputs: []string{n.Outputs[0]}, Outputs: []string{res},
+	*out = append(*out, n, &ir.Node{Name: p.b.Unique(res + "/Cast"), OpType: "Cast", Inputs: []string{n.Outputs[0]}, Outputs: []string{res},
 		Attrs: []*onnxpb.AttributeProto{ir.AttrInt("to", int64(dt))}})
 	sc.types[res] = dt
 	return nil
