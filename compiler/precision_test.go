@@ -5,6 +5,7 @@ package compiler_test
 // numerics against the float32 graphs and PyTorch autocast.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -373,5 +374,25 @@ func TestPrecisionFloat32WhereNeeded(t *testing.T) {
 				t.Logf("%s %s %s: float32 %v", ex, prec, g, seen)
 			}
 		}
+	}
+}
+
+// TestPrecisionDeterministic: compiling one model twice at low precision
+// gives the same train graph, byte for byte (the Casts that give the
+// float32 outputs back are placed in output order).
+func TestPrecisionDeterministic(t *testing.T) {
+	src := filepath.Join(exportDir, "torchscript", "model.onnx")
+	opts := compiler.Options{Rank: 4, Alpha: 8, Precision: "fp16", Provider: kernels.CUDA, Graphs: []string{"decode", "train"}}
+	var files [2][]byte
+	for i := range files {
+		out, _ := compileFixture(t, src, opts)
+		b, err := os.ReadFile(filepath.Join(out, "train.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = b
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Errorf("two compilations of %s at fp16 wrote different train.onnx files", src)
 	}
 }

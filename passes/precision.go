@@ -71,10 +71,12 @@ func Precision(s *State) error {
 	// Graph outputs keep their names and types: their producers write a
 	// renamed value, and the end of the rewrite casts it back when needed.
 	renamed := map[string]string{}
+	var outs []*ir.ValueInfo // the renamed outputs, in graph order
+	var origs []string       // their names
 	for _, o := range g.Outputs {
 		if o.Type != nil && o.Type.DType == ir.Float32 && g.Initializer(o.Name) == nil && g.Input(o.Name) == nil {
-			nn := p.b.Unique(o.Name + "/" + shortType(low) + "_src")
-			renamed[o.Name] = nn
+			renamed[o.Name] = p.b.Unique(o.Name + "/" + shortType(low) + "_src")
+			outs, origs = append(outs, o), append(origs, o.Name)
 		}
 	}
 	if err := renameValues(g, renamed); err != nil {
@@ -84,14 +86,12 @@ func Precision(s *State) error {
 	if err != nil {
 		return err
 	}
+	// In output order, not the map's: the Casts back are appended in this
+	// order, and the same model must compile to the same bytes.
 	back := map[string]string{}
-	for orig, src := range renamed {
-		back[p.want(sc, src, ir.Float32, &g.Nodes)] = orig
-		for _, o := range g.Outputs {
-			if o.Name == src {
-				o.Name = orig
-			}
-		}
+	for i, o := range outs {
+		back[p.want(sc, o.Name, ir.Float32, &g.Nodes)] = origs[i]
+		o.Name = origs[i]
 	}
 	if err := renameValues(g, back); err != nil {
 		return err
