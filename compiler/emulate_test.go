@@ -2,6 +2,7 @@ package compiler_test
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"testing"
 
@@ -36,17 +37,23 @@ func emulate(t *testing.T, path string) string {
 
 func isLow(dt ir.DType) bool { return dt == ir.Float16 || dt == ir.BFloat16 }
 
-func emulateGraph(g *ir.Graph, outer map[string]ir.DType, main bool) error {
+// scopeTypes gives the element type of every value g can read: those of
+// the enclosing graphs (outer, nil for a main graph) and g's own.
+func scopeTypes(g *ir.Graph, outer map[string]ir.DType) (map[string]ir.DType, error) {
 	types, err := passes.ValueTypes(g, outer)
 	if err != nil {
+		return nil, err
+	}
+	all := make(map[string]ir.DType, len(outer)+len(types))
+	maps.Copy(all, outer)
+	maps.Copy(all, types)
+	return all, nil
+}
+
+func emulateGraph(g *ir.Graph, outer map[string]ir.DType, main bool) error {
+	all, err := scopeTypes(g, outer)
+	if err != nil {
 		return err
-	}
-	all := map[string]ir.DType{}
-	for k, v := range outer {
-		all[k] = v
-	}
-	for k, v := range types {
-		all[k] = v
 	}
 	for i, t := range g.Initializers {
 		if isLow(t.DType) {
@@ -111,7 +118,7 @@ func emulateGraph(g *ir.Graph, outer map[string]ir.DType, main bool) error {
 		}
 		var rounds []*ir.Node
 		for j, o := range n.Outputs {
-			dt := types[o]
+			dt := all[o] // g's own type: a node output shadows an outer value
 			if !isLow(dt) || o == "" {
 				continue
 			}

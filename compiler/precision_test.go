@@ -172,16 +172,9 @@ func castStatsOf(t *testing.T, path string, adapters map[string]bool) castCounts
 // Casts of one value to one type within a graph.
 func castStats(t *testing.T, g *ir.Graph, outer map[string]ir.DType, adapters map[string]bool, c *castCounts) {
 	t.Helper()
-	types, err := passes.ValueTypes(g, outer)
+	all, err := scopeTypes(g, outer)
 	if err != nil {
 		t.Fatal(err)
-	}
-	all := map[string]ir.DType{}
-	for k, v := range outer {
-		all[k] = v
-	}
-	for k, v := range types {
-		all[k] = v
 	}
 	castOf := map[string]string{} // Cast output → its input
 	seen := map[string]bool{}
@@ -201,12 +194,11 @@ func castStats(t *testing.T, g *ir.Graph, outer map[string]ir.DType, adapters ma
 		if n.OpType == "Cast" {
 			c.casts++
 			in, to := n.Inputs[0], ir.DType(n.AttrInt("to", 0))
-			low := func(dt ir.DType) bool { return dt == ir.Float16 || dt == ir.BFloat16 }
 			if adapters[in] {
 				c.adapterCasts++
 			} else if k := stacked[in]; k > 0 {
 				c.adapterCasts += k // each adapter cast once, in its concatenation
-			} else if low(to) || low(all[in]) {
+			} else if isLow(to) || isLow(all[in]) {
 				c.boundary++
 			}
 			if src, ok := castOf[in]; ok && all[src] == to && all[in] != to && all[src].IsFloat() && all[in].IsFloat() {
@@ -340,21 +332,13 @@ func TestPrecisionFloat32WhereNeeded(t *testing.T) {
 				seen := map[string]int{}
 				var walk func(g *ir.Graph, outer map[string]ir.DType, inIf bool)
 				walk = func(g *ir.Graph, outer map[string]ir.DType, inIf bool) {
-					types, err := passes.ValueTypes(g, outer)
+					all, err := scopeTypes(g, outer)
 					if err != nil {
 						t.Fatal(err)
 					}
-					all := map[string]ir.DType{}
-					for k, v := range outer {
-						all[k] = v
-					}
-					for k, v := range types {
-						all[k] = v
-					}
 					for _, n := range g.Nodes {
 						for _, in := range n.Inputs {
-							low := all[in] == ir.Float16 || all[in] == ir.BFloat16
-							if low && (critical[n.OpType] || inIf) {
+							if isLow(all[in]) && (critical[n.OpType] || inIf) {
 								t.Errorf("%s %s %s.onnx: %s reads %s in %s", ex, prec, g.Name, n, in, all[in])
 							}
 						}
