@@ -31,6 +31,7 @@ var passTable = map[string]pass{
 	"fold-constants":    {"fold-constants", passes.FoldConstants},
 	"precision":         {"precision", passes.Precision},
 	"annotate-shapes":   {"annotate-shapes", passes.AnnotateShapes},
+	"block-attention":   {"block-attention", passes.BlockCausalAttention},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -50,6 +51,9 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"drop-cache", "grpo-head", "the loss reads the full-sequence logits"},
 	{"drop-cache", "logprob-head", "the head reads the full-sequence logits"},
 	{"grpo-head", "autodiff", "the head seeds the gradient"},
+	{"drop-cache", "block-attention", "queries and keys have one length once the cache is gone"},
+	{"expand-functions", "block-attention", "the blocks split the expanded attention"},
+	{"block-attention", "autodiff", "the backward differentiates the blocks"},
 	{"expand-functions", "autodiff", "the autodiff differentiates the function bodies, not the fused ops"},
 	{"autodiff", "dead-code", "the forward outputs the loss does not read are collected after differentiation"},
 	{"fold-constants", "autodiff", "the rules read Slice and reduction axes as constants"},
@@ -67,8 +71,8 @@ var passOrder = [...]struct{ before, after, why string }{
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "logprob-head", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

@@ -18,6 +18,7 @@ import (
 type shapeInfo struct {
 	dims  map[string][]string // value → its shape
 	vals  map[string][]string // small int64 tensors → their contents (shape arithmetic)
+	parts map[string]string   // sizes a Split cut a dim into, "+"-joined → that dim
 	fresh int
 }
 
@@ -49,7 +50,7 @@ func (si *shapeInfo) sameShape(a, b string) bool {
 }
 
 func inferShapes(g *ir.Graph) *shapeInfo {
-	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}}
+	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}, parts: map[string]string{}}
 	for _, in := range g.Inputs {
 		if in.Type == nil || !in.Type.Shape {
 			continue
@@ -204,6 +205,7 @@ func (si *shapeInfo) node(n *ir.Node) {
 		}
 		set(si.broadcast(all...))
 		si.arith(n)
+		si.computedVals(n)
 		return
 	}
 	switch n.OpType {
@@ -356,17 +358,21 @@ func (si *shapeInfo) node(n *ir.Node) {
 			numeric = numeric && ok
 			total += v
 		}
-		var symbolic []string
+		var symbolic, all []string
 		for _, p := range parts {
 			if _, ok := isNum(p[a]); !ok {
 				symbolic = append(symbolic, p[a])
 			}
+			all = append(all, p[a])
 		}
+		whole, split := si.parts[strings.Join(all, "+")]
 		switch {
 		case numeric:
 			out[a] = num(total)
 		case len(symbolic) == 1 && total == 0:
 			out[a] = symbolic[0] // empty parts (a dropped cache) add nothing
+		case split:
+			out[a] = whole // the parts of a Split, in order
 		default:
 			out[a] = si.unknown()
 		}
@@ -641,9 +647,13 @@ func (si *shapeInfo) node(n *ir.Node) {
 			return
 		}
 		sizes := n.AttrInts("split")
+		var sizeVals []string // computed sizes: the values' tokens
 		if sizes == nil && n.Input(1) != "" {
 			if sizes, ok = si.constInts(n.Input(1)); !ok {
-				return
+				if sizeVals, ok = si.vals[n.Input(1)]; !ok || len(sizeVals) != len(n.Outputs) {
+					return
+				}
+				si.parts[strings.Join(sizeVals, "+")] = d[axis]
 			}
 		}
 		for i, o := range n.Outputs {
@@ -652,6 +662,8 @@ func (si *shapeInfo) node(n *ir.Node) {
 			}
 			out := append([]string(nil), d...)
 			switch dim, isN := isNum(d[axis]); {
+			case sizeVals != nil:
+				out[axis] = sizeVals[i]
 			case i < len(sizes):
 				out[axis] = num(sizes[i])
 			case sizes == nil && isN && dim%int64(len(n.Outputs)) == 0:
@@ -827,6 +839,41 @@ func (si *shapeInfo) arith(n *ir.Node) {
 			r = a[i] / b[i]
 		}
 		out[i] = num(r)
+	}
+	si.vals[n.Outputs[0]] = out
+}
+
+// computedVals gives the entries of integer arithmetic on shape values
+// that arith could not work out a fresh token each: a size nothing else is
+// known to equal, but the same wherever this value is used (for example
+// block lengths computed from the sequence length, cut by one Split).
+func (si *shapeInfo) computedVals(n *ir.Node) {
+	switch n.OpType {
+	case "Add", "Sub", "Mul", "Div", "Min", "Max":
+	default:
+		return
+	}
+	if _, done := si.vals[n.Outputs[0]]; done {
+		return
+	}
+	width := 0
+	for _, in := range n.Inputs {
+		v, ok := si.vals[in]
+		if !ok {
+			c, isConst := si.constInts(in)
+			if !isConst {
+				return
+			}
+			v = make([]string, len(c))
+		}
+		if len(v) != 1 && width > 1 && len(v) != width {
+			return
+		}
+		width = max(width, len(v))
+	}
+	out := make([]string, width)
+	for i := range out {
+		out[i] = si.unknown()
 	}
 	si.vals[n.Outputs[0]] = out
 }
