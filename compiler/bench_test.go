@@ -2,6 +2,7 @@ package compiler_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/dartc/dartc/benchcmp"
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/eval/stats"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
@@ -96,6 +98,14 @@ func qwen100M(name string, vocab int) qwen2.Config {
 // with the given vocabulary and compiles its decode and train graphs
 // (rank 16).
 func compile100M(b *testing.B, name string, vocab int) (string, *manifest.Manifest) {
+	outs, man := compile100MVariants(b, name, vocab, compiler.Options{})
+	return outs[0], man
+}
+
+// compile100MVariants synthesizes the ~100M shape once and compiles its
+// decode and train graphs once per variant: Options with Rank, Alpha and
+// Graphs set (rank 16, alpha 32).
+func compile100MVariants(b *testing.B, name string, vocab int, variants ...compiler.Options) ([]string, *manifest.Manifest) {
 	if _, err := runtime.Init(); err != nil {
 		b.Fatal(err)
 	}
@@ -104,12 +114,17 @@ func compile100M(b *testing.B, name string, vocab int) (string, *manifest.Manife
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := filepath.Join(dir, "out")
-	man, err := compiler.Compile(res.ModelPath, out, compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
-	if err != nil {
-		b.Fatal(err)
+	var outs []string
+	var man *manifest.Manifest
+	for i, o := range variants {
+		out := filepath.Join(dir, fmt.Sprintf("out%d", i))
+		o.Rank, o.Alpha, o.Graphs = 16, 32, []string{"decode", "train"}
+		if man, err = compiler.Compile(res.ModelPath, out, o); err != nil {
+			b.Fatal(err)
+		}
+		outs = append(outs, out)
 	}
-	return out, man
+	return outs, man
 }
 
 // trainFeeds4 is train.onnx's feeds for a batch of 4 rows of seq tokens
@@ -131,6 +146,50 @@ func trainFeeds4(b *testing.B, man *manifest.Manifest, rng *rand.Rand, seq int) 
 	}
 	bt.lossFeeds(b, rng, in)
 	return in
+}
+
+// BenchmarkAttentionBlocks compares train.onnx with block-causal
+// attention (the default blocks) against the full score square (one
+// block) on the ~100M shape at batch 4: both sessions in one process,
+// their steps interleaved (A B A B …), and reports each one's median and
+// the ratio blocked / full. Two sessions: about 14 GiB at 512 tokens.
+// go test -run '^$' -bench AttentionBlocks -benchtime 4x ./compiler
+func BenchmarkAttentionBlocks(b *testing.B) {
+	outs, man := compile100MVariants(b, "100m", 32768, compiler.Options{AttentionBlocks: 1}, compiler.Options{})
+	// Two sessions, two thread pools: neither may spin while the other runs.
+	quiet := &runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}}
+	open := func(dir string) *runtime.Session {
+		s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Destroy() })
+		return s
+	}
+	full, blocked := open(outs[0]), open(outs[1])
+	for _, seq := range []int{256, 512} {
+		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
+			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, uint64(seq))), seq)
+			want, got := run(b, full, in)["loss"], run(b, blocked, in)["loss"]
+			if d := math.Abs(float64(want.Float32()[0] - got.Float32()[0])); d > 1e-3*math.Abs(float64(want.Float32()[0])) {
+				b.Fatalf("loss: full square %g, blocks %g", want.Float32()[0], got.Float32()[0])
+			}
+			var tf, tb []float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				run(b, full, in)
+				tf = append(tf, time.Since(start).Seconds())
+				start = time.Now()
+				run(b, blocked, in)
+				tb = append(tb, time.Since(start).Seconds())
+			}
+			mf, mb := stats.Describe(tf).Median, stats.Describe(tb).Median
+			b.ReportMetric(mf, "full-s/step")
+			b.ReportMetric(mb, "blocks-s/step")
+			b.ReportMetric(mb/mf, "ratio")
+		})
+	}
 }
 
 // BenchmarkTrain100M runs train.onnx (forward, GRPO loss, backward to the

@@ -67,6 +67,11 @@ type Options struct {
 	// the kernel table that decides where the low type runs.
 	Precision string
 	Provider  string
+	// AttentionBlocks is the number of query blocks logprobs.onnx and
+	// train.onnx cut each causal attention into, so that block i scores
+	// only the keys its queries may see (passes.BlockCausalAttention);
+	// 0: passes.DefaultAttentionBlocks, 1: the full [seq, seq] square.
+	AttentionBlocks int
 }
 
 // precisionTypes maps the --precision names to element types.
@@ -105,6 +110,9 @@ func (o *Options) validate() error {
 	}
 	if o.HeadChunk < 0 {
 		return fmt.Errorf("compiler: head chunk %d: must be ≥ 1 (0: the default %d)", o.HeadChunk, passes.DefaultHeadChunk)
+	}
+	if o.AttentionBlocks < 0 || o.AttentionBlocks > passes.MaxAttentionBlocks {
+		return fmt.Errorf("compiler: attention blocks %d: must be 1 to %d (0: the default %d)", o.AttentionBlocks, passes.MaxAttentionBlocks, passes.DefaultAttentionBlocks)
 	}
 	if _, ok := precisionTypes[o.Precision]; !ok {
 		return fmt.Errorf("compiler: precision %q: choose fp32, fp16 or bf16", o.Precision)
@@ -182,7 +190,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha,
 		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy,
-		Precision: precisionTypes[opts.Precision], Provider: opts.Provider}
+		Precision: precisionTypes[opts.Precision], Provider: opts.Provider, AttentionBlocks: opts.AttentionBlocks}
 	low := newLowWeights(tmp, popts.Precision)
 	defer low.close()
 	var s *passes.State // the decode pipeline's state: targets and adapters
@@ -271,6 +279,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	}
 	if _, ok := man.Graphs[manifest.GraphTrain]; ok || man.Graphs[manifest.GraphLogprobs] != nil {
 		man.HeadChunk = cmp.Or(opts.HeadChunk, passes.DefaultHeadChunk)
+		man.AttentionBlocks = cmp.Or(opts.AttentionBlocks, passes.DefaultAttentionBlocks)
 	}
 	man.LoRA = manifest.LoRA{Rank: opts.Rank, Alpha: opts.Alpha, Scale: popts.Scale(), Roles: opts.Roles, RoleInput: passes.RoleInput}
 	for _, t := range s.Targets {

@@ -32,6 +32,7 @@ var passTable = map[string]pass{
 	"precision":         {"precision", passes.Precision},
 	"annotate-shapes":   {"annotate-shapes", passes.AnnotateShapes},
 	"block-attention":   {"block-attention", passes.BlockCausalAttention},
+	"drop-noop-casts":   {"drop-noop-casts", passes.DropNoopCasts},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -54,6 +55,9 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"drop-cache", "block-attention", "queries and keys have one length once the cache is gone"},
 	{"expand-functions", "block-attention", "the blocks split the expanded attention"},
 	{"block-attention", "autodiff", "the backward differentiates the blocks"},
+	{"drop-noop-casts", "block-attention", "the blocks copy the Casts between the softmax and its matmul"},
+	{"drop-noop-casts", "autodiff", "a dropped Cast needs no gradient"},
+	{"expand-functions", "drop-noop-casts", "the expanded functions' Casts are dropped too"},
 	{"expand-functions", "autodiff", "the autodiff differentiates the function bodies, not the fused ops"},
 	{"autodiff", "dead-code", "the forward outputs the loss does not read are collected after differentiation"},
 	{"fold-constants", "autodiff", "the rules read Slice and reduction axes as constants"},
@@ -71,8 +75,8 @@ var passOrder = [...]struct{ before, after, why string }{
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

@@ -149,7 +149,7 @@ func TestPrecisionCasts(t *testing.T) {
 				// Each query block of the attention beyond the first has
 				// its own float32 softmax: 4 more Casts per layer, 11 with
 				// its backward.
-				extra := float64(passes.AttentionBlocks - 1)
+				extra := float64(passes.DefaultAttentionBlocks - 1)
 				if limit := map[string]float64{"decode": 20, "logprobs": 20 + 4*extra, "train": 72 + 11*extra}[g]; perLayer > limit {
 					t.Errorf("%s %s %s.onnx: %.1f Casts added per layer, more than %g", ex, prec, g, perLayer, limit)
 				}

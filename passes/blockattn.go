@@ -8,15 +8,20 @@ import (
 	"github.com/dartc/dartc/ir/onnxpb"
 )
 
-// AttentionBlocks is the number of query blocks BlockCausalAttention cuts
-// each attention into: the score square shrinks to (n+1)/2n of its area
-// (5/8 at 4), for about 20 more nodes per layer in the forward.
-const AttentionBlocks = 4
+// DefaultAttentionBlocks is the number of query blocks BlockCausalAttention
+// cuts each attention into: the score square shrinks to (n+1)/2n of its
+// area (2/3 at 3), for about 20 more nodes per layer in the forward and
+// 45 in the backward.
+const DefaultAttentionBlocks = 3
+
+// MaxAttentionBlocks bounds Options.AttentionBlocks: each block is a few
+// dozen nodes per layer, forward and backward.
+const MaxAttentionBlocks = 64
 
 // BlockCausalAttention splits the queries of every causal self-attention
 // (MatMul(q, kᵀ) → optional scale → Add(mask) → Softmax → MatMul(·, v),
-// the form both exporters emit) into AttentionBlocks blocks of about S/n
-// positions, and lets block i multiply, mask and normalize only the keys
+// the form both exporters emit) into n = Options.AttentionBlocks blocks of
+// about S/n positions, and lets block i multiply, mask and normalize only the keys
 // [0, end_i) its last query may see. Under a causal mask every key after
 // end_i has weight exp(mask) = 0 for every query of the block, so each row
 // that sees at least one key gets the result of the full square; the matmuls,
@@ -30,6 +35,10 @@ const AttentionBlocks = 4
 // queries and keys have the same length. Attentions of any other form are
 // left as they are.
 func BlockCausalAttention(s *State) error {
+	blocks := s.Opts.attentionBlocks()
+	if blocks == 1 {
+		return nil
+	}
 	g := s.Model.Graph
 	si := inferShapes(g)
 	prod, cons := producers(g), consumers(g)
@@ -44,10 +53,10 @@ func BlockCausalAttention(s *State) error {
 		}
 		cut, ok := bounds[a.seq]
 		if !ok {
-			cut = blockBounds(b, a.q)
+			cut = blockBounds(b, a.q, blocks)
 			bounds[a.seq] = cut
 		}
-		a.rewrite(b, cut, a.maskBlocks(b, cut, masks))
+		a.rewrite(b, cut, a.maskBlocks(b, cut, masks, blocks), blocks)
 		for _, x := range a.nodes {
 			drop[x] = true
 		}
@@ -67,17 +76,23 @@ func BlockCausalAttention(s *State) error {
 
 // blockCut is where the query blocks of one sequence length end.
 type blockCut struct {
-	ends   []string // end_i = ⌊(i+1)·S/n⌋ for i < n−1, one-element int64
+	ends   []string // end_i of the blocks i < n−1, one-element int64
 	sizes  string   // the blocks' lengths, Split sizes for the queries
 	prefix []string // [end_i, S − end_i], Split sizes that cut the keys [0, end_i) off
 }
 
-// blockBounds computes the block ends from q's length S (axis 2). The
-// blocks' lengths differ by at most one, so none is empty once S ≥ n.
-func blockBounds(b *ir.Builder, q string) *blockCut {
+// blockBounds computes the block ends from q's length S (axis 2):
+// end_i = ⌊(i+1)·S/n⌋, blocks whose lengths differ by at most one, none
+// empty, when S ≥ n; when S < n every end is 0 and the last block is the
+// whole square. (A block without queries but with keys would make ORT
+// multiply over an empty inner dimension, which leaves its output
+// unwritten instead of zero.)
+func blockBounds(b *ir.Builder, q string, blocks int) *blockCut {
 	p := "/attention_blocks"
 	seq := b.Op(p+"/seq", "Gather", []string{b.Op(p+"/shape", "Shape", []string{q}), b.Ints(p+"/seq/axis", 2)})
-	n := int64(AttentionBlocks)
+	n := int64(blocks)
+	nc := b.Ints(p+"/n", n)
+	long := b.Op(p+"/long", "Min", []string{b.Op(p+"/long/Div", "Div", []string{seq, nc}), b.Ints(p+"/one", 1)}) // S ≥ n: 1, else 0
 	c := &blockCut{}
 	lens := make([]string, 0, n)
 	prev := ""
@@ -85,7 +100,7 @@ func blockBounds(b *ir.Builder, q string) *blockCut {
 		at := fmt.Sprintf("%s/end%d", p, i)
 		end := seq
 		if i < n {
-			end = b.Op(at, "Div", []string{b.Op(at+"/Mul", "Mul", []string{seq, b.Ints(at+"/i", i)}), b.Ints(at+"/n", n)})
+			end = b.Op(at, "Mul", []string{b.Op(at+"/Div", "Div", []string{b.Op(at+"/Mul", "Mul", []string{seq, b.Ints(at+"/i", i)}), nc}), long})
 			c.ends = append(c.ends, end)
 			rest := b.Op(at+"/rest", "Sub", []string{seq, end})
 			c.prefix = append(c.prefix, b.Op(at+"/prefix", "Concat", []string{end, rest}, ir.AttrInt("axis", 0)))
@@ -211,7 +226,7 @@ func isScalar(g *ir.Graph, prod map[string]*ir.Node, v string) bool {
 // and, before the last block, columns [0, end_i). Layers share their mask,
 // so each mask is cut once. Splits, not Slices, so that the shape inference
 // sees the parts' sizes are the queries' and keys' (the same size values).
-func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]string) []string {
+func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]string, n int) []string {
 	if parts, ok := cache[a.mask]; ok {
 		return parts
 	}
@@ -220,7 +235,6 @@ func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]st
 		p = p[:i]
 	}
 	p += "/blocks/mask"
-	n := AttentionBlocks
 	parts := make([]string, n)
 	if a.maskRows {
 		copy(parts, b.OpN(p+"/rows", "Split", []string{a.mask, c.sizes}, n, ir.AttrInt("axis", -2)))
@@ -239,13 +253,12 @@ func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]st
 }
 
 // rewrite emits the blocked attention.
-func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string) {
+func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string, n int) {
 	p := nodeTag(a.nodes[0])
 	if i := strings.LastIndexByte(p, '/'); i > 0 {
 		p = p[:i]
 	}
 	p += "/blocks"
-	n := AttentionBlocks
 	qs := b.OpN(p+"/q/Split", "Split", []string{a.q, c.sizes}, n, ir.AttrInt("axis", 2))
 	ys := make([]string, n)
 	for i := range n {

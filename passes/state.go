@@ -25,6 +25,17 @@ type Options struct {
 	// Provider names the kernel table (package kernels) that decides where
 	// the low type can run: cuda or cpu.
 	Provider string
+	// AttentionBlocks is the number of query blocks of the whole-sequence
+	// graphs' causal attention (BlockCausalAttention); 0:
+	// DefaultAttentionBlocks, 1: the full score square.
+	AttentionBlocks int
+}
+
+func (o Options) attentionBlocks() int {
+	if o.AttentionBlocks == 0 {
+		return DefaultAttentionBlocks
+	}
+	return o.AttentionBlocks
 }
 
 // Scale is the LoRA scale alpha / rank.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/models/tokenizer"
+	"github.com/dartc/dartc/passes"
 	"github.com/urfave/cli/v2"
 )
 
@@ -51,6 +52,7 @@ anyway across file systems.`,
 		&cli.StringFlag{Name: "tokenizer", Usage: "the model's tokenizer directory, copied into DIR and recorded in the manifest (default: MODEL.onnx's directory when it holds tokenizer.json or vocab.json + merges.txt; none otherwise, and the runtime uses the Qwen2 tokenizer)"},
 		&cli.StringFlag{Name: "graphs", Value: "decode,logprobs,train", Usage: "graphs to emit (train brings adamw.onnx); decode alone for generation-only models"},
 		&cli.IntFlag{Name: "head-chunk", Value: 128, Usage: "positions logprobs.onnx and train.onnx project onto the vocabulary at a time (their peak memory is a few [chunk, vocab] tensors)"},
+		&cli.IntFlag{Name: "attention-blocks", Value: passes.DefaultAttentionBlocks, Usage: "query blocks logprobs.onnx and train.onnx cut each causal attention into; block i scores only the keys its queries may see ((n+1)/2n of the [seq, seq] square); 1: the full square"},
 		&cli.BoolFlag{Name: "logprobs-entropy", Usage: "add the per-token entropy output to logprobs.onnx (off: log-probs only)"},
 		&cli.StringFlag{Name: "precision", Value: "fp32", Usage: "what the backbone computes in: fp32, fp16 or bf16 (weights converted to a new data file; norm statistics, softmax, the loss head and the sampler stay fp32; graph inputs and outputs, adapters and their gradients stay fp32)"},
 		&cli.StringFlag{Name: "provider", Value: "cuda", Usage: "execution provider whose kernel table decides where fp16/bf16 runs: cuda or cpu (ONNX Runtime 1.30)"},
@@ -82,19 +84,20 @@ anyway across file systems.`,
 			}
 		}()
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
-			OnTempDir:    func(dir string) { forget = atInterrupt(func() { removeWhileWritten(dir) }) },
-			Tokenizer:    tok,
-			Targets:      splitList(c.String("targets")),
-			Roles:        splitList(c.String("roles")),
-			Rank:         c.Int("rank"),
-			Alpha:        c.Float64("alpha"),
-			Seed:         c.Uint64("seed"),
-			Force:        c.Bool("force"),
-			Check:        c.Bool("check"),
-			Graphs:       splitList(c.String("graphs")),
-			CopyWeights:  c.Bool("copy-weights"),
-			MaxPositions: c.Int64("max-positions"),
-			HeadChunk:    c.Int("head-chunk"),
+			OnTempDir:       func(dir string) { forget = atInterrupt(func() { removeWhileWritten(dir) }) },
+			Tokenizer:       tok,
+			Targets:         splitList(c.String("targets")),
+			Roles:           splitList(c.String("roles")),
+			Rank:            c.Int("rank"),
+			Alpha:           c.Float64("alpha"),
+			Seed:            c.Uint64("seed"),
+			Force:           c.Bool("force"),
+			Check:           c.Bool("check"),
+			Graphs:          splitList(c.String("graphs")),
+			CopyWeights:     c.Bool("copy-weights"),
+			MaxPositions:    c.Int64("max-positions"),
+			HeadChunk:       c.Int("head-chunk"),
+			AttentionBlocks: c.Int("attention-blocks"),
 
 			LogprobsEntropy: c.Bool("logprobs-entropy"),
 			Precision:       c.String("precision"),

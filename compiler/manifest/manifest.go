@@ -58,6 +58,10 @@ type Manifest struct {
 	// project onto the vocabulary at a time; 0 in manifests written before
 	// the heads were chunked (their graphs hold [batch, seq, vocab] tensors).
 	HeadChunk int `json:"head_chunk,omitempty"`
+	// AttentionBlocks is the number of query blocks logprobs.onnx and
+	// train.onnx cut each causal attention into; 0 in manifests written
+	// before the blocks (the full square, as 1).
+	AttentionBlocks int `json:"attention_blocks,omitempty"`
 	// Tokenizer is the tokenizer the model belongs to, copied into the
 	// directory; nil when none was given at compile time (the runtime then
 	// uses the Qwen2 tokenizer).

@@ -1,0 +1,132 @@
+package compiler_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/compiler/manifest"
+	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/models/qwen2"
+	"github.com/dartc/dartc/models/qwen2/synth"
+	"github.com/dartc/dartc/passes"
+	"github.com/dartc/dartc/runtime"
+)
+
+// TestBlockCausalAttentionMatchesFullSquare: logprobs.onnx and train.onnx
+// with the attention cut into query blocks compute what the full [seq, seq]
+// square computes — log-probs at every real position, the loss and every
+// adapter gradient — at lengths shorter than the block count (empty
+// blocks), not divisible by it, and longer, with a left-padded row (its
+// padding queries see no key) and both roles mixed within rows. Both
+// export forms; three and four blocks.
+func TestBlockCausalAttentionMatchesFullSquare(t *testing.T) {
+	orttest.Init(t)
+	cfg, err := qwen2.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []synth.LinearForm{synth.TorchScript, synth.Dynamo} {
+		t.Run(form.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 9, LinearForm: form})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compile := func(blocks int) (string, *manifest.Manifest) {
+				out := filepath.Join(dir, fmt.Sprintf("blocks%d", blocks))
+				man, err := compiler.Compile(res.ModelPath, out, compiler.Options{Rank: 4, Alpha: 8, Check: true,
+					AttentionBlocks: blocks, Graphs: []string{"decode", "logprobs", "train"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out, man
+			}
+			full, man := compile(1)
+			for _, blocks := range []int{3, 4} {
+				out, _ := compile(blocks)
+				if got := countOps(t, filepath.Join(out, "train.onnx"), "Softmax", "/blocks/"); got != blocks*cfg.Layers {
+					t.Fatalf("%d blocks: train.onnx has %d blocked Softmax nodes, want %d per layer", blocks, got, blocks)
+				}
+				compareBlocked(t, man, full, out, blocks)
+			}
+		})
+	}
+}
+
+// compareBlocked runs both compiles' graphs on batches of several lengths
+// and fails on the first difference beyond float32 reordering.
+func compareBlocked(t *testing.T, man *manifest.Manifest, full, blocked string, blocks int) {
+	t.Helper()
+	sessions := func(dir string) (lp, tr *runtime.Session) {
+		return session(t, filepath.Join(dir, "logprobs.onnx")), session(t, filepath.Join(dir, "train.onnx"))
+	}
+	lpF, trF := sessions(full)
+	lpB, trB := sessions(blocked)
+	rng := rand.New(rand.NewPCG(11, uint64(blocks)))
+	for _, seq := range []int{1, 2, 3, 5, 7, 16, 21} {
+		bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/3) % 2 })
+		adapters := randomAdapters(t, man, rng, man.LoRA.Roles...)
+		feeds := func(loss bool) map[string]*runtime.Tensor {
+			in := bt.feeds(t)
+			for k, v := range adapters {
+				in[k] = v
+			}
+			if loss {
+				bt.lossFeeds(t, rand.New(rand.NewPCG(3, uint64(seq))), in)
+			}
+			return in
+		}
+		where := fmt.Sprintf("%d blocks, %d tokens", blocks, seq)
+		want, got := run(t, lpF, feeds(false))["logprobs"].Floats(), run(t, lpB, feeds(false))["logprobs"].Floats()
+		for i := range want {
+			if bt.mask[i] == 1 && !closeTo(got[i], want[i], 1e-5) {
+				t.Fatalf("%s: log-prob %d: blocks %g, full square %g", where, i, got[i], want[i])
+			}
+		}
+		wantT, gotT := run(t, trF, feeds(true)), run(t, trB, feeds(true))
+		checked := 0
+		for name, w := range wantT {
+			if name != passes.LossOutput && !strings.HasPrefix(name, passes.GradPrefix) {
+				continue
+			}
+			wv, gv := w.Floats(), gotT[name].Floats()
+			scale := 0.0
+			for _, x := range wv {
+				scale = math.Max(scale, math.Abs(x))
+			}
+			for i := range wv {
+				if math.Abs(gv[i]-wv[i]) > 1e-5*math.Max(scale, 1e-3) {
+					t.Fatalf("%s: %s[%d]: blocks %g, full square %g (largest |value| %g)", where, name, i, gv[i], wv[i], scale)
+				}
+			}
+			checked++
+		}
+		if checked < 2*len(man.LoRA.Targets) {
+			t.Fatalf("%s: compared %d train outputs, want the loss and every gradient", where, checked)
+		}
+	}
+}
+
+func closeTo(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(1, math.Abs(b)) }
+
+// countOps counts the nodes of type op whose name contains part.
+func countOps(t *testing.T, path, op, part string) int {
+	t.Helper()
+	m, err := ir.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range m.Graph.Nodes {
+		if x.OpType == op && strings.Contains(x.Name, part) {
+			n++
+		}
+	}
+	return n
+}
