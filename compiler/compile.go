@@ -191,6 +191,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha,
 		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy,
 		Precision: precisionTypes[opts.Precision], Provider: opts.Provider, AttentionBlocks: opts.AttentionBlocks}
+	popts.TiedEmbedding, _ = tiedEmbeddings(absSrc)
 	low := newLowWeights(tmp, popts.Precision)
 	defer low.close()
 	var s *passes.State // the decode pipeline's state: targets and adapters
@@ -230,7 +231,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 			return nil, links.err
 		}
 		spec := graphSpec(gr.file, m.Graph)
-		spec.SessionConfig = sessionConfig(m)
+		spec.SessionConfig = sessionConfig(m, st)
 		man.Graphs[gr.name] = spec
 		if gr.name == manifest.GraphDecode {
 			s = st
@@ -317,15 +318,34 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 // sessionConfig lists the ONNX Runtime settings a graph needs. Two of ORT
 // 1.30's fusions mishandle float64 graphs (QuickGeluFusion emits a
 // float-only node; SimplifiedLayerNormFusion loses precision), so float64
-// graphs turn them off.
-func sessionConfig(m *ir.Model) map[string]string {
+// graphs turn them off. A graph whose embedding table is the lm_head's
+// weight (passes.TieEmbedding) runs without pre-packing: ORT packs a
+// MatMul's constant weight into a buffer of its own, and the Gather needs
+// the matrix as stored too, so pre-packed the one matrix would be held
+// twice (docs/bench.md, "The tied embedding").
+func sessionConfig(m *ir.Model, st *passes.State) map[string]string {
+	var c map[string]string
+	set := func(k, v string) {
+		if c == nil {
+			c = map[string]string{}
+		}
+		c[k] = v
+	}
 	for _, in := range m.Graph.Inputs {
 		if in.Type != nil && in.Type.DType == ir.Float64 {
-			return map[string]string{"optimization.disable_specified_optimizers": Float64DisabledOptimizers}
+			set("optimization.disable_specified_optimizers", Float64DisabledOptimizers)
+			break
 		}
 	}
-	return nil
+	if st.SharedEmbedding {
+		set(DisablePrepackingKey, "1")
+	}
+	return c
 }
+
+// DisablePrepackingKey is ONNX Runtime's session config entry that turns
+// off the pre-packing of constant weights.
+const DisablePrepackingKey = "session.disable_prepacking"
 
 // Float64DisabledOptimizers are the ORT optimizers float64 graphs run without.
 const Float64DisabledOptimizers = "QuickGeluFusion;SimplifiedLayerNormFusion"

@@ -33,6 +33,7 @@ var passTable = map[string]pass{
 	"annotate-shapes":   {"annotate-shapes", passes.AnnotateShapes},
 	"block-attention":   {"block-attention", passes.BlockCausalAttention},
 	"drop-noop-casts":   {"drop-noop-casts", passes.DropNoopCasts},
+	"tie-embedding":     {"tie-embedding", passes.TieEmbedding},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -70,13 +71,15 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"dead-code", "annotate-shapes", "the value types describe the final graph"},
 	{"cse", "annotate-shapes", "the value types describe the final graph"},
 	{"precision", "annotate-shapes", "the value types describe the final graph"},
+	{"tie-embedding", "dead-code", "the rewrite leaves the embedding table to collect"},
+	{"tie-embedding", "precision", "the precision pass finds the vocabulary from the embedding Gather"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

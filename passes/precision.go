@@ -180,9 +180,11 @@ func (p *precision) findBackbone(g *ir.Graph) {
 	for _, n := range g.Nodes {
 		switch n.OpType {
 		case "Gather":
-			if isInit(n.Input(0)) && len(g.Initializer(n.Input(0)).Dims) == 2 && g.Input(n.Input(1)) != nil && n.Input(1) == "input_ids" {
+			// axis 1: a tied table stored [hidden, vocab] (TieEmbedding).
+			axis := n.AttrInt("axis", 0)
+			if isInit(n.Input(0)) && len(g.Initializer(n.Input(0)).Dims) == 2 && g.Input(n.Input(1)) != nil && n.Input(1) == "input_ids" && (axis == 0 || axis == 1) {
 				p.weights[n.Input(0)] = true
-				p.vocab = g.Initializer(n.Input(0)).Dims[0]
+				p.vocab = g.Initializer(n.Input(0)).Dims[axis]
 			}
 		case "MatMul", "Gemm":
 			w := n.Input(1)

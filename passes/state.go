@@ -29,6 +29,9 @@ type Options struct {
 	// graphs' causal attention (BlockCausalAttention); 0:
 	// DefaultAttentionBlocks, 1: the full score square.
 	AttentionBlocks int
+	// TiedEmbedding says the lm_head's weight is the embedding matrix
+	// (tie_word_embeddings): pass TieEmbedding keeps one copy.
+	TiedEmbedding bool
 }
 
 func (o Options) attentionBlocks() int {
@@ -62,6 +65,9 @@ type State struct {
 	// retyped to where its float32 source bytes are: the compiler writes
 	// the converted bytes and points the initializer at them.
 	ConvertedWeights map[string]ir.External
+	// SharedEmbedding is set by TieEmbedding when one initializer is both
+	// the embedding table and the lm_head's weight.
+	SharedEmbedding bool
 
 	b      *ir.Builder
 	shapes *shapeInfo // symbolic shapes of the forward graph, during autodiff
