@@ -224,3 +224,59 @@ func BenchmarkTrain100M(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFrozenGemm compares train.onnx of the ~100M shape exported in
+// the dynamo form (frozen linears MatMul(x, Transpose(W))) compiled with
+// the frozen-gemm pass (Gemm(x, W, transB=1)) against the same graph
+// without it, at batch 4 × 256: both sessions in one process, their steps
+// interleaved (A B A B …); it reports each one's median, the ratio
+// gemm / matmul, and the CPU seconds each session took to open.
+// go test -run '^$' -bench FrozenGemm -benchtime 4x ./compiler
+func BenchmarkFrozenGemm(b *testing.B) {
+	if _, err := runtime.Init(); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	res, err := synth.Synthesize(qwen100M("100m", 32768), filepath.Join(dir, "src"), synth.Options{Seed: 1, LinearForm: synth.Dynamo})
+	if err != nil {
+		b.Fatal(err)
+	}
+	compile := func(out string) *manifest.Manifest {
+		man, err := compiler.Compile(res.ModelPath, filepath.Join(dir, out), compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return man
+	}
+	restore := compiler.WithoutPass("frozen-gemm")
+	compile("matmul")
+	restore()
+	man := compile("gemm")
+	// Two sessions, two thread pools: neither may spin while the other runs.
+	quiet := &runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}}
+	mm, cm := openTimed(b, filepath.Join(dir, "matmul", "train.onnx"), quiet)
+	defer mm.Destroy()
+	gm, cg := openTimed(b, filepath.Join(dir, "gemm", "train.onnx"), quiet)
+	defer gm.Destroy()
+	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
+	want, got := run(b, mm, in)["loss"], run(b, gm, in)["loss"]
+	if d := math.Abs(float64(want.Float32()[0] - got.Float32()[0])); d > 1e-4*math.Abs(float64(want.Float32()[0])) {
+		b.Fatalf("loss: MatMul(x, Transpose(W)) %g, Gemm %g", want.Float32()[0], got.Float32()[0])
+	}
+	var tm, tg []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		run(b, mm, in)
+		tm = append(tm, time.Since(start).Seconds())
+		start = time.Now()
+		run(b, gm, in)
+		tg = append(tg, time.Since(start).Seconds())
+	}
+	mdm, mdg := stats.Describe(tm).Median, stats.Describe(tg).Median
+	b.ReportMetric(mdm, "matmul-s/step")
+	b.ReportMetric(mdg, "gemm-s/step")
+	b.ReportMetric(mdg/mdm, "ratio")
+	b.ReportMetric(cm, "matmul-open-cpu-s")
+	b.ReportMetric(cg, "gemm-open-cpu-s")
+}

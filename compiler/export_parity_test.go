@@ -14,6 +14,7 @@ import (
 	"github.com/dartc/dartc/compiler"
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/safetensors"
@@ -281,5 +282,40 @@ func TestExportGradients(t *testing.T) {
 				t.Fatalf("gradient of %s differs from autograd by %.3g relative", at, worst)
 			}
 		})
+	}
+}
+
+// TestDynamoLinearsReadWeightsAsStored: the unoptimized dynamo export's
+// frozen linears, MatMul(x, Transpose(W)) (the optimized export stores
+// transposed copies of the weights instead, as TorchScript does), are
+// emitted as Gemm(x, W, transB=1), so that ONNX Runtime makes no transposed
+// copy of the weights when it opens a graph (the numerics are
+// TestExportParity* and TestExportGradients'): in every graph each target's
+// node is such a Gemm, and in logprobs.onnx and train.onnx (whose loss head
+// reads the lm_head's weight as stored too) no Transpose reads an
+// initializer.
+func TestDynamoLinearsReadWeightsAsStored(t *testing.T) {
+	out, man := compileExport(t, "dynamo-noopt")
+	for _, gname := range []string{"decode", "logprobs", "train"} {
+		m, err := ir.Load(filepath.Join(out, gname+".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes := map[string]*ir.Node{}
+		for _, n := range m.Graph.Nodes {
+			nodes[n.Name] = n
+			if n.OpType == "Transpose" && m.Graph.Initializer(n.Inputs[0]) != nil && gname != "decode" {
+				t.Errorf("%s: %s transposes the initializer %s", gname, n.Name, n.Inputs[0])
+			}
+		}
+		for _, tg := range man.LoRA.Targets {
+			if tg.Form != passes.FormMatMulTranspose {
+				t.Fatalf("%s matched as %s, want the source's form %s", tg.Module, tg.Form, passes.FormMatMulTranspose)
+			}
+			n := nodes[tg.Node]
+			if n == nil || n.OpType != "Gemm" || n.AttrInt("transB", 0) != 1 || m.Graph.Initializer(n.Inputs[1]) == nil {
+				t.Fatalf("%s: %s's node %s is %v, want Gemm(x, W, transB=1) with W an initializer", gname, tg.Module, tg.Node, n)
+			}
+		}
 	}
 }

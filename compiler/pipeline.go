@@ -34,6 +34,7 @@ var passTable = map[string]pass{
 	"block-attention":   {"block-attention", passes.BlockCausalAttention},
 	"drop-noop-casts":   {"drop-noop-casts", passes.DropNoopCasts},
 	"tie-embedding":     {"tie-embedding", passes.TieEmbedding},
+	"frozen-gemm":       {"frozen-gemm", passes.FrozenLinearsAsGemm},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -73,13 +74,17 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"precision", "annotate-shapes", "the value types describe the final graph"},
 	{"tie-embedding", "dead-code", "the rewrite leaves the embedding table to collect"},
 	{"tie-embedding", "precision", "the precision pass finds the vocabulary from the embedding Gather"},
+	{"dual-lora", "frozen-gemm", "the rewrite adapts the linears in the source's form"},
+	{"dual-lora-stacked", "frozen-gemm", "the rewrite adapts the linears in the source's form"},
+	{"frozen-gemm", "autodiff", "the backward differentiates the Gemms"},
+	{"frozen-gemm", "precision", "the weights are converted where the Gemms read them"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {
