@@ -17,7 +17,9 @@ func TestDropNoopCasts(t *testing.T) {
 		Inputs:  []*ir.ValueInfo{{Name: "x", Type: f32}, {Name: "u"}},
 		Outputs: []*ir.ValueInfo{{Name: "y", Type: f32}, {Name: "h", Type: ir.TensorType(ir.Float16, ir.Dims(2)...)}, {Name: "o", Type: f32}, {Name: "l", Type: f32}},
 	}
-	to := func(dt ir.DType) []*onnxpb.AttributeProto { return []*onnxpb.AttributeProto{ir.AttrInt("to", int64(dt))} }
+	to := func(dt ir.DType) []*onnxpb.AttributeProto {
+		return []*onnxpb.AttributeProto{ir.AttrInt("to", int64(dt))}
+	}
 	body := &ir.Graph{Name: "body", Nodes: []*ir.Node{{Name: "in_body", OpType: "Identity", Inputs: []string{"inner"}, Outputs: []string{"z"}}}}
 	bodyAttr, err := ir.AttrGraph("body", body)
 	if err != nil {

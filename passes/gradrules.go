@@ -18,6 +18,7 @@ package passes
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/dartc/dartc/ir"
 )
@@ -406,6 +407,17 @@ func gradConcat(c *gradCtx) ([]string, error) {
 		}
 		return gi, nil
 	}
+	if sizes, ok := c.splitSizesOf(axis); ok {
+		// The parts of a Split by a computed size vector, concatenated back
+		// (block-attention's query blocks): one Split by the same sizes.
+		parts := c.b.OpN(c.tag+"/Split", "Split", []string{c.GO(0), sizes}, len(c.n.Inputs), ir.AttrInt("axis", axis))
+		for i := range gi {
+			if c.Need(i) {
+				gi[i] = parts[i]
+			}
+		}
+		return gi, nil
+	}
 	axisIdx := c.b.Ints(c.tag+"/axis", axis)
 	axes := c.b.Ints(c.tag+"/axes", axis)
 	var start string
@@ -422,6 +434,30 @@ func gradConcat(c *gradCtx) ([]string, error) {
 		start = end
 	}
 	return gi, nil
+}
+
+// splitSizesOf returns the size vector of a Split whose parts, in order,
+// have the sizes of the Concat's inputs along axis (by the shape
+// inference's tokens), when there is one.
+func (c *gradCtx) splitSizesOf(axis int64) (string, bool) {
+	si := c.s.shapes
+	if si == nil {
+		return "", false
+	}
+	var toks []string
+	for _, x := range c.n.Inputs {
+		d, ok := si.dims[x]
+		if !ok {
+			return "", false
+		}
+		ax, ok := normAxis(axis, len(d))
+		if !ok {
+			return "", false
+		}
+		toks = append(toks, d[ax])
+	}
+	v, ok := si.partSizes[strings.Join(toks, "+")]
+	return v, ok
 }
 
 // concatSizes are the sizes of the Concat inputs along axis, when every one
@@ -443,6 +479,11 @@ func (c *gradCtx) concatSizes(axis int64) ([]int64, bool) {
 }
 
 func gradSplit(c *gradCtx) ([]string, error) {
+	if g, ok := c.splitPrefixPad(); ok {
+		gi := c.grads()
+		gi[0] = g
+		return gi, nil
+	}
 	parts := make([]string, len(c.n.Outputs))
 	for i := range c.n.Outputs {
 		parts[i] = c.GO(i)
@@ -453,6 +494,36 @@ func gradSplit(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	gi[0] = c.op("Concat", "Concat", parts, ir.AttrInt("axis", c.n.AttrInt("axis", 0)))
 	return gi, nil
+}
+
+// splitPrefixPad is the gradient of a two-way Split by a size vector whose
+// second part nothing differentiates (a prefix cut off, as block-attention
+// cuts keys): one Pad of the first part's gradient by the second size at
+// the end of the axis, instead of zeros and a Concat. The pads vector
+// depends on the sizes only, so CSE shares it between layers.
+func (c *gradCtx) splitPrefixPad() (string, bool) {
+	if len(c.n.Outputs) != 2 || c.GO(0) == "" || c.GO(1) != "" || c.I(1) == "" || c.s.shapes == nil {
+		return "", false
+	}
+	if _, constSizes := c.constInts(c.I(1)); constSizes {
+		return "", false
+	}
+	d, ok := c.s.shapes.dims[c.I(0)]
+	if !ok {
+		return "", false
+	}
+	rank := len(d)
+	axis, ok := normAxis(c.n.AttrInt("axis", 0), rank)
+	if !ok {
+		return "", false
+	}
+	rest := c.op("rest", "Slice", []string{c.I(1), c.b.Ints(c.tag+"/one", 1), c.b.Ints(c.tag+"/two", 2)})
+	parts := []string{c.b.Ints(c.tag+"/pads/before", make([]int64, rank+axis)...), rest}
+	if after := rank - axis - 1; after > 0 {
+		parts = append(parts, c.b.Ints(c.tag+"/pads/after", make([]int64, after)...))
+	}
+	pads := c.op("pads", "Concat", parts, ir.AttrInt("axis", 0))
+	return c.op("Pad", "Pad", []string{c.GO(0), pads}), true
 }
 
 // gradSlice pads the gradient back with zeros, one sliced axis at a time:

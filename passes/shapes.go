@@ -16,10 +16,11 @@ import (
 // Equal tokens mean equal sizes at run time; different tokens prove nothing.
 // A value with no inferred shape is simply not optimized.
 type shapeInfo struct {
-	dims  map[string][]string // value → its shape
-	vals  map[string][]string // small int64 tensors → their contents (shape arithmetic)
-	parts map[string]string   // sizes a Split cut a dim into, "+"-joined → that dim
-	fresh int
+	dims      map[string][]string // value → its shape
+	vals      map[string][]string // small int64 tensors → their contents (shape arithmetic)
+	parts     map[string]string   // sizes a Split cut a dim into, "+"-joined → that dim
+	partSizes map[string]string   // … → the Split's size vector
+	fresh     int
 }
 
 func (si *shapeInfo) unknown() string {
@@ -50,7 +51,7 @@ func (si *shapeInfo) sameShape(a, b string) bool {
 }
 
 func inferShapes(g *ir.Graph) *shapeInfo {
-	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}, parts: map[string]string{}}
+	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}, parts: map[string]string{}, partSizes: map[string]string{}}
 	for _, in := range g.Inputs {
 		if in.Type == nil || !in.Type.Shape {
 			continue
@@ -654,6 +655,7 @@ func (si *shapeInfo) node(n *ir.Node) {
 					return
 				}
 				si.parts[strings.Join(sizeVals, "+")] = d[axis]
+				si.partSizes[strings.Join(sizeVals, "+")] = n.Input(1)
 			}
 		}
 		for i, o := range n.Outputs {
@@ -678,19 +680,31 @@ func (si *shapeInfo) node(n *ir.Node) {
 		if !ok || n.Input(3) != "" {
 			return
 		}
-		pads, ok := si.constInts(n.Input(1))
+		pads, ok := si.vals[n.Input(1)] // numbers, or sizes computed in the graph
+		if c, isConst := si.constInts(n.Input(1)); isConst {
+			pads = make([]string, len(c))
+			for i, x := range c {
+				pads[i] = num(x)
+			}
+			ok = true
+		}
 		if !ok || len(pads) != 2*len(d) {
 			return
 		}
 		out := make([]string, len(d))
 		for i, t := range d {
-			add := pads[i] + pads[i+len(d)]
+			before, after := pads[i], pads[i+len(d)]
+			b, okB := isNum(before)
+			a, okA := isNum(after)
 			v, isN := isNum(t)
+			whole, split := si.parts[t+"+"+after] // a prefix padded back to its Split's input
 			switch {
-			case add == 0:
+			case okA && okB && a+b == 0:
 				out[i] = t
-			case isN:
-				out[i] = num(v + add)
+			case okA && okB && isN:
+				out[i] = num(v + a + b)
+			case okB && b == 0 && split:
+				out[i] = whole
 			default:
 				out[i] = si.unknown()
 			}
