@@ -73,26 +73,32 @@ func peakRSSMiB() float64 {
 // BenchmarkTrainMemory152k runs train.onnx on a Qwen2-shaped model of about
 // 100M parameters before the embedding (12 layers, hidden 768) with Qwen2's
 // 151,936-token vocabulary at batch 4 × 512 tokens, loss on every position,
-// and reports the step time and the process's peak RSS over the steps (run
-// it alone: go test -run '^$' -bench TrainMemory152k -benchtime 2x
-// ./compiler; the second step's peak is the steady one).
+// compiled as exported and with --share-embedding, and reports the step
+// time and the process's peak RSS over each variant's steps (run it alone:
+// go test -run '^$' -bench TrainMemory152k -benchtime 2x ./compiler; the
+// second step's peak is the steady one).
 func BenchmarkTrainMemory152k(b *testing.B) {
-	out, man := compile100M(b, "100m-152k", 151936)
-	train := graphSession(b, out, man, "train") // as the trainer opens it: the manifest's session config
-	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 512)), 512)
-	// The peak covers the steps: the weights, ORT's buffers and the
-	// activations, not the synthesis and compilation before them.
-	debug.FreeOSMemory()
-	if err := benchcmp.ResetPeakRSS(); err != nil {
-		b.Fatal(err)
+	for _, share := range []bool{false, true} {
+		b.Run(fmt.Sprintf("share-embedding=%v", share), func(b *testing.B) {
+			outs, man := compile100MVariants(b, "100m-152k", 151936, compiler.Options{ShareEmbedding: share})
+			train := graphSession(b, outs[0], man, "train") // as the trainer opens it: the manifest's session config
+			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 512)), 512)
+			// The peak covers the steps: the weights, ORT's buffers and
+			// the activations, not the synthesis and compilation before
+			// them (nor the other variant, whose session is gone).
+			debug.FreeOSMemory()
+			if err := benchcmp.ResetPeakRSS(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				run(b, train, in)
+			}
+			b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/step")
+			b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
+		})
 	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		run(b, train, in)
-	}
-	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/step")
-	b.ReportMetric(peakRSSMiB()/1024, "peak-GiB")
 }
 
 // qwen100M is a Qwen2 shape of about 100M parameters before the

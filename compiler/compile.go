@@ -67,6 +67,12 @@ type Options struct {
 	// the kernel table that decides where the low type runs.
 	Precision string
 	Provider  string
+	// ShareEmbedding holds a tied embedding (config.json:
+	// tie_word_embeddings) once in logprobs.onnx and train.onnx and opens
+	// them without ONNX Runtime's weight pre-packing, which would copy the
+	// matrix again: less memory (0.8 GiB at 152k × 768), slower CPU steps
+	// (every GEMM packs its weight). Refused for an untied model.
+	ShareEmbedding bool
 	// AttentionBlocks is the number of query blocks logprobs.onnx and
 	// train.onnx cut each causal attention into, so that block i scores
 	// only the keys its queries may see (passes.BlockCausalAttention);
@@ -158,6 +164,16 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compiler: %w", err)
 	}
+	if opts.ShareEmbedding {
+		tied, from := tiedEmbeddings(absSrc)
+		if !tied {
+			where := "there is no config.json beside the model or in the folder above"
+			if from != "" {
+				where = from + " does not"
+			}
+			return nil, fmt.Errorf("compiler: --share-embedding needs the model's config.json to say \"tie_word_embeddings\": true (its lm_head is then its embedding matrix), but %s; compile without --share-embedding", where)
+		}
+	}
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("compiler: %w", err)
@@ -191,7 +207,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha,
 		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy,
 		Precision: precisionTypes[opts.Precision], Provider: opts.Provider, AttentionBlocks: opts.AttentionBlocks}
-	popts.TiedEmbedding, _ = tiedEmbeddings(absSrc)
+	popts.TiedEmbedding = opts.ShareEmbedding
 	low := newLowWeights(tmp, popts.Precision)
 	defer low.close()
 	var s *passes.State // the decode pipeline's state: targets and adapters

@@ -3,6 +3,7 @@ package compiler_test
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/compiler"
@@ -15,9 +16,12 @@ import (
 // TestTiedEmbeddingHeldOnce: the TorchScript export of the tied tiny
 // Qwen2.5 stores the embedding twice (model.embed_tokens.weight [vocab,
 // hidden] and the lm_head's transposed copy); its config.json says
-// tie_word_embeddings. logprobs.onnx and train.onnx of every export form
-// must hold one vocab-sized matrix and run without ORT's pre-packing (which
-// would copy it again), and the TorchScript form's must still give
+// tie_word_embeddings. By default the graphs keep what the export stores
+// and ORT pre-packs as usual. With --share-embedding, logprobs.onnx and
+// train.onnx of every export form must hold one vocab-sized matrix and run
+// without ORT's pre-packing (which would copy it again), the option must be
+// refused for a model whose config does not say the two are tied, and the
+// TorchScript form's must still give
 // PyTorch's log-probs, loss and adapter gradients with its fixed dual
 // adapters and mixed roles (the committed references) under that session
 // config. The other parity tests (export_parity_test.go) check every form.
@@ -28,38 +32,34 @@ func TestTiedEmbeddingHeldOnce(t *testing.T) {
 	check := func(out string, man *manifest.Manifest, want int, prepack string) {
 		t.Helper()
 		for _, g := range []string{"logprobs", "train"} {
-			m, err := ir.Load(filepath.Join(out, g+".onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var big []string
-			for _, init := range m.Graph.Initializers {
-				if n := numel(init.Dims); n == vocab*hidden {
-					big = append(big, init.Name)
-				}
-			}
-			if len(big) != want {
-				t.Errorf("%s.onnx holds %d vocab-sized matrices %v, want %d", g, len(big), big, want)
+			if got := vocabMatrices(t, filepath.Join(out, g+".onnx"), vocab*hidden); got != want {
+				t.Errorf("%s: %s.onnx holds %d vocab-sized matrices, want %d", out, g, got, want)
 			}
 			if got := man.Graphs[g].SessionConfig[compiler.DisablePrepackingKey]; got != prepack {
 				t.Errorf("%s: session config %s = %q, want %q", g, compiler.DisablePrepackingKey, got, prepack)
 			}
 		}
 	}
-	// Without config.json nothing says the two are one matrix: left alone.
+	// Without config.json nothing says the two are one matrix: refused.
 	alone := filepath.Join(t.TempDir(), "model.onnx")
 	copyFile(t, filepath.Join(exportDir, "torchscript", "model.onnx"), alone)
-	aloneOut, aloneMan := compileFixture(t, alone, compiler.Options{Rank: 4, Alpha: 8})
-	check(aloneOut, aloneMan, 2, "")
+	_, err := compiler.Compile(alone, filepath.Join(t.TempDir(), "out"), compiler.Options{Rank: 4, Alpha: 8, ShareEmbedding: true})
+	if err == nil || !strings.Contains(err.Error(), "tie_word_embeddings") {
+		t.Fatalf("--share-embedding without a config saying the embedding is tied: err %v, want a refusal naming tie_word_embeddings", err)
+	}
 
-	// Every export form: one matrix, no pre-packing. The dynamo forms
-	// share it already; the TorchScript forms are the rewrite's.
+	// Every export form. By default as exported (the TorchScript forms
+	// store the matrix twice, the dynamo forms once), pre-packing on. With
+	// the option: one matrix, no pre-packing.
+	shared := compiler.Options{Rank: 4, Alpha: 8, ShareEmbedding: true}
 	for _, ex := range exporters {
 		out, man := compileExport(t, ex.name)
+		check(out, man, vocabMatrices(t, filepath.Join(exportDir, ex.name, "model.onnx"), vocab*hidden), "")
+		out, man = compileFixture(t, filepath.Join(exportDir, ex.name, "model.onnx"), shared)
 		check(out, man, 1, "1")
 	}
 
-	out, man := compileExport(t, "torchscript")
+	out, man := compileFixture(t, filepath.Join(exportDir, "torchscript", "model.onnx"), shared)
 
 	lp := run(t, graphSession(t, out, man, "logprobs"), ref.batchFeeds(t, ref.adapterFeeds(t, man)))["logprobs"].Floats()
 	want := ref.floats(t, "lora.logprobs") // [b, s-1]
@@ -103,6 +103,22 @@ func TestTiedEmbeddingHeldOnce(t *testing.T) {
 			t.Fatalf("gradient of %s differs from autograd by %.3g relative", name, d)
 		}
 	}
+}
+
+// vocabMatrices counts the initializers of size elements in an ONNX file.
+func vocabMatrices(t *testing.T, path string, size int64) int {
+	t.Helper()
+	m, err := ir.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, init := range m.Graph.Initializers {
+		if numel(init.Dims) == size {
+			n++
+		}
+	}
+	return n
 }
 
 func numel(dims []int64) int64 {

@@ -29,7 +29,9 @@ type Options struct {
 	// graphs' causal attention (BlockCausalAttention); 0:
 	// DefaultAttentionBlocks, 1: the full score square.
 	AttentionBlocks int
-	// TiedEmbedding says the lm_head's weight is the embedding matrix
+	// TiedEmbedding says the lm_head's weight is the embedding matrix and
+	// the graphs should hold it once (pass TieEmbedding); off, the graphs
+	// keep what the export stores.
 	// (tie_word_embeddings): pass TieEmbedding keeps one copy.
 	TiedEmbedding bool
 }
