@@ -17,7 +17,8 @@
 # Environment: MODELS (100m,100m-152k), SEQS (256,512: the 100m lengths), SEQS_152K (512), PHASES
 # (train,logprobs: the 100m phases), BATCH (4), WARMUP (1), REPS (3), LORA (peft | plain | dual),
 # THREADS (the cores), OUT (out/bench-compare), VENV (.cache/venv-bench), PYTHON (python3.11, to make
-# the venv), BUILD_ONLY (1: make the venv and the models, measure nothing).
+# the venv), BUILD_ONLY (1: make the venv and the models, measure nothing), COMPILE_FLAGS (more
+# `dartc compile` flags, e.g. --share-embedding or --attention-blocks 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${MODELS:-100m,100m-152k}
@@ -61,11 +62,12 @@ model() {
 		echo "$stamp" >"$dir/export.stamp"
 	fi
 	local dstamp
-	dstamp=$(sha bin/dartc)
+	dstamp="$(sha bin/dartc) ${COMPILE_FLAGS:-}"
 	if [ "$(cat "$dir/compile.stamp" 2>/dev/null)" != "$dstamp" ]; then
-		echo "bench-compare: $name: dartc compile" >&2
+		echo "bench-compare: $name: dartc compile ${COMPILE_FLAGS:-}" >&2
 		local t0=$SECONDS
-		bin/dartc compile "$dir/onnx/model.onnx" -o "$dir/compiled" --force >"$dir/compile.log" 2>&1 ||
+		# shellcheck disable=SC2086 # COMPILE_FLAGS holds several flags
+		bin/dartc compile "$dir/onnx/model.onnx" -o "$dir/compiled" --force ${COMPILE_FLAGS:-} >"$dir/compile.log" 2>&1 ||
 			{ cat "$dir/compile.log" >&2; exit 1; }
 		echo "bench-compare: $name: compiled in $((SECONDS - t0)) s" >&2
 		echo "$dstamp" >"$dir/compile.stamp"
@@ -89,7 +91,7 @@ md=$out/bench-compare.md
 : >"$md"
 common=(-python "$py" -batch "${BATCH:-4}" -warmup "${WARMUP:-1}" -reps "${REPS:-3}" -lora "${LORA:-peft}" -jsonl "$jsonl")
 [ -n "${THREADS:-}" ] && common+=(-threads "$THREADS")
-echo "dartc $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes'); load: $(uptime)" | tee -a "$md"
+echo "dartc $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')${COMPILE_FLAGS:+, compiled with $COMPILE_FLAGS}; load: $(uptime)" | tee -a "$md"
 for m in ${models//,/ }; do
 	case $m in
 	100m) model 100m 32768; args=(-seqs "$seqs" -phases "$phases") ;;
