@@ -15,6 +15,8 @@ import (
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/orttest"
 	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/models/qwen2"
+	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/passes"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/safetensors"
@@ -285,18 +287,19 @@ func TestExportGradients(t *testing.T) {
 	}
 }
 
-// TestDynamoLinearsReadWeightsAsStored: the unoptimized dynamo export's
-// frozen linears, MatMul(x, Transpose(W)) (the optimized export stores
-// transposed copies of the weights instead, as TorchScript does), are
-// emitted as Gemm(x, W, transB=1), so that ONNX Runtime makes no transposed
-// copy of the weights when it opens a graph (the numerics are
-// TestExportParity* and TestExportGradients'): in every graph each target's
-// node is such a Gemm, and in logprobs.onnx and train.onnx (whose loss head
-// reads the lm_head's weight as stored too) no Transpose reads an
-// initializer.
+// TestDynamoLinearsReadWeightsAsStored: the dynamo form's frozen linears,
+// MatMul(x, Transpose(W)), are emitted as Gemm(x, W, transB=1), so that
+// ONNX Runtime makes no transposed copy of the weights when it opens a
+// graph that it pre-packs: every graph of the unoptimized dynamo export
+// (the optimized one stores transposed copies, as TorchScript does) and of
+// an untied synthesized model, in which no Transpose reads an initializer.
+// With --share-embedding, logprobs.onnx and train.onnx run without
+// pre-packing and keep the transposed copy's layout. The numerics are
+// TestExportParity*, TestExportGradients and gradcheck's central
+// differences.
 func TestDynamoLinearsReadWeightsAsStored(t *testing.T) {
-	out, man := compileExport(t, "dynamo-noopt")
-	for _, gname := range []string{"decode", "logprobs", "train"} {
+	check := func(t *testing.T, out string, man *manifest.Manifest, gname string, gemm bool) {
+		t.Helper()
 		m, err := ir.Load(filepath.Join(out, gname+".onnx"))
 		if err != nil {
 			t.Fatal(err)
@@ -304,7 +307,7 @@ func TestDynamoLinearsReadWeightsAsStored(t *testing.T) {
 		nodes := map[string]*ir.Node{}
 		for _, n := range m.Graph.Nodes {
 			nodes[n.Name] = n
-			if n.OpType == "Transpose" && m.Graph.Initializer(n.Inputs[0]) != nil && gname != "decode" {
+			if gemm && gname != "decode" && n.OpType == "Transpose" && m.Graph.Initializer(n.Inputs[0]) != nil {
 				t.Errorf("%s: %s transposes the initializer %s", gname, n.Name, n.Inputs[0])
 			}
 		}
@@ -313,9 +316,37 @@ func TestDynamoLinearsReadWeightsAsStored(t *testing.T) {
 				t.Fatalf("%s matched as %s, want the source's form %s", tg.Module, tg.Form, passes.FormMatMulTranspose)
 			}
 			n := nodes[tg.Node]
-			if n == nil || n.OpType != "Gemm" || n.AttrInt("transB", 0) != 1 || m.Graph.Initializer(n.Inputs[1]) == nil {
-				t.Fatalf("%s: %s's node %s is %v, want Gemm(x, W, transB=1) with W an initializer", gname, tg.Module, tg.Node, n)
+			isGemm := n != nil && n.OpType == "Gemm" && n.AttrInt("transB", 0) == 1 && m.Graph.Initializer(n.Inputs[1]) != nil
+			if isGemm != gemm {
+				t.Fatalf("%s: %s's node %s is %v; want Gemm(x, W, transB=1) with W an initializer: %v", gname, tg.Module, tg.Node, n, gemm)
 			}
 		}
 	}
+	t.Run("export", func(t *testing.T) {
+		out, man := compileExport(t, "dynamo-noopt")
+		for _, g := range []string{"decode", "logprobs", "train"} {
+			check(t, out, man, g, true)
+		}
+	})
+	t.Run("export-shared-embedding", func(t *testing.T) {
+		out, man := compileFixture(t, filepath.Join(exportDir, "dynamo-noopt", "model.onnx"), compiler.Options{Rank: 4, Alpha: 8, ShareEmbedding: true})
+		check(t, out, man, "decode", true)
+		check(t, out, man, "logprobs", false)
+		check(t, out, man, "train", false)
+	})
+	t.Run("synth-untied", func(t *testing.T) {
+		cfg, err := qwen2.Preset("tiny")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TiedEmbed = false
+		res, err := synth.Synthesize(cfg, filepath.Join(t.TempDir(), "src"), synth.Options{LinearForm: synth.Dynamo, Seed: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, man := compileFixture(t, res.ModelPath, compiler.Options{Rank: 2})
+		for _, g := range []string{"decode", "logprobs", "train"} {
+			check(t, out, man, g, true)
+		}
+	})
 }

@@ -20,10 +20,20 @@ func TestTrainGradientsMatchCentralDifferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, form := range []synth.LinearForm{synth.TorchScript, synth.Dynamo, synth.Gemm} {
-		t.Run(form.String(), func(t *testing.T) {
+	untied := cfg
+	untied.TiedEmbed = false
+	for _, c := range []struct {
+		form synth.LinearForm
+		cfg  qwen2.Config
+		name string
+	}{
+		{synth.TorchScript, cfg, ""}, {synth.Dynamo, cfg, ""}, {synth.Gemm, cfg, ""},
+		{synth.Dynamo, untied, "-untied"},
+	} {
+		form := c.form
+		t.Run(form.String()+c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{DType: synth.Float64, LinearForm: form, Seed: 3})
+			res, err := synth.Synthesize(c.cfg, filepath.Join(dir, "src"), synth.Options{DType: synth.Float64, LinearForm: form, Seed: 3})
 			if err != nil {
 				t.Fatal(err)
 			}

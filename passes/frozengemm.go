@@ -19,10 +19,14 @@ import (
 // the module lookup read them); a Transpose left without readers is
 // removed. Run after the LoRA rewrite, which adapts the source's form.
 // Graphs before opset 15 (whose Shape has no end) are left as they are:
-// the dynamo exporter writes opset 18.
+// the dynamo exporter writes opset 18. So is a graph that runs without
+// pre-packing (a tied embedding held once, SharedEmbedding): there the transposed
+// copy is what spares each step a transposing pack of every weight, and
+// the Gemms make the train step 1.08–1.16× slower (BenchmarkFrozenGemm,
+// docs/bench.md).
 func FrozenLinearsAsGemm(s *State) error {
 	g := s.Model.Graph
-	if s.Model.OpsetVersion("") < 15 {
+	if s.Model.OpsetVersion("") < 15 || s.SharedEmbedding {
 		return nil
 	}
 	prod := producers(g)
