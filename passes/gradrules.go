@@ -456,8 +456,8 @@ func (c *gradCtx) splitSizesOf(axis int64) (string, bool) {
 		}
 		toks = append(toks, d[ax])
 	}
-	v, ok := si.partSizes[strings.Join(toks, "+")]
-	return v, ok
+	sp, ok := si.splits[strings.Join(toks, "+")]
+	return sp.sizes, ok
 }
 
 // concatSizes are the sizes of the Concat inputs along axis, when every one

@@ -16,12 +16,15 @@ import (
 // Equal tokens mean equal sizes at run time; different tokens prove nothing.
 // A value with no inferred shape is simply not optimized.
 type shapeInfo struct {
-	dims      map[string][]string // value → its shape
-	vals      map[string][]string // small int64 tensors → their contents (shape arithmetic)
-	parts     map[string]string   // sizes a Split cut a dim into, "+"-joined → that dim
-	partSizes map[string]string   // … → the Split's size vector
-	fresh     int
+	dims   map[string][]string // value → its shape
+	vals   map[string][]string // small int64 tensors → their contents (shape arithmetic)
+	splits map[string]splitOf  // the sizes a Split cut a dim into, "+"-joined
+	fresh  int
 }
+
+// splitOf is a dim that a Split cut by a computed size vector: the parts'
+// sizes add up to dim, and sizes is the vector (a graph value).
+type splitOf struct{ dim, sizes string }
 
 func (si *shapeInfo) unknown() string {
 	si.fresh++
@@ -51,7 +54,7 @@ func (si *shapeInfo) sameShape(a, b string) bool {
 }
 
 func inferShapes(g *ir.Graph) *shapeInfo {
-	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}, parts: map[string]string{}, partSizes: map[string]string{}}
+	si := &shapeInfo{dims: map[string][]string{}, vals: map[string][]string{}, splits: map[string]splitOf{}}
 	for _, in := range g.Inputs {
 		if in.Type == nil || !in.Type.Shape {
 			continue
@@ -366,14 +369,14 @@ func (si *shapeInfo) node(n *ir.Node) {
 			}
 			all = append(all, p[a])
 		}
-		whole, split := si.parts[strings.Join(all, "+")]
+		whole, split := si.splits[strings.Join(all, "+")]
 		switch {
 		case numeric:
 			out[a] = num(total)
 		case len(symbolic) == 1 && total == 0:
 			out[a] = symbolic[0] // empty parts (a dropped cache) add nothing
 		case split:
-			out[a] = whole // the parts of a Split, in order
+			out[a] = whole.dim // the parts of a Split, in order
 		default:
 			out[a] = si.unknown()
 		}
@@ -654,8 +657,7 @@ func (si *shapeInfo) node(n *ir.Node) {
 				if sizeVals, ok = si.vals[n.Input(1)]; !ok || len(sizeVals) != len(n.Outputs) {
 					return
 				}
-				si.parts[strings.Join(sizeVals, "+")] = d[axis]
-				si.partSizes[strings.Join(sizeVals, "+")] = n.Input(1)
+				si.splits[strings.Join(sizeVals, "+")] = splitOf{dim: d[axis], sizes: n.Input(1)}
 			}
 		}
 		for i, o := range n.Outputs {
@@ -697,14 +699,14 @@ func (si *shapeInfo) node(n *ir.Node) {
 			b, okB := isNum(before)
 			a, okA := isNum(after)
 			v, isN := isNum(t)
-			whole, split := si.parts[t+"+"+after] // a prefix padded back to its Split's input
+			whole, split := si.splits[t+"+"+after] // a prefix padded back to its Split's input
 			switch {
 			case okA && okB && a+b == 0:
 				out[i] = t
 			case okA && okB && isN:
 				out[i] = num(v + a + b)
 			case okB && b == 0 && split:
-				out[i] = whole
+				out[i] = whole.dim
 			default:
 				out[i] = si.unknown()
 			}
