@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dartc/dartc/ir"
@@ -64,13 +65,7 @@ func BlockCausalAttention(s *State) error {
 	if len(drop) == 0 {
 		return nil
 	}
-	kept := g.Nodes[:0]
-	for _, n := range g.Nodes {
-		if !drop[n] {
-			kept = append(kept, n)
-		}
-	}
-	g.Nodes = kept
+	g.Nodes = slices.DeleteFunc(g.Nodes, func(n *ir.Node) bool { return drop[n] })
 	return ir.TopoSort(g)
 }
 
@@ -127,6 +122,7 @@ type attention struct {
 	casts          []*ir.Node // Casts to float32 between the Softmax and the MatMul
 	nodes          []*ir.Node // the chain, replaced
 	out            string     // the attention's output, kept
+	tag            string     // where the blocks' nodes are named: the chain's scope
 }
 
 func matchAttention(g *ir.Graph, si *shapeInfo, prod map[string]*ir.Node, cons map[string][]*ir.Node, sm *ir.Node) (*attention, bool) {
@@ -202,6 +198,11 @@ func matchAttention(g *ir.Graph, si *shapeInfo, prod map[string]*ir.Node, cons m
 		a.nodes = append(a.nodes, a.scale)
 	}
 	a.nodes = append(a.nodes, a.casts...)
+	a.tag = nodeTag(qk)
+	if i := strings.LastIndexByte(a.tag, '/'); i > 0 {
+		a.tag = a.tag[:i]
+	}
+	a.tag += "/blocks"
 	return a, true
 }
 
@@ -230,11 +231,7 @@ func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]st
 	if parts, ok := cache[a.mask]; ok {
 		return parts
 	}
-	p := nodeTag(a.nodes[0])
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		p = p[:i]
-	}
-	p += "/blocks/mask"
+	p := a.tag + "/mask"
 	parts := make([]string, n)
 	if a.maskRows {
 		copy(parts, b.OpN(p+"/rows", "Split", []string{a.mask, c.sizes}, n, ir.AttrInt("axis", -2)))
@@ -254,11 +251,7 @@ func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]st
 
 // rewrite emits the blocked attention.
 func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string, n int) {
-	p := nodeTag(a.nodes[0])
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		p = p[:i]
-	}
-	p += "/blocks"
+	p := a.tag
 	qs := b.OpN(p+"/q/Split", "Split", []string{a.q, c.sizes}, n, ir.AttrInt("axis", 2))
 	ys := make([]string, n)
 	for i := range n {
@@ -266,7 +259,7 @@ func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string, n int) {
 		kT, v := a.kT, a.v
 		if i < n-1 {
 			// The keys [0, end_i): the first part of a two-way Split, whose
-			// gradient is a Concat with zeros rather than a dynamic Pad.
+			// gradient is one Pad by the Split's second size.
 			kT = b.OpN(bp+"/kT/Split", "Split", []string{a.kT, c.prefix[i]}, 2, ir.AttrInt("axis", 3))[0]
 			v = b.OpN(bp+"/v/Split", "Split", []string{a.v, c.prefix[i]}, 2, ir.AttrInt("axis", 2))[0]
 		}

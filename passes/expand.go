@@ -3,6 +3,7 @@ package passes
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/dartc/dartc/ir"
 )
@@ -45,13 +46,7 @@ func ExpandFunctions(s *State) error {
 		}
 		drop[n] = true
 	}
-	kept := g.Nodes[:0]
-	for _, n := range g.Nodes {
-		if !drop[n] {
-			kept = append(kept, n)
-		}
-	}
-	g.Nodes = kept
+	g.Nodes = slices.DeleteFunc(g.Nodes, func(n *ir.Node) bool { return drop[n] })
 	return ir.TopoSort(g)
 }
 
