@@ -78,6 +78,7 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"dual-lora-stacked", "frozen-gemm", "the rewrite adapts the linears in the source's form"},
 	{"frozen-gemm", "autodiff", "the backward differentiates the Gemms"},
 	{"frozen-gemm", "precision", "the weights are converted where the Gemms read them"},
+	{"frozen-gemm", "dead-code", "the Transposes the Gemms no longer read are collected"},
 }
 
 // pipelines maps each emitted graph to its passes in run order.

@@ -16,8 +16,9 @@ import (
 // held) before the weights are prepacked, whereas Gemm prepacks W with
 // transB directly, as MatMul prepacks the TorchScript form's pre-transposed
 // weight. The rewritten node keeps its name and metadata (the manifest and
-// the module lookup read them); a Transpose left without readers is
-// removed. Run after the LoRA rewrite, which adapts the source's form.
+// the module lookup read them); a Transpose left without readers is the
+// dead-code pass's to remove. Run after the LoRA rewrite, which adapts the
+// source's form.
 // Graphs before opset 15 (whose Shape has no end) are left as they are:
 // the dynamo exporter writes opset 18. So is a graph that runs without
 // pre-packing (a tied embedding held once, SharedEmbedding): there the transposed
@@ -35,14 +36,13 @@ func FrozenLinearsAsGemm(s *State) error {
 		inits[t.Name] = t
 	}
 	b := s.Builder()
-	transposes := map[*ir.Node]bool{}
+	rewritten := false
 	for _, n := range append([]*ir.Node(nil), g.Nodes...) {
 		t, err := matchLinear(n, prod, inits)
 		if err != nil || t == nil || t.Form != FormMatMulTranspose {
 			continue // a weight dartc cannot adapt is MatchTargets' error to report
 		}
-		tr := prod[n.Inputs[1]]
-		transposes[tr] = true
+		rewritten = true
 		x, y := n.Inputs[0], n.Outputs[0]
 		name := n.Name
 		flat := b.Op(name+"/flat", "Reshape", []string{x, b.Ints(name+"/flat/shape", -1, t.In)})
@@ -52,24 +52,8 @@ func FrozenLinearsAsGemm(s *State) error {
 		n.Outputs = []string{b.Unique(name + "/gemm")}
 		b.Add(&ir.Node{Name: name + "/unflat", OpType: "Reshape", Inputs: []string{n.Outputs[0], target}, Outputs: []string{y}})
 	}
-	if len(transposes) == 0 {
+	if !rewritten {
 		return nil
 	}
-	read := map[string]bool{}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			read[in] = true
-		}
-	}
-	for _, o := range g.Outputs {
-		read[o.Name] = true
-	}
-	kept := g.Nodes[:0]
-	for _, n := range g.Nodes {
-		if !transposes[n] || read[n.Outputs[0]] {
-			kept = append(kept, n)
-		}
-	}
-	g.Nodes = kept
 	return ir.TopoSort(g)
 }
