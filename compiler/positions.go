@@ -57,15 +57,11 @@ func maxPositions(src string, m *ir.Model, explicit int64) (int64, string) {
 	if readJSON(filepath.Join(dir, "genai_config.json"), &genai) {
 		found(genai.Model.ContextLength, "genai_config.json context_length")
 	}
-	var hf struct {
+	type positions struct {
 		MaxPositions int64 `json:"max_position_embeddings"`
 	}
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		p := filepath.Join(d, "config.json")
-		if readJSON(p, &hf) && hf.MaxPositions > 0 {
-			found(hf.MaxPositions, p+" max_position_embeddings")
-			break
-		}
+	if hf, p := hfConfig(src, func(c positions) bool { return c.MaxPositions > 0 }); p != "" {
+		found(hf.MaxPositions, p+" max_position_embeddings")
 	}
 	return best, how
 }
