@@ -184,26 +184,42 @@ func BenchmarkAttentionBlocks(b *testing.B) {
 	for _, seq := range []int{256, 512} {
 		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
 			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, uint64(seq))), seq)
-			want, got := run(b, full, in)["loss"], run(b, blocked, in)["loss"]
-			if d := math.Abs(float64(want.Float32()[0] - got.Float32()[0])); d > 1e-3*math.Abs(float64(want.Float32()[0])) {
-				b.Fatalf("loss: full square %g, blocks %g", want.Float32()[0], got.Float32()[0])
-			}
-			var tf, tb []float64
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				run(b, full, in)
-				tf = append(tf, time.Since(start).Seconds())
-				start = time.Now()
-				run(b, blocked, in)
-				tb = append(tb, time.Since(start).Seconds())
-			}
-			mf, mb := stats.Describe(tf).Median, stats.Describe(tb).Median
-			b.ReportMetric(mf, "full-s/step")
-			b.ReportMetric(mb, "blocks-s/step")
-			b.ReportMetric(mb/mf, "ratio")
+			sideBySide(b, "full", "blocks", full, blocked, in, 1e-3)
 		})
 	}
+}
+
+// sideBySide checks that train.onnx sessions a and b (two compiles of one
+// model) give the same loss on in, to rel, then runs them in turn (A B A B
+// …, b.N steps each) and reports each one's median seconds per step,
+// "<nameA>-s/step" and "<nameB>-s/step", and the ratio B / A.
+func sideBySide(b *testing.B, nameA, nameB string, sa, sb *runtime.Session, in map[string]*runtime.Tensor, rel float64) {
+	b.Helper()
+	want, got := run(b, sa, in)["loss"].Float32()[0], run(b, sb, in)["loss"].Float32()[0]
+	if math.Abs(float64(want-got)) > rel*math.Abs(float64(want)) {
+		b.Fatalf("loss: %s %g, %s %g", nameA, want, nameB, got)
+	}
+	b.ResetTimer()
+	ta, tb := interleave(b, sa, sb, in, b.N)
+	ma, mb := stats.Describe(ta).Median, stats.Describe(tb).Median
+	b.ReportMetric(ma, nameA+"-s/step")
+	b.ReportMetric(mb, nameB+"-s/step")
+	b.ReportMetric(mb/ma, "ratio")
+}
+
+// interleave runs sessions a and b on in, in turn, rounds times each, and
+// returns each one's step times in seconds.
+func interleave(b *testing.B, sa, sb *runtime.Session, in map[string]*runtime.Tensor, rounds int) (ta, tb []float64) {
+	b.Helper()
+	for range rounds {
+		start := time.Now()
+		run(b, sa, in)
+		ta = append(ta, time.Since(start).Seconds())
+		start = time.Now()
+		run(b, sb, in)
+		tb = append(tb, time.Since(start).Seconds())
+	}
+	return ta, tb
 }
 
 // BenchmarkTrain100M runs train.onnx (forward, GRPO loss, backward to the
@@ -272,24 +288,7 @@ func BenchmarkFrozenGemm(b *testing.B) {
 	gm, cg := openTimed(b, filepath.Join(dir, "gemm", "train.onnx"), quiet)
 	defer gm.Destroy()
 	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
-	want, got := run(b, mm, in)["loss"], run(b, gm, in)["loss"]
-	if d := math.Abs(float64(want.Float32()[0] - got.Float32()[0])); d > 1e-4*math.Abs(float64(want.Float32()[0])) {
-		b.Fatalf("loss: MatMul(x, Transpose(W)) %g, Gemm %g", want.Float32()[0], got.Float32()[0])
-	}
-	var tm, tg []float64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		run(b, mm, in)
-		tm = append(tm, time.Since(start).Seconds())
-		start = time.Now()
-		run(b, gm, in)
-		tg = append(tg, time.Since(start).Seconds())
-	}
-	mdm, mdg := stats.Describe(tm).Median, stats.Describe(tg).Median
-	b.ReportMetric(mdm, "matmul-s/step")
-	b.ReportMetric(mdg, "gemm-s/step")
-	b.ReportMetric(mdg/mdm, "ratio")
+	sideBySide(b, "matmul", "gemm", mm, gm, in, 1e-4)
 	b.ReportMetric(cm, "matmul-open-cpu-s")
 	b.ReportMetric(cg, "gemm-open-cpu-s")
 }

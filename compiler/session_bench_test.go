@@ -137,21 +137,8 @@ func BenchmarkTrainStepSideBySide(b *testing.B) {
 					defer sa.Destroy()
 					sb, cb := openTimed(b, pair.pathB, pair.optsB)
 					defer sb.Destroy()
-					var ta, tb []float64
-					for i := 0; i < 1+3*b.N; i++ { // the first run of each warms its session
-						for _, side := range []struct {
-							s *runtime.Session
-							t *[]float64
-						}{{sa, &ta}, {sb, &tb}} {
-							start := time.Now()
-							if _, err := side.s.Run(feeds); err != nil {
-								b.Fatal(err)
-							}
-							if i > 0 {
-								*side.t = append(*side.t, time.Since(start).Seconds())
-							}
-						}
-					}
+					interleave(b, sa, sb, feeds, 1) // the first run of each warms its session
+					ta, tb := interleave(b, sa, sb, feeds, 3*b.N)
 					minA, medA := minMedian(ta)
 					minB, medB := minMedian(tb)
 					b.ReportMetric(minA, "A-min-s/step")
