@@ -114,17 +114,9 @@ func vocabMatrices(t *testing.T, path string, size int64) int {
 	}
 	n := 0
 	for _, init := range m.Graph.Initializers {
-		if numel(init.Dims) == size {
+		if init.NumElements() == size {
 			n++
 		}
-	}
-	return n
-}
-
-func numel(dims []int64) int64 {
-	n := int64(1)
-	for _, d := range dims {
-		n *= d
 	}
 	return n
 }
