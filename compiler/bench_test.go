@@ -189,6 +189,36 @@ func BenchmarkAttentionBlocks(b *testing.B) {
 	}
 }
 
+// BenchmarkGroupedAttention compares train.onnx of the ~100M shape (12
+// query heads, 2 kv heads) with the attention blocks over the exporter's
+// repeated keys and values against the same blocks over grouped queries
+// (each kv head's six query heads multiplied as one matrix against its
+// keys): both in one process, steps interleaved, at batch 4 × 256 and
+// 4 × 512.
+// go test -run '^$' -bench GroupedAttention -benchtime 4x ./compiler
+func BenchmarkGroupedAttention(b *testing.B) {
+	restore := compiler.WithRepeatedKV()
+	repeated, man := compile100M(b, "100m", 32768)
+	restore()
+	grouped, _ := compile100M(b, "100m", 32768)
+	quiet := &runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}}
+	open := func(dir string) *runtime.Session {
+		s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Destroy() })
+		return s
+	}
+	sr, sg := open(repeated), open(grouped)
+	for _, seq := range []int{256, 512} {
+		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
+			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, uint64(seq))), seq)
+			sideBySide(b, "repeated", "grouped", sr, sg, in, 1e-3)
+		})
+	}
+}
+
 // sideBySide checks that train.onnx sessions a and b (two compiles of one
 // model) give the same loss on in, to rel, then runs them in turn (A B A B
 // …, b.N steps each) and reports each one's median seconds per step,

@@ -24,7 +24,9 @@ import (
 // adapter gradient — at lengths shorter than the block count (empty
 // blocks), not divisible by it, and longer, with a left-padded row (its
 // padding queries see no key) and both roles mixed within rows. Both
-// export forms; three and four blocks.
+// export forms; three and four blocks. The tiny preset's attention is
+// grouped-query (two query heads per kv head), so this also checks the
+// grouped blocks against the exporter's repeated keys and values.
 func TestBlockCausalAttentionMatchesFullSquare(t *testing.T) {
 	orttest.Init(t)
 	cfg, err := qwen2.Preset("tiny")
@@ -52,6 +54,11 @@ func TestBlockCausalAttentionMatchesFullSquare(t *testing.T) {
 				out, _ := compile(blocks)
 				if got := countOps(t, filepath.Join(out, "train.onnx"), "Softmax", "/blocks/"); got != blocks*cfg.Layers {
 					t.Fatalf("%d blocks: train.onnx has %d blocked Softmax nodes, want %d per layer", blocks, got, blocks)
+				}
+				// The tiny preset has 2 query heads per kv head: the blocks
+				// multiply each group's queries against its kv head's keys.
+				if got := countOps(t, filepath.Join(out, "logprobs.onnx"), "Reshape", "/q/groups"); got != blocks*cfg.Layers {
+					t.Fatalf("%d blocks: logprobs.onnx has %d grouped query views, want %d per layer", blocks, got, blocks)
 				}
 				compareBlocked(t, man, full, out, blocks)
 			}

@@ -80,6 +80,10 @@ type Options struct {
 	AttentionBlocks int
 }
 
+// repeatedKV keeps the exporter's repeated keys and values in the
+// attention blocks (passes.Options.RepeatedKV): set by tests that compare.
+var repeatedKV bool
+
 // precisionTypes maps the --precision names to element types.
 var precisionTypes = map[string]ir.DType{"fp32": ir.Float32, "fp16": ir.Float16, "bf16": ir.BFloat16}
 
@@ -206,7 +210,7 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 
 	popts := passes.Options{Targets: opts.Targets, Roles: opts.Roles, Rank: opts.Rank, Alpha: opts.Alpha,
 		HeadChunk: opts.HeadChunk, LogprobsEntropy: opts.LogprobsEntropy,
-		Precision: precisionTypes[opts.Precision], Provider: opts.Provider, AttentionBlocks: opts.AttentionBlocks}
+		Precision: precisionTypes[opts.Precision], Provider: opts.Provider, AttentionBlocks: opts.AttentionBlocks, RepeatedKV: repeatedKV}
 	popts.TiedEmbedding = opts.ShareEmbedding
 	low := newLowWeights(tmp, popts.Precision)
 	defer low.close()

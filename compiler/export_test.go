@@ -16,3 +16,11 @@ func WithoutPass(name string) (restore func()) {
 		}
 	}
 }
+
+// WithRepeatedKV compiles the attention blocks over the exporter's repeated
+// keys and values instead of grouped queries until restore is called.
+func WithRepeatedKV() (restore func()) {
+	saved := repeatedKV
+	repeatedKV = true
+	return func() { repeatedKV = saved }
+}

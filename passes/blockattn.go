@@ -46,6 +46,7 @@ func BlockCausalAttention(s *State) error {
 	b := s.Builder()
 	bounds := map[string]*blockCut{} // by the query length's shape token
 	masks := map[string][]string{}   // a mask → its blocks' parts
+	views := map[string]*groupViews{}
 	drop := map[*ir.Node]bool{}
 	for _, n := range append([]*ir.Node(nil), g.Nodes...) {
 		a, ok := matchAttention(g, si, prod, cons, n)
@@ -57,7 +58,12 @@ func BlockCausalAttention(s *State) error {
 			cut = blockBounds(b, a.q, blocks)
 			bounds[a.seq] = cut
 		}
-		a.rewrite(b, cut, a.maskBlocks(b, cut, masks, blocks), blocks)
+		parts := a.maskBlocks(b, cut, masks, blocks)
+		if gq, ok := matchGroups(g, si, prod, a); ok && !s.Opts.RepeatedKV {
+			gq.rewrite(b, a, cut, groupedViews(b, views, a, gq, cut, parts), blocks)
+		} else {
+			a.rewrite(b, cut, parts, blocks)
+		}
 		for _, x := range a.nodes {
 			drop[x] = true
 		}
@@ -72,6 +78,7 @@ func BlockCausalAttention(s *State) error {
 // blockCut is where the query blocks of one sequence length end.
 type blockCut struct {
 	ends   []string // end_i of the blocks i < n−1, one-element int64
+	lens   []string // the blocks' lengths, one-element int64 each
 	sizes  string   // the blocks' lengths, Split sizes for the queries
 	prefix []string // [end_i, S − end_i], Split sizes that cut the keys [0, end_i) off
 }
@@ -107,6 +114,7 @@ func blockBounds(b *ir.Builder, q string, blocks int) *blockCut {
 		}
 		prev = end
 	}
+	c.lens = lens
 	c.sizes = b.Op(p+"/sizes", "Concat", lens, ir.AttrInt("axis", 0))
 	return c
 }
@@ -276,6 +284,171 @@ func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string, n int) {
 			pr = b.Op(bp+"/Cast", "Cast", []string{pr}, c.Attrs...)
 		}
 		ys[i] = b.Op(bp+"/PV", "MatMul", []string{pr, v})
+	}
+	b.Add(&ir.Node{Name: p + "/Concat", OpType: "Concat", Inputs: ys, Outputs: []string{a.out},
+		Attrs: []*onnxpb.AttributeProto{ir.AttrInt("axis", 2)}})
+}
+
+// groupedQuery is an attention whose keys and values are repeated for
+// grouped-query attention (Reshape(Expand(Unsqueeze(x, 2))), the form both
+// exporters give transformers' repeat_kv): kv heads of keys k and values v
+// [b, kv, S, d], each read by group query heads. The blocks then multiply
+// the queries of a kv head's group as one matrix, [b, kv, group·rows, d],
+// against that head's keys as they are: no repeated copy of the keys and
+// values, and their gradient is summed over the group by the matmul
+// itself instead of by a reduction over a [b, kv, group, S, d] copy.
+type groupedQuery struct {
+	k, v           string // [b, kv, S, d]
+	kv, group, dim int64
+	mask5          bool // the mask is [·, 1, rows, keys]: unsqueezed to 5 dims
+}
+
+// matchGroups recognizes the repeated keys and values of a.
+func matchGroups(g *ir.Graph, si *shapeInfo, prod map[string]*ir.Node, a *attention) (*groupedQuery, bool) {
+	kT := prod[a.kT]
+	if kT == nil || kT.OpType != "Transpose" || !slices.Equal(kT.Attr("perm").GetInts(), []int64{0, 1, 3, 2}) {
+		return nil, false
+	}
+	k, kg, ok := repeatedKV(g, si, prod, kT.Inputs[0])
+	if !ok {
+		return nil, false
+	}
+	v, vg, ok := repeatedKV(g, si, prod, a.v)
+	if !ok || vg != kg {
+		return nil, false
+	}
+	dk, dv, dq := si.dims[k], si.dims[v], si.dims[a.q]
+	kv, ok := isNum(dk[1])
+	if !ok || dv[1] != dk[1] || dq[1] != num(kv*kg) || dk[2] != dv[2] || dk[3] != dv[3] || dk[3] != dq[3] {
+		return nil, false
+	}
+	dim, ok := isNum(dk[3])
+	if !ok {
+		return nil, false
+	}
+	gq := &groupedQuery{k: k, v: v, kv: kv, group: kg, dim: dim}
+	switch dm := si.dims[a.mask]; {
+	case len(dm) == 4 && dm[1] == "1":
+		gq.mask5 = true
+	case len(dm) == 2, len(dm) == 3 && dm[0] == "1":
+	default: // a per-head mask: it would not broadcast over the groups
+		return nil, false
+	}
+	return gq, true
+}
+
+// repeatedKV undoes Reshape(Expand(Unsqueeze(x, 2), [·, ·, group, ·, ·]),
+// [b, kv·group, S, d]): x [b, kv, S, d] and group > 1.
+func repeatedKV(g *ir.Graph, si *shapeInfo, prod map[string]*ir.Node, v string) (string, int64, bool) {
+	r := prod[v]
+	if r == nil || r.OpType != "Reshape" || r.Domain != "" {
+		return "", 0, false
+	}
+	e := prod[r.Inputs[0]]
+	if e == nil || e.OpType != "Expand" || e.Domain != "" {
+		return "", 0, false
+	}
+	u := prod[e.Inputs[0]]
+	if u == nil || u.OpType != "Unsqueeze" || u.Domain != "" {
+		return "", 0, false
+	}
+	if axes, ok := si.axes(u); !ok || !slices.Equal(axes, []int64{2}) {
+		return "", 0, false
+	}
+	x, de, dr := u.Inputs[0], si.dims[e.Outputs[0]], si.dims[v]
+	dx := si.dims[x]
+	if len(dx) != 4 || len(de) != 5 || len(dr) != 4 {
+		return "", 0, false
+	}
+	group, ok := isNum(de[2])
+	if !ok || group < 2 || de[0] != dx[0] || de[1] != dx[1] || de[3] != dx[2] || de[4] != dx[3] ||
+		dr[0] != dx[0] || dr[2] != dx[2] || dr[3] != dx[3] {
+		return "", 0, false
+	}
+	if kv, ok := isNum(dx[1]); !ok || dr[1] != num(kv*group) {
+		return "", 0, false
+	}
+	return x, group, true
+}
+
+// groupViews are the shapes one group size's blocks are viewed through,
+// shared by every layer, all explicit (allowzero: blocks may be empty when
+// S < n): queries [b, heads, rows, d] as [b, kv, group·rows, d], scores as
+// [b, kv, group, rows, keys] (to meet the mask) and back, and the output
+// [b, kv, group·rows, d] as [b, heads, rows, d]; the masks unsqueezed.
+type groupViews struct {
+	queries, five, four, heads []string // per block: Reshape targets
+	masks                      []string // per block: the mask part, [·, 1, 1, rows, keys] where unsqueezed
+}
+
+func groupedViews(b *ir.Builder, cache map[string]*groupViews, a *attention, gq *groupedQuery, c *blockCut, masks []string) *groupViews {
+	key := fmt.Sprintf("%s|%d|%d|%d|%s|%t", a.seq, gq.kv, gq.group, gq.dim, a.mask, gq.mask5)
+	if v, ok := cache[key]; ok {
+		return v
+	}
+	p := fmt.Sprintf("/attention_blocks/kv%d_group%d_dim%d", gq.kv, gq.group, gq.dim)
+	n := len(masks)
+	v := &groupViews{queries: make([]string, n), five: make([]string, n), four: make([]string, n), heads: make([]string, n), masks: make([]string, n)}
+	shape := b.Op(p+"/shape", "Shape", []string{a.q})
+	batch := b.Op(p+"/batch", "Gather", []string{shape, b.Ints(p+"/batch/axis", 0)})
+	seq := b.Op(p+"/seq", "Gather", []string{shape, b.Ints(p+"/seq/axis", 2)})
+	kv, group, heads, dim := b.Ints(p+"/kv", gq.kv), b.Ints(p+"/group", gq.group), b.Ints(p+"/heads", gq.kv*gq.group), b.Ints(p+"/dim", gq.dim)
+	cat := func(name string, parts ...string) string {
+		return b.Op(name, "Concat", parts, ir.AttrInt("axis", 0))
+	}
+	for i := range n {
+		keys := seq // the last block sees every key
+		if i < n-1 {
+			keys = c.ends[i]
+		}
+		at := fmt.Sprintf("%s/%d", p, i)
+		rows := c.lens[i]
+		grouped := b.Op(at+"/grouped", "Mul", []string{rows, group})
+		v.queries[i] = cat(at+"/queries", batch, kv, grouped, dim)
+		v.five[i] = cat(at+"/five", batch, kv, group, rows, keys)
+		v.four[i] = cat(at+"/four", batch, kv, grouped, keys)
+		v.heads[i] = cat(at+"/heads", batch, heads, rows, dim)
+		v.masks[i] = masks[i]
+		if gq.mask5 {
+			v.masks[i] = b.Op(at+"/mask", "Unsqueeze", []string{masks[i], b.Ints(at+"/mask/axes", 2)})
+		}
+	}
+	cache[key] = v
+	return v
+}
+
+// rewrite emits the blocked attention over the kv heads' groups.
+func (gq *groupedQuery) rewrite(b *ir.Builder, a *attention, c *blockCut, views *groupViews, n int) {
+	p := a.tag
+	qs := b.OpN(p+"/q/Split", "Split", []string{a.q, c.sizes}, n, ir.AttrInt("axis", 2))
+	kT := b.Op(p+"/kT", "Transpose", []string{gq.k}, ir.AttrInts("perm", 0, 1, 3, 2))
+	view := func(name, v, shape string) string {
+		return b.Op(name, "Reshape", []string{v, shape}, ir.AttrInt("allowzero", 1))
+	}
+	ys := make([]string, n)
+	for i := range n {
+		bp := fmt.Sprintf("%s/%d", p, i)
+		k, v := kT, gq.v
+		if i < n-1 {
+			k = b.OpN(bp+"/kT/Split", "Split", []string{kT, c.prefix[i]}, 2, ir.AttrInt("axis", 3))[0]
+			v = b.OpN(bp+"/v/Split", "Split", []string{gq.v, c.prefix[i]}, 2, ir.AttrInt("axis", 2))[0]
+		}
+		// A group's heads are consecutive: these Reshapes are views.
+		sc := b.Op(bp+"/QK", "MatMul", []string{view(bp+"/q/groups", qs[i], views.queries[i]), k})
+		if a.scale != nil {
+			sc = b.Op(bp+"/scale", a.scale.OpType, []string{sc, a.scale.Inputs[1]})
+		}
+		sc = view(bp+"/scores/five", sc, views.five[i])
+		in := []string{sc, views.masks[i]}
+		if a.maskFirst {
+			in = []string{views.masks[i], sc}
+		}
+		pr := b.Op(bp+"/Softmax", "Softmax", []string{b.Op(bp+"/mask/Add", "Add", in)}, ir.AttrInt("axis", -1))
+		for _, c := range a.casts {
+			pr = b.Op(bp+"/Cast", "Cast", []string{pr}, c.Attrs...)
+		}
+		y := b.Op(bp+"/PV", "MatMul", []string{view(bp+"/probs/four", pr, views.four[i]), v})
+		ys[i] = view(bp+"/heads", y, views.heads[i])
 	}
 	b.Add(&ir.Node{Name: p + "/Concat", OpType: "Concat", Inputs: ys, Outputs: []string{a.out},
 		Attrs: []*onnxpb.AttributeProto{ir.AttrInt("axis", 2)}})

@@ -384,8 +384,19 @@ func gradTranspose(c *gradCtx) ([]string, error) {
 
 func gradReshapeLike(c *gradCtx) ([]string, error) {
 	gi := c.grads()
-	gi[0] = c.op("Reshape", "Reshape", []string{c.GO(0), c.op("Shape", "Shape", []string{c.I(0)})})
+	gi[0] = c.reshapeAs("Reshape", c.GO(0), c.I(0))
 	return gi, nil
+}
+
+// reshapeAs reshapes v to the shape of like, read at run time. The shape
+// is exact: a 0 in it is an empty dim, not "copy the input's" (allowzero,
+// from opset 14).
+func (c *gradCtx) reshapeAs(suffix, v, like string) string {
+	shape := c.op(suffix+"/shape", "Shape", []string{like})
+	if c.opset() >= 14 {
+		return c.op(suffix, "Reshape", []string{v, shape}, ir.AttrInt("allowzero", 1))
+	}
+	return c.op(suffix, "Reshape", []string{v, shape})
 }
 
 func gradExpand(c *gradCtx) ([]string, error) {
@@ -738,7 +749,7 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 		gy2 := c.op("dY/flat", "Reshape", []string{gy, c.b.Ints(c.tag+"/flat_n", -1, n)})
 		if c.Need(0) {
 			ga := c.op("dA/Gemm", "Gemm", []string{gy2, bm}, ir.AttrInt("transB", 1))
-			gi[0] = c.op("dA", "Reshape", []string{ga, c.op("dA/shape", "Shape", []string{a})})
+			gi[0] = c.reshapeAs("dA", ga, a)
 		}
 		if c.Need(1) {
 			a2 := c.op("A/flat", "Reshape", []string{a, c.b.Ints(c.tag+"/flat_k", -1, k)})

@@ -833,8 +833,15 @@ func (si *shapeInfo) arith(n *ir.Node) {
 			return
 		}
 		neutral := map[string]int64{"Add": 0, "Sub": 0, "Mul": 1, "Div": 1}[n.OpType]
-		if y[0] == neutral {
+		switch {
+		case y[0] == neutral:
 			si.vals[n.Outputs[0]] = x
+		case n.OpType == "Mul": // c·x is the product token "c*x"
+			out := make([]string, len(x))
+			for i, t := range x {
+				out[i] = product(y[0], []string{t})
+			}
+			si.vals[n.Outputs[0]] = out
 		}
 		return
 	}

@@ -32,8 +32,11 @@ type Options struct {
 	// TiedEmbedding says the lm_head's weight is the embedding matrix and
 	// the graphs should hold it once (pass TieEmbedding); off, the graphs
 	// keep what the export stores.
-	// (tie_word_embeddings): pass TieEmbedding keeps one copy.
 	TiedEmbedding bool
+	// RepeatedKV keeps the exporter's repeated keys and values in the
+	// attention blocks instead of grouping the queries (BlockCausalAttention):
+	// the form before grouping, for comparisons.
+	RepeatedKV bool
 }
 
 func (o Options) attentionBlocks() int {
