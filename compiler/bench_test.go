@@ -322,3 +322,48 @@ func BenchmarkFrozenGemm(b *testing.B) {
 	b.ReportMetric(cm, "matmul-open-cpu-s")
 	b.ReportMetric(cg, "gemm-open-cpu-s")
 }
+
+// BenchmarkLoRAMerge compares train.onnx of the ~100M shape at batch 4 ×
+// 256 compiled with the merge-lora-inputs pass (one A-side product per
+// activation: q/k/v, gate/up) against the same model without it: both
+// sessions in one process, opened with the manifest's settings, their steps
+// interleaved (A B A B …); it reports each one's median and the ratio
+// merged / separate.
+// go test -run '^$' -bench LoRAMerge -benchtime 5x ./compiler
+func BenchmarkLoRAMerge(b *testing.B) {
+	if _, err := runtime.Init(); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	res, err := synth.Synthesize(qwen100M("100m", 32768), filepath.Join(dir, "src"), synth.Options{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	compile := func(out string) *manifest.Manifest {
+		man, err := compiler.Compile(res.ModelPath, filepath.Join(dir, out), compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return man
+	}
+	restore := compiler.WithoutPass("merge-lora-inputs")
+	compile("separate")
+	restore()
+	man := compile("merged")
+	// Two sessions, two thread pools: neither may spin while the other runs.
+	quiet, err := runtime.ForGraph(man.Graphs["train"], runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	open := func(dir string) *runtime.Session {
+		s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Destroy() })
+		return s
+	}
+	sep, mer := open(filepath.Join(dir, "separate")), open(filepath.Join(dir, "merged"))
+	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
+	sideBySide(b, "separate", "merged", sep, mer, in, 1e-4)
+}

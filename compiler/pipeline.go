@@ -18,6 +18,7 @@ var passTable = map[string]pass{
 	"match-targets":     {"match-targets", passes.MatchTargets},
 	"dual-lora":         {"dual-lora", passes.DualLoRA},
 	"dual-lora-stacked": {"dual-lora-stacked", passes.DualLoRAStacked},
+	"merge-lora-inputs": {"merge-lora-inputs", passes.MergeLoRAInputs},
 	"last-token-logits": {"last-token-logits", passes.LastTokenLogits},
 	"dead-code":         {"dead-code", passes.DeadCode},
 	"drop-cache":        {"drop-cache", passes.DropCache},
@@ -76,6 +77,9 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"tie-embedding", "precision", "the precision pass finds the vocabulary from the embedding Gather"},
 	{"dual-lora", "frozen-gemm", "the rewrite adapts the linears in the source's form"},
 	{"dual-lora-stacked", "frozen-gemm", "the rewrite adapts the linears in the source's form"},
+	{"dual-lora-stacked", "merge-lora-inputs", "the merge rewires the stacked branches"},
+	{"merge-lora-inputs", "frozen-gemm", "the merge groups the targets by the inputs the source gives them"},
+	{"merge-lora-inputs", "autodiff", "the backward differentiates the merged branches"},
 	{"frozen-gemm", "autodiff", "the backward differentiates the Gemms"},
 	{"frozen-gemm", "precision", "the weights are converted where the Gemms read them"},
 	{"frozen-gemm", "dead-code", "the Transposes the Gemms no longer read are collected"},
@@ -84,8 +88,8 @@ var passOrder = [...]struct{ before, after, why string }{
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

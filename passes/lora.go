@@ -48,7 +48,9 @@ func DualLoRA(s *State) error { return dualLoRA(s, false) }
 // per target rather than once per role, in the forward and in the backward.
 // The concatenation copies the adapters at every run, which costs less than
 // a second pass over the activations when a run covers many positions
-// (logprobs, train) but not in a decoding step of a few rows.
+// (logprobs, train) but not in a decoding step of a few rows. The branches
+// are recorded for MergeLoRAInputs, which shares the A side of targets that
+// read one activation.
 func DualLoRAStacked(s *State) error { return dualLoRA(s, true) }
 
 func dualLoRA(s *State, stacked bool) error {
@@ -75,7 +77,8 @@ func dualLoRA(s *State, stacked bool) error {
 		Name: RoleInput, Type: ir.TensorType(ir.Int64, ids.Type.Dims...),
 		Doc: "role of each position: the adapter whose tokens the position predicts (" + fmt.Sprint(s.Opts.Roles) + ")",
 	})
-	gates := &gateCache{s: s, g3: map[ir.DType][]string{}, g2: map[ir.DType][]string{}, s3: map[ir.DType]string{}, s2: map[ir.DType]string{}}
+	gates := &gateCache{s: s, g3: map[ir.DType][]string{}, g2: map[ir.DType][]string{}, s3: map[stackKey]string{}, s2: map[stackKey]string{}}
+	s.gates = gates
 	r := int64(s.Opts.Rank)
 	for _, t := range s.Targets {
 		adt := AdapterDType(t.Weight.DType)
@@ -108,8 +111,9 @@ func dualLoRA(s *State, stacked bool) error {
 				bm = b.Op(prefix+"/B/Concat", "Concat", bs, ir.AttrInt("axis", 0))
 			}
 			xa := b.Op(prefix+"/A/MatMul", "MatMul", []string{x, a})
-			xg := b.Op(prefix+"/gate/Mul", "Mul", []string{xa, gates.stacked(adt, t.Form == FormGemm)})
+			xg := b.Op(prefix+"/gate/Mul", "Mul", []string{xa, gates.stacked(adt, t.Form == FormGemm, 1)})
 			delta = b.Op(prefix+"/B/MatMul", "MatMul", []string{xg, bm})
+			s.stacked = append(s.stacked, &stackedBranch{target: t, dtype: adt, src: t.Node.Inputs[0], x: x, as: as, a: a, aProduct: xa, gated: xg, delta: delta})
 		} else {
 			for k, role := range s.Opts.Roles {
 				p := prefix + "/" + role
@@ -149,7 +153,15 @@ func pathOf(module string) string {
 type gateCache struct {
 	s      *State
 	g3, g2 map[ir.DType][]string
-	s3, s2 map[ir.DType]string // stacked
+	s3, s2 map[stackKey]string // stacked
+	ids    string              // role_ids as [batch, seq, 1], for the stacked gates
+}
+
+// stackKey names a stacked gate: its type and how many targets' stacked
+// adapters it spans.
+type stackKey struct {
+	dt     ir.DType
+	copies int
 }
 
 func (c *gateCache) role(dt ir.DType, flat bool, k int) string {
@@ -176,34 +188,44 @@ func (c *gateCache) role(dt ir.DType, flat bool, k int) string {
 	return c.g2[dt][k]
 }
 
-// stacked is G = s·[role_ids == k(j)] as [batch, seq, K·rank], with
-// k(j) = j / rank the role of column j of the concatenated adapters, and as
-// [batch·seq, K·rank] for 2-D (Gemm) activations.
-func (c *gateCache) stacked(dt ir.DType, flat bool) string {
+// stacked is G = s·[role_ids == k(j)] as [batch, seq, copies·K·rank],
+// with k(j) = (j mod K·rank) / rank the role of column j of copies
+// side-by-side stacked adapters, and as [batch·seq, copies·K·rank] for 2-D
+// (Gemm) activations.
+func (c *gateCache) stacked(dt ir.DType, flat bool, copies int) string {
 	b := c.s.Builder()
-	width := int64(len(c.s.Opts.Roles) * c.s.Opts.Rank)
-	if c.s3[dt] == "" {
-		p := fmt.Sprintf("/lora/gate/stacked/%s", dt)
+	key := stackKey{dt, copies}
+	width := int64(copies * len(c.s.Opts.Roles) * c.s.Opts.Rank)
+	name := "stacked"
+	if copies > 1 {
+		name = fmt.Sprintf("stacked%d", copies)
+	}
+	if c.s3[key] == "" {
+		p := fmt.Sprintf("/lora/gate/%s/%s", name, dt)
 		roleOf := make([]int64, 0, width)
-		for k := range c.s.Opts.Roles {
-			for range c.s.Opts.Rank {
-				roleOf = append(roleOf, int64(k))
+		for range copies {
+			for k := range c.s.Opts.Roles {
+				for range c.s.Opts.Rank {
+					roleOf = append(roleOf, int64(k))
+				}
 			}
 		}
 		kk := b.Const(ir.NewTensorI64(p+"/role_of_column", []int64{width}, roleOf))
-		ids := unsqueezeLast(c.s, p+"/Unsqueeze", RoleInput)
-		eq := b.Op(p+"/Equal", "Equal", []string{ids, kk})
+		if c.ids == "" {
+			c.ids = unsqueezeLast(c.s, "/lora/gate/stacked/Unsqueeze", RoleInput)
+		}
+		eq := b.Op(p+"/Equal", "Equal", []string{c.ids, kk})
 		f := b.Op(p+"/Cast", "Cast", []string{eq}, ir.AttrInt("to", int64(dt)))
-		c.s3[dt] = b.Op(p+"/Mul", "Mul", []string{f, b.Scalar(p+"/scale", dt, c.s.Opts.Scale())})
+		c.s3[key] = b.Op(p+"/Mul", "Mul", []string{f, b.Scalar(p+"/scale", dt, c.s.Opts.Scale())})
 	}
 	if !flat {
-		return c.s3[dt]
+		return c.s3[key]
 	}
-	if c.s2[dt] == "" {
-		p := fmt.Sprintf("/lora/gate/stacked/%s/flat", dt)
-		c.s2[dt] = b.Op(p, "Reshape", []string{c.s3[dt], b.Ints(p+"/shape", -1, width)})
+	if c.s2[key] == "" {
+		p := fmt.Sprintf("/lora/gate/%s/%s/flat", name, dt)
+		c.s2[key] = b.Op(p, "Reshape", []string{c.s3[key], b.Ints(p+"/shape", -1, width)})
 	}
-	return c.s2[dt]
+	return c.s2[key]
 }
 
 // unsqueezeLast appends a trailing axis, with axes as an input from opset

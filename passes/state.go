@@ -74,8 +74,10 @@ type State struct {
 	// the embedding table and the lm_head's weight.
 	SharedEmbedding bool
 
-	b      *ir.Builder
-	shapes *shapeInfo // symbolic shapes of the forward graph, during autodiff
+	b       *ir.Builder
+	shapes  *shapeInfo       // symbolic shapes of the forward graph, during autodiff
+	gates   *gateCache       // the LoRA gates, built once per type (DualLoRA)
+	stacked []*stackedBranch // the branches DualLoRAStacked built, in target order
 }
 
 // NewState starts a pipeline over m.
