@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -283,8 +284,9 @@ func logSoftmaxAt(row []float64, k int) float64 {
 // clipped above (A > 0) and below (A < 0), the same ratios unclipped with
 // the other sign of A, ratios inside the range, k3 above the clamp from
 // both signs of ref − lp and inside it — with a non-zero entropy
-// coefficient, and the head split into chunks of 5 positions (several Loop
-// iterations, a padded last one). The independent reference is the loss
+// coefficient and with none (the two forms of the head's gradient), and
+// the head split into chunks of 5 positions (several Loop iterations, a
+// padded last one). The independent reference is the loss
 // written out here in float64 over a plain-loop Qwen2 forward with the dual
 // LoRA (qwen2ref): train.onnx's log-probs, entropies, k3, clip flags and
 // loss must equal it, and its gradient must equal central differences of
@@ -311,115 +313,122 @@ func TestGRPOHeadBranches(t *testing.T) {
 	n := bt.b * bt.s
 	sh := []int64{int64(bt.b), int64(bt.s)}
 
-	// Place each weighted position on a branch.
-	const clipLow, clipHigh, kl, ent = 0.2, 0.28, 0.3, 0.07
-	w, adv, old, refLP := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-	type ratioCase struct{ r, a float64 }
-	ratios := []ratioCase{{1.5, 0.7}, {1.5, -0.7}, {0.5, -0.9}, {0.5, 0.9}, {1.05, 0.4}, {0.9, -0.3}}
-	klCases := []float64{3, -14, 0.4, -0.25} // ref − lp: clamped, clamped, inside, inside
-	wantClipped := make([]bool, n)
-	weighted := 0
-	for i := range w {
-		if bt.mask[i] == 0 || i%bt.s == bt.s-1 || i%bt.s == 4 {
-			continue // padding, the last position, a masked "prompt" token
-		}
-		rc := ratios[weighted%len(ratios)]
-		w[i] = 0.5 + rng.Float64()
-		adv[i] = rc.a
-		old[i] = lp0[i] - math.Log(rc.r)
-		refLP[i] = lp0[i] + klCases[weighted%len(klCases)]
-		c := math.Min(math.Max(rc.r, 1-clipLow), 1+clipHigh)
-		wantClipped[i] = -rc.a*c > -rc.a*rc.r
-		weighted++
-	}
-	refLoss := func(lp, h []float64) float64 {
-		return grpoRef(lp, h, w, adv, old, refLP, clipLow, clipHigh, kl, ent)
-	}
-	in := bt.feeds(t)
-	for k, v := range theta {
-		in[k] = v
-	}
-	in["token_weights"], in["advantages"] = floatsOf(t, "float64", sh, w), floatsOf(t, "float64", sh, adv)
-	in["old_logprobs"], in["ref_logprobs"] = floatsOf(t, "float64", sh, old), floatsOf(t, "float64", sh, refLP)
-	for k, v := range map[string]float64{"clip_low": clipLow, "clip_high": clipHigh, "kl_coef": kl, "entropy_coeff": ent} {
-		in[k] = floatsOf(t, "float64", nil, []float64{v})
-	}
-	got := run(t, train, in)
-
-	// Per-position outputs, branch by branch.
-	cl, kk, ra, lpT, hT := got["clipped"].Floats(), got["kl"].Floats(), got["ratio"].Floats(), got["logprobs"].Floats(), got["entropy"].Floats()
-	var sawHigh, sawLow, sawClampUp, sawClampDown bool
-	for i := range w {
-		if w[i] == 0 {
-			continue
-		}
-		if math.Abs(lpT[i]-lp0[i]) > 1e-9 || math.Abs(hT[i]-h0[i]) > 1e-9 {
-			t.Fatalf("pos %d: train.onnx log-prob %.12g entropy %.12g, reference %.12g %.12g", i, lpT[i], hT[i], lp0[i], h0[i])
-		}
-		if (cl[i] == 1) != wantClipped[i] {
-			t.Fatalf("pos %d: clipped = %g, want %v (ratio %g, A %g)", i, cl[i], wantClipped[i], ra[i], adv[i])
-		}
-		sawHigh = sawHigh || wantClipped[i] && ra[i] > 1
-		sawLow = sawLow || wantClipped[i] && ra[i] < 1
-		d := refLP[i] - lp0[i]
-		if k3 := math.Exp(d) - d - 1; k3 > 10 {
-			sawClampUp = sawClampUp || d > 0
-			sawClampDown = sawClampDown || d < 0
-			if kk[i] != 10 {
-				t.Fatalf("pos %d: kl = %g, want the clamp 10 (k3 %g)", i, kk[i], k3)
+	// Both forms of the gradient: with the entropy bonus, and without it
+	// (entropy_coeff 0, the head's shortcut), the entropy output still
+	// computed.
+	for _, ent := range []float64{0.07, 0} {
+		t.Run(fmt.Sprintf("entropy_coeff=%g", ent), func(t *testing.T) {
+			// Place each weighted position on a branch.
+			const clipLow, clipHigh, kl = 0.2, 0.28, 0.3
+			w, adv, old, refLP := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+			type ratioCase struct{ r, a float64 }
+			ratios := []ratioCase{{1.5, 0.7}, {1.5, -0.7}, {0.5, -0.9}, {0.5, 0.9}, {1.05, 0.4}, {0.9, -0.3}}
+			klCases := []float64{3, -14, 0.4, -0.25} // ref − lp: clamped, clamped, inside, inside
+			wantClipped := make([]bool, n)
+			weighted := 0
+			for i := range w {
+				if bt.mask[i] == 0 || i%bt.s == bt.s-1 || i%bt.s == 4 {
+					continue // padding, the last position, a masked "prompt" token
+				}
+				rc := ratios[weighted%len(ratios)]
+				w[i] = 0.5 + rng.Float64()
+				adv[i] = rc.a
+				old[i] = lp0[i] - math.Log(rc.r)
+				refLP[i] = lp0[i] + klCases[weighted%len(klCases)]
+				c := math.Min(math.Max(rc.r, 1-clipLow), 1+clipHigh)
+				wantClipped[i] = -rc.a*c > -rc.a*rc.r
+				weighted++
 			}
-		} else if math.Abs(kk[i]-k3) > 1e-9 {
-			t.Fatalf("pos %d: kl = %g, want %g", i, kk[i], k3)
-		}
-	}
-	if !sawHigh || !sawLow || !sawClampUp || !sawClampDown {
-		t.Fatalf("branches not all exercised: clipped above %v, below %v, k3 clamp from ref > lp %v, from ref < lp %v",
-			sawHigh, sawLow, sawClampUp, sawClampDown)
-	}
-	want := refLoss(lp0, h0)
-	if l := got["loss"].Floats()[0]; math.Abs(l-want) > 1e-9*math.Abs(want) {
-		t.Fatalf("loss %.15g, reference %.15g", l, want)
-	}
-
-	// Gradients: central differences of the reference loss along random
-	// directions, over every adapter at once and over single tensors.
-	const step = 1e-5
-	dirs := [][]string{names, names, names, {names[0]}, {names[len(names)-1]}, {names[len(names)/2]}}
-	worst := 0.0
-	for k, set := range dirs {
-		u := map[string][]float64{}
-		dot := 0.0
-		for _, name := range set {
-			g := got[passes.GradPrefix+name].Floats()
-			v := make([]float64, len(g))
-			for i := range v {
-				v[i] = rng.NormFloat64()
-				dot += g[i] * v[i]
+			refLoss := func(lp, h []float64) float64 {
+				return grpoRef(lp, h, w, adv, old, refLP, clipLow, clipHigh, kl, ent)
 			}
-			u[name] = v
-		}
-		at := func(sign float64) float64 {
-			p := map[string][]float64{}
-			for name, base := range plain {
-				p[name] = base
-				if v, ok := u[name]; ok {
-					moved := make([]float64, len(base))
-					for i := range base {
-						moved[i] = base[i] + sign*step*v[i]
+			in := bt.feeds(t)
+			for k, v := range theta {
+				in[k] = v
+			}
+			in["token_weights"], in["advantages"] = floatsOf(t, "float64", sh, w), floatsOf(t, "float64", sh, adv)
+			in["old_logprobs"], in["ref_logprobs"] = floatsOf(t, "float64", sh, old), floatsOf(t, "float64", sh, refLP)
+			for k, v := range map[string]float64{"clip_low": clipLow, "clip_high": clipHigh, "kl_coef": kl, "entropy_coeff": ent} {
+				in[k] = floatsOf(t, "float64", nil, []float64{v})
+			}
+			got := run(t, train, in)
+
+			// Per-position outputs, branch by branch.
+			cl, kk, ra, lpT, hT := got["clipped"].Floats(), got["kl"].Floats(), got["ratio"].Floats(), got["logprobs"].Floats(), got["entropy"].Floats()
+			var sawHigh, sawLow, sawClampUp, sawClampDown bool
+			for i := range w {
+				if w[i] == 0 {
+					continue
+				}
+				if math.Abs(lpT[i]-lp0[i]) > 1e-9 || math.Abs(hT[i]-h0[i]) > 1e-9 {
+					t.Fatalf("pos %d: train.onnx log-prob %.12g entropy %.12g, reference %.12g %.12g", i, lpT[i], hT[i], lp0[i], h0[i])
+				}
+				if (cl[i] == 1) != wantClipped[i] {
+					t.Fatalf("pos %d: clipped = %g, want %v (ratio %g, A %g)", i, cl[i], wantClipped[i], ra[i], adv[i])
+				}
+				sawHigh = sawHigh || wantClipped[i] && ra[i] > 1
+				sawLow = sawLow || wantClipped[i] && ra[i] < 1
+				d := refLP[i] - lp0[i]
+				if k3 := math.Exp(d) - d - 1; k3 > 10 {
+					sawClampUp = sawClampUp || d > 0
+					sawClampDown = sawClampDown || d < 0
+					if kk[i] != 10 {
+						t.Fatalf("pos %d: kl = %g, want the clamp 10 (k3 %g)", i, kk[i], k3)
 					}
-					p[name] = moved
+				} else if math.Abs(kk[i]-k3) > 1e-9 {
+					t.Fatalf("pos %d: kl = %g, want %g", i, kk[i], k3)
 				}
 			}
-			return refLoss(ref.forward(t, p))
-		}
-		fd := (at(1) - at(-1)) / (2 * step)
-		rel := math.Abs(fd-dot) / math.Max(math.Abs(fd), 1e-12)
-		worst = math.Max(worst, rel)
-		if rel > 1e-6 {
-			t.Fatalf("direction %d (%d tensors): ⟨grad, u⟩ = %.10g, central difference of the reference %.10g (relative %.2g)", k, len(set), dot, fd, rel)
-		}
+			if !sawHigh || !sawLow || !sawClampUp || !sawClampDown {
+				t.Fatalf("branches not all exercised: clipped above %v, below %v, k3 clamp from ref > lp %v, from ref < lp %v",
+					sawHigh, sawLow, sawClampUp, sawClampDown)
+			}
+			want := refLoss(lp0, h0)
+			if l := got["loss"].Floats()[0]; math.Abs(l-want) > 1e-9*math.Abs(want) {
+				t.Fatalf("loss %.15g, reference %.15g", l, want)
+			}
+
+			// Gradients: central differences of the reference loss along random
+			// directions, over every adapter at once and over single tensors.
+			const step = 1e-5
+			dirs := [][]string{names, names, names, {names[0]}, {names[len(names)-1]}, {names[len(names)/2]}}
+			worst := 0.0
+			for k, set := range dirs {
+				u := map[string][]float64{}
+				dot := 0.0
+				for _, name := range set {
+					g := got[passes.GradPrefix+name].Floats()
+					v := make([]float64, len(g))
+					for i := range v {
+						v[i] = rng.NormFloat64()
+						dot += g[i] * v[i]
+					}
+					u[name] = v
+				}
+				at := func(sign float64) float64 {
+					p := map[string][]float64{}
+					for name, base := range plain {
+						p[name] = base
+						if v, ok := u[name]; ok {
+							moved := make([]float64, len(base))
+							for i := range base {
+								moved[i] = base[i] + sign*step*v[i]
+							}
+							p[name] = moved
+						}
+					}
+					return refLoss(ref.forward(t, p))
+				}
+				fd := (at(1) - at(-1)) / (2 * step)
+				rel := math.Abs(fd-dot) / math.Max(math.Abs(fd), 1e-12)
+				worst = math.Max(worst, rel)
+				if rel > 1e-6 {
+					t.Fatalf("direction %d (%d tensors): ⟨grad, u⟩ = %.10g, central difference of the reference %.10g (relative %.2g)", k, len(set), dot, fd, rel)
+				}
+			}
+			t.Logf("%d weighted positions on every branch; loss %.10g; worst directional-derivative error %.2g", weighted, want, worst)
+		})
 	}
-	t.Logf("%d weighted positions on every branch; loss %.10g; worst directional-derivative error %.2g", weighted, want, worst)
 }
 
 // TestLogprobsEntropyOnRequest: logprobs.onnx compiled with

@@ -151,34 +151,55 @@ func TopoSort(g *Graph) error {
 }
 
 // ImplicitInputs lists the outer-scope values that the sub-graphs of n (the
-// bodies of If, Loop and Scan) read: names their nodes consume that are
-// neither the sub-graph's inputs, its initializers nor its nodes' outputs.
+// bodies of If, Loop and Scan, and the sub-graphs nested in them) read:
+// names their nodes consume that are neither a sub-graph's inputs, its
+// initializers nor its nodes' outputs.
 func ImplicitInputs(n *Node) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, a := range n.Attrs {
 		for _, sg := range append([]*onnxpb.GraphProto{a.GetG()}, a.GetGraphs()...) {
-			if sg == nil {
-				continue
-			}
-			local := map[string]bool{}
-			for _, v := range sg.Input {
-				local[v.GetName()] = true
-			}
-			for _, t := range sg.Initializer {
-				local[t.GetName()] = true
-			}
-			for _, sn := range sg.Node {
-				for _, in := range sn.Input {
-					if in != "" && !local[in] && !seen[in] {
-						seen[in] = true
-						out = append(out, in)
-					}
-				}
-				for _, o := range sn.Output {
-					local[o] = true
+			for _, in := range outerReads(sg) {
+				if !seen[in] {
+					seen[in] = true
+					out = append(out, in)
 				}
 			}
+		}
+	}
+	return out
+}
+
+// outerReads lists the values sg (nil: none) and its nested sub-graphs read
+// from enclosing scopes.
+func outerReads(sg *onnxpb.GraphProto) []string {
+	if sg == nil {
+		return nil
+	}
+	local := map[string]bool{}
+	for _, v := range sg.Input {
+		local[v.GetName()] = true
+	}
+	for _, t := range sg.Initializer {
+		local[t.GetName()] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, sn := range sg.Node {
+		reads := sn.Input
+		for _, a := range sn.Attribute {
+			for _, inner := range append([]*onnxpb.GraphProto{a.GetG()}, a.GetGraphs()...) {
+				reads = append(slices.Clip(reads), outerReads(inner)...)
+			}
+		}
+		for _, in := range reads {
+			if in != "" && !local[in] && !seen[in] {
+				seen[in] = true
+				out = append(out, in)
+			}
+		}
+		for _, o := range sn.Output {
+			local[o] = true
 		}
 	}
 	return out

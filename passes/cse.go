@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -119,20 +120,29 @@ func mergeable(n *ir.Node, isOutput map[string]bool) bool {
 }
 
 // renameSubgraphReads applies rename to outer-scope values read inside
-// If/Loop/Scan bodies.
+// If/Loop/Scan bodies and the sub-graphs nested in them.
 func renameSubgraphReads(n *ir.Node, rename map[string]string) {
-	for _, a := range n.Attrs {
-		for _, sg := range append(a.GetGraphs(), a.GetG()) {
-			if sg == nil {
-				continue
-			}
-			for _, sn := range sg.Node {
-				for i, in := range sn.Input {
-					if r, ok := rename[in]; ok {
-						sn.Input[i] = r
-					}
+	var walk func(sg *onnxpb.GraphProto)
+	walk = func(sg *onnxpb.GraphProto) {
+		if sg == nil {
+			return
+		}
+		for _, sn := range sg.Node {
+			for i, in := range sn.Input {
+				if r, ok := rename[in]; ok {
+					sn.Input[i] = r
 				}
 			}
+			for _, a := range sn.Attribute {
+				for _, inner := range append(a.GetGraphs(), a.GetG()) {
+					walk(inner)
+				}
+			}
+		}
+	}
+	for _, a := range n.Attrs {
+		for _, sg := range append(a.GetGraphs(), a.GetG()) {
+			walk(sg)
 		}
 	}
 }

@@ -47,15 +47,9 @@ func DeadCode(s *State) error {
 }
 
 // markSubgraphReads marks outer-scope values read inside If/Loop/Scan
-// bodies as live.
+// bodies, and the sub-graphs nested in them, as live.
 func markSubgraphReads(n *ir.Node, live map[string]bool) {
-	for _, a := range n.Attrs {
-		if sg := a.GetG(); sg != nil {
-			for _, sn := range sg.Node {
-				for _, in := range sn.Input {
-					live[in] = true
-				}
-			}
-		}
+	for _, in := range ir.ImplicitInputs(n) {
+		live[in] = true
 	}
 }

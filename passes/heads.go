@@ -269,6 +269,31 @@ func (bd *body) close() ([]string, error) {
 	return b.OpN(p, "Loop", []string{c.trips, ""}, len(bd.outs), attr), nil
 }
 
+// ifOp adds to the body an If on cond whose branches are the nodes that
+// then and els build (through the main builder, as the body's own) and
+// return one value of type t each.
+func (bd *body) ifOp(name, cond string, t *ir.Type, then, els func() string) (string, error) {
+	c := bd.c
+	g := c.s.Model.Graph
+	branch := func(attr, suffix string, build func() string) (*onnxpb.AttributeProto, error) {
+		start := len(g.Nodes)
+		out := build()
+		bg := &ir.Graph{Name: c.prefix + "/loop/" + name + "/" + suffix, Nodes: append([]*ir.Node(nil), g.Nodes[start:]...),
+			Outputs: []*ir.ValueInfo{{Name: out, Type: t.Clone()}}}
+		g.Nodes = g.Nodes[:start]
+		return ir.AttrGraph(attr, bg)
+	}
+	ta, err := branch("then_branch", "then", then)
+	if err != nil {
+		return "", fmt.Errorf("passes: loss head: %w", err)
+	}
+	ea, err := branch("else_branch", "else", els)
+	if err != nil {
+		return "", fmt.Errorf("passes: loss head: %w", err)
+	}
+	return c.b.Op(c.prefix+"/loop/"+name+"/If", "If", []string{cond}, ta, ea), nil
+}
+
 // logits projects a chunk of rows onto the vocabulary, in the head dtype.
 func (bd *body) logits(rows string) string {
 	c := bd.c
@@ -315,12 +340,12 @@ func (bd *body) logSoftmax(logits, target string) (lsm, lp, tgt1 string) {
 	return lsm, lp, tgt1
 }
 
-// entropy is −Σ p·log p per row, with p = exp(lsm).
-func (bd *body) entropy(probs, lsm string) string {
+// entropy is −Σ p·log p per row, with p = exp(lsm); plp is p·log p.
+func (bd *body) entropy(probs, lsm string) (h, plp string) {
 	b, p := bd.c.b, bd.c.prefix+"/loop/entropy"
-	plp := b.Op(p+"/Mul", "Mul", []string{probs, lsm})
+	plp = b.Op(p+"/Mul", "Mul", []string{probs, lsm})
 	sum := b.Op(p+"/ReduceSum", "ReduceSum", []string{plp, b.Ints(p+"/axes", 1)}, ir.AttrInt("keepdims", 0))
-	return b.Op(p+"/Neg", "Neg", []string{sum})
+	return b.Op(p+"/Neg", "Neg", []string{sum}), plp
 }
 
 // scatter puts the n selected entries of a stacked [chunks, chunk] output
@@ -385,7 +410,8 @@ func LogprobHead(s *State) error {
 	bd.out(lp, c.dt, ir.Dim{Value: c.chunk})
 	if s.Opts.LogprobsEntropy {
 		probs := b.Op("/head/loop/softmax/Exp", "Exp", []string{lsm})
-		bd.out(bd.entropy(probs, lsm), c.dt, ir.Dim{Value: c.chunk})
+		h, _ := bd.entropy(probs, lsm)
+		bd.out(h, c.dt, ir.Dim{Value: c.chunk})
 	}
 	outs, err := bd.close()
 	if err != nil {
@@ -458,13 +484,14 @@ func GRPOHead(s *State) error {
 	lo := b.Op("/grpo/clip/lo", "Sub", []string{one, ClipLowInput})
 	hi := b.Op("/grpo/clip/hi", "Add", []string{one, ClipHighInput})
 	negEnt := b.Op("/grpo/entropy/coef/Neg", "Neg", []string{EntropyCoefInput})
+	noEntropy := b.Op("/grpo/entropy/coef/zero", "Equal", []string{EntropyCoefInput, zero})
 	klLo, klHi := b.Scalar("/grpo/kl/lo", dt, -klClamp), b.Scalar("/grpo/kl/hi", dt, klClamp)
 
 	bd := c.openBody()
 	op := func(name, opType string, ins ...string) string { return b.Op("/grpo/loop/"+name, opType, ins) }
 	lsm, lp, tgt1 := bd.logSoftmax(bd.logits(bd.slice("rows", rows)), bd.slice("target", target))
 	probs := op("softmax/Exp", "Exp", lsm)
-	ent := bd.entropy(probs, lsm)
+	ent, plp := bd.entropy(probs, lsm)
 	wc, advc := bd.slice("w", w), bd.slice("adv", adv)
 	oldc, refc := bd.slice("old", old), bd.slice("ref", ref)
 	active := op("active", "Not", op("active/Equal", "Equal", wc, zero))
@@ -492,16 +519,28 @@ func GRPOHead(s *State) error {
 	dlp := op("grad/dlp", "Where", active,
 		op("grad/dlp/w", "Mul", wc, op("grad/dlp/sum", "Add", dpg, op("grad/dlp/kl", "Mul", KLCoefInput, dkl))), zero)
 	dH := op("grad/dH", "Where", active, op("grad/dH/w", "Mul", negEnt, wc), zero)
-	// dlogits = −p·(dlp + dH·(lsm + H)), plus dlp at the target (gathered,
-	// added and written back: no one-hot tensor, no scatter reduction).
+	// dlogits = −p·(dlp + dH·(lsm + H)) = p·a + (p·lsm)·e with the per-row
+	// factors a = −(dlp + dH·H) and e = −dH: the vocabulary-wide passes
+	// are two products and their sum, p·lsm being the entropy's. With
+	// entropy_coeff = 0, dH is 0 and one product remains: an If skips the
+	// other two. dlp is then added at the target (gathered, added and
+	// written back: no one-hot tensor, no scatter reduction).
 	u := func(name, v string) string {
 		return b.Op("/grpo/loop/"+name+"/Unsqueeze", "Unsqueeze", []string{v, b.Ints("/grpo/loop/"+name+"/axes", 1)})
 	}
 	dlp1, dH1, ent1 := u("dlp", dlp), u("dH", dH), u("H", ent)
-	q := op("grad/q", "Add", dlp1, op("grad/q/entropy", "Mul", dH1, op("grad/lsm+H", "Add", lsm, ent1)))
-	gneg := op("grad/-p*q", "Neg", op("grad/p*q", "Mul", probs, q))
-	atTarget := b.Op("/grpo/loop/grad/target/Gather", "GatherElements", []string{gneg, tgt1}, ir.AttrInt("axis", 1))
-	dlogits := b.Op("/grpo/loop/grad/dlogits", "ScatterElements", []string{gneg, tgt1, op("grad/target/Add", "Add", atTarget, dlp1)},
+	a := op("grad/a", "Neg", op("grad/a/sum", "Add", dlp1, op("grad/a/entropy", "Mul", dH1, ent1)))
+	e := op("grad/e", "Neg", dH1)
+	soft, err := bd.ifOp("grad/p*a", noEntropy, ir.TensorType(dt, ir.Dim{Value: c.chunk}, ir.Dim{Value: -1}),
+		func() string { return op("grad/p*a/only", "Mul", probs, a) },
+		func() string {
+			return op("grad/p*a+plp*e", "Add", op("grad/p*a", "Mul", probs, a), op("grad/plp*e", "Mul", plp, e))
+		})
+	if err != nil {
+		return err
+	}
+	atTarget := b.Op("/grpo/loop/grad/target/Gather", "GatherElements", []string{soft, tgt1}, ir.AttrInt("axis", 1))
+	dlogits := b.Op("/grpo/loop/grad/dlogits", "ScatterElements", []string{soft, tgt1, op("grad/target/Add", "Add", atTarget, dlp1)},
 		ir.AttrInt("axis", 1))
 	drows := bd.backProject(dlogits)
 

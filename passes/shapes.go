@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // Symbolic shapes: just enough inference for the autodiff to prove that a
@@ -641,6 +642,8 @@ func (si *shapeInfo) node(n *ir.Node) {
 		}
 	case "Loop":
 		si.loop(n)
+	case "If":
+		si.ifOp(n)
 	case "Split":
 		d, ok := in(0)
 		if !ok {
@@ -771,6 +774,44 @@ func (si *shapeInfo) loop(n *ir.Node) {
 			continue
 		}
 		si.dims[n.Outputs[j-1]] = append([]string{trips}, d...)
+	}
+}
+
+// ifOp infers the shapes inside both branches of an If and gives each
+// output the shape its two branch outputs share.
+func (si *shapeInfo) ifOp(n *ir.Node) {
+	then, els := n.Attr("then_branch"), n.Attr("else_branch")
+	if then == nil || then.GetG() == nil || els == nil || els.GetG() == nil {
+		return
+	}
+	for _, br := range []*onnxpb.GraphProto{then.GetG(), els.GetG()} {
+		for _, t := range br.Initializer {
+			if tt, err := ir.TensorFromPB(t, ""); err == nil {
+				si.setConst(tt)
+			}
+		}
+		for _, bn := range br.Node {
+			si.node(&ir.Node{Name: bn.GetName(), OpType: bn.GetOpType(), Domain: bn.GetDomain(),
+				Inputs: bn.Input, Outputs: bn.Output, Attrs: bn.Attribute})
+		}
+	}
+	to, eo := then.GetG().GetOutput(), els.GetG().GetOutput()
+	for k, o := range n.Outputs {
+		if o == "" || k >= len(to) || k >= len(eo) {
+			continue
+		}
+		dt, okT := si.dims[to[k].GetName()]
+		de, okE := si.dims[eo[k].GetName()]
+		if !okT || !okE || len(dt) != len(de) {
+			continue
+		}
+		d := make([]string, len(dt)) // a dim the branches disagree on is unknown
+		for i := range dt {
+			if d[i] = dt[i]; dt[i] != de[i] {
+				d[i] = si.unknown()
+			}
+		}
+		si.dims[o] = d
 	}
 }
 

@@ -2,6 +2,7 @@ package passes
 
 import (
 	"github.com/dartc/dartc/ir"
+	"github.com/dartc/dartc/ir/onnxpb"
 )
 
 // AnnotateShapes records the element type and symbolic shape of every
@@ -157,6 +158,29 @@ func dtypeNode(dt map[string]ir.DType, n *ir.Node) {
 		set(in(0))
 		if len(n.Outputs) > 1 && n.Outputs[1] != "" {
 			dt[n.Outputs[1]] = ir.Int64
+		}
+	case "If":
+		// Each output has the type of the branches' (the then branch's).
+		var outs []*onnxpb.ValueInfoProto
+		for _, attr := range []string{"then_branch", "else_branch"} {
+			a := n.Attr(attr)
+			if a == nil || a.GetG() == nil {
+				return
+			}
+			for _, bn := range a.GetG().Node {
+				dtypeNode(dt, &ir.Node{Name: bn.GetName(), OpType: bn.GetOpType(), Domain: bn.GetDomain(),
+					Inputs: bn.Input, Outputs: bn.Output, Attrs: bn.Attribute})
+			}
+			if outs == nil {
+				outs = a.GetG().GetOutput()
+			}
+		}
+		for k, o := range n.Outputs {
+			if o != "" && k < len(outs) {
+				if t := ir.DType(outs[k].GetType().GetTensorType().GetElemType()); t != ir.Undefined {
+					dt[o] = t
+				}
+			}
 		}
 	case "Loop":
 		a := n.Attr("body")
