@@ -78,6 +78,31 @@ type gradCtx struct {
 	gy   []string
 	need []bool
 	tag  string
+	prod *producerIndex
+}
+
+// folded is what a rule returns for a needed input whose gradient through
+// this node it has folded into another input's (x·Sigmoid(x) gives the
+// whole derivative to x): the input gets no contribution from the node.
+const folded = "\x00folded"
+
+// producerIndex maps values to the nodes that produce them, indexing the
+// nodes the rules append as it is asked.
+type producerIndex struct {
+	g       *ir.Graph
+	indexed int
+	m       map[string]*ir.Node
+}
+
+func (p *producerIndex) of(v string) *ir.Node {
+	for ; p.indexed < len(p.g.Nodes); p.indexed++ {
+		for _, o := range p.g.Nodes[p.indexed].Outputs {
+			if o != "" {
+				p.m[o] = p.g.Nodes[p.indexed]
+			}
+		}
+	}
+	return p.m[v]
 }
 
 func (c *gradCtx) I(i int) string  { return c.n.Input(i) }
@@ -147,6 +172,7 @@ func differentiate(s *State, wrt []string, seeds map[string]string) (map[string]
 		contrib[v] = []string{gv}
 	}
 	nodes := append([]*ir.Node(nil), g.Nodes...)
+	prod := &producerIndex{g: g, m: map[string]*ir.Node{}}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		onPath := false
@@ -177,7 +203,7 @@ func differentiate(s *State, wrt []string, seeds map[string]string) (map[string]
 		for j, in := range n.Inputs {
 			need[j] = in != "" && fwd[in] && r.differentiable(j)
 		}
-		c := &gradCtx{s: s, b: b, n: n, gy: gy, need: need, tag: "/grad" + nodeTag(n)}
+		c := &gradCtx{s: s, b: b, n: n, gy: gy, need: need, tag: "/grad" + nodeTag(n), prod: prod}
 		gis, err := r.fn(c)
 		if err != nil {
 			return nil, err
@@ -190,7 +216,7 @@ func differentiate(s *State, wrt []string, seeds map[string]string) (map[string]
 			if need[j] && gi == "" {
 				panic(fmt.Sprintf("passes: rule for %s gave no gradient for needed input %d of %s; this is a bug in the rule", ruleKey(n), j, n))
 			}
-			if need[j] {
+			if need[j] && gi != folded {
 				contrib[n.Inputs[j]] = append(contrib[n.Inputs[j]], gi)
 			}
 		}

@@ -314,15 +314,20 @@ func (c *gradCtx) fixedDims(v string) ([]int64, bool) {
 	return d, true
 }
 
-func (c *gradCtx) producer(v string) *ir.Node {
-	for _, n := range c.b.G.Nodes {
-		for _, o := range n.Outputs {
-			if o == v {
-				return n
-			}
-		}
+func (c *gradCtx) producer(v string) *ir.Node { return c.prod.of(v) }
+
+// unexpanded is s when g, the gradient of output 0, is Expand(s, ·) (a
+// reduction's gradient) and full provably has output 0's shape: a product
+// of g and full may read s instead and broadcast it, one pass over the
+// full shape instead of two (the Expand is then dead).
+func (c *gradCtx) unexpanded(g, full string) string {
+	if c.s.shapes == nil || !c.s.shapes.sameShape(full, c.O(0)) {
+		return g
 	}
-	return nil
+	if p := c.producer(g); p != nil && p.OpType == "Expand" && p.Domain == "" {
+		return p.Input(0)
+	}
+	return g
 }
 
 func gradIdentity(c *gradCtx) ([]string, error) {
@@ -680,15 +685,15 @@ func gradReduce(c *gradCtx) ([]string, error) {
 	if c.n.AttrInt("keepdims", 1) == 0 && len(axes) > 0 {
 		g = c.op("Unsqueeze", "Unsqueeze", []string{g, c.b.Ints(c.tag+"/axes", axes...)})
 	}
-	shapeX := c.op("shape_x", "Shape", []string{c.I(0)})
-	g = c.op("Expand", "Expand", []string{g, shapeX})
-	if c.n.OpType == "ReduceMean" {
+	if c.n.OpType == "ReduceMean" { // divided while it has the reduced shape
 		n := c.op("count", "Div", []string{
 			c.op("size_x", "Cast", []string{c.op("Size_x", "Size", []string{c.I(0)})}, ir.AttrInt("to", int64(ir.Float64))),
 			c.op("size_y", "Cast", []string{c.op("Size_y", "Size", []string{c.O(0)})}, ir.AttrInt("to", int64(ir.Float64))),
 		})
 		g = c.op("Div", "Div", []string{g, c.op("count/CastLike", "CastLike", []string{n, g})})
 	}
+	shapeX := c.op("shape_x", "Shape", []string{c.I(0)})
+	g = c.op("Expand", "Expand", []string{g, shapeX})
 	gi := c.grads()
 	gi[0] = g
 	return gi, nil
@@ -717,14 +722,46 @@ func gradTrilu(c *gradCtx) ([]string, error) {
 }
 
 func gradMul(c *gradCtx) ([]string, error) {
+	if gi, ok := gradSiLU(c); ok {
+		return gi, nil
+	}
 	gi := c.grads()
 	if c.Need(0) {
-		gi[0] = c.unbroadcast("dA", c.op("dA/Mul", "Mul", []string{c.GO(0), c.I(1)}), c.O(0), c.I(0), c.I(1))
+		gi[0] = c.unbroadcast("dA", c.op("dA/Mul", "Mul", []string{c.unexpanded(c.GO(0), c.I(1)), c.I(1)}), c.O(0), c.I(0), c.I(1))
 	}
 	if c.Need(1) {
-		gi[1] = c.unbroadcast("dB", c.op("dB/Mul", "Mul", []string{c.GO(0), c.I(0)}), c.O(0), c.I(1), c.I(0))
+		gi[1] = c.unbroadcast("dB", c.op("dB/Mul", "Mul", []string{c.unexpanded(c.GO(0), c.I(0)), c.I(0)}), c.O(0), c.I(1), c.I(0))
 	}
 	return gi, nil
+}
+
+// gradSiLU is the gradient of y = x·Sigmoid(x) (either order) as one
+// derivative for x, dx = dy·(s + y·(1 − s)): four passes over x's shape
+// where the product's and the Sigmoid's rules take six and a Sum. The
+// Sigmoid gets no gradient through this product (folded); other readers
+// of it still send theirs.
+func gradSiLU(c *gradCtx) ([]string, bool) {
+	if c.s.shapes == nil || !c.s.shapes.sameShape(c.I(0), c.O(0)) || !c.s.shapes.sameShape(c.I(1), c.O(0)) {
+		return nil, false
+	}
+	xi := -1
+	for i := range 2 {
+		if p := c.producer(c.I(1 - i)); p != nil && p.OpType == "Sigmoid" && p.Domain == "" && p.Input(0) == c.I(i) {
+			xi = i
+		}
+	}
+	if xi < 0 || !c.Need(xi) {
+		return nil, false
+	}
+	s, y := c.I(1-xi), c.O(0)
+	oneMinus := c.op("silu/1-s", "Sub", []string{c.like("one", 1, s), s})
+	d := c.op("silu/d", "Add", []string{s, c.op("silu/y*(1-s)", "Mul", []string{y, oneMinus})})
+	gi := c.grads()
+	gi[xi] = c.op("silu/dX", "Mul", []string{c.unexpanded(c.GO(0), y), d})
+	if c.Need(1 - xi) {
+		gi[1-xi] = folded
+	}
+	return gi, true
 }
 
 // gradMatMul: dA = dY·Bᵀ, dB = Aᵀ·dY. A rank-2 B (a weight or an adapter)
@@ -854,10 +891,10 @@ func gradGemm(c *gradCtx) ([]string, error) {
 func gradDiv(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	if c.Need(0) {
-		gi[0] = c.unbroadcast("dA", c.op("dA/Div", "Div", []string{c.GO(0), c.I(1)}), c.O(0), c.I(0), c.I(1))
+		gi[0] = c.unbroadcast("dA", c.op("dA/Div", "Div", []string{c.unexpanded(c.GO(0), c.I(1)), c.I(1)}), c.O(0), c.I(0), c.I(1))
 	}
 	if c.Need(1) {
-		num := c.op("dB/Mul", "Mul", []string{c.GO(0), c.O(0)})
+		num := c.op("dB/Mul", "Mul", []string{c.unexpanded(c.GO(0), c.O(0)), c.O(0)})
 		gi[1] = c.unbroadcast("dB", c.op("dB/Neg", "Neg", []string{c.op("dB/Div", "Div", []string{num, c.I(1)})}), c.O(0), c.I(1), c.I(0))
 	}
 	return gi, nil
@@ -865,8 +902,13 @@ func gradDiv(c *gradCtx) ([]string, error) {
 
 func gradPow(c *gradCtx) ([]string, error) {
 	if e, ok := c.constFloat(c.I(1)); ok && e == 2 {
-		// RMSNorm's square: 2x, without a run-time Pow.
+		// RMSNorm's square: 2x·dy, without a run-time Pow; when dy is a
+		// reduction's expanded gradient, 2 scales it before it broadcasts.
 		gi := c.grads()
+		if gy := c.unexpanded(c.GO(0), c.I(0)); gy != c.GO(0) {
+			gi[0] = c.op("dX", "Mul", []string{c.I(0), c.op("dY*2", "Mul", []string{gy, c.like("two", 2, gy)})})
+			return gi, nil
+		}
 		d := c.op("dpow", "Mul", []string{c.I(0), c.like("two", 2, c.I(0))})
 		gi[0] = c.op("dX", "Mul", []string{c.GO(0), d})
 		return gi, nil
@@ -880,7 +922,8 @@ func gradPow(c *gradCtx) ([]string, error) {
 }
 
 func gradUnary(c *gradCtx) ([]string, error) {
-	gy, x, y := c.GO(0), c.I(0), c.O(0)
+	// Every form below multiplies dy by a value of y's shape.
+	gy, x, y := c.unexpanded(c.GO(0), c.O(0)), c.I(0), c.O(0)
 	var g string
 	switch c.n.OpType {
 	case "Sqrt": // dy/dx = 1 / (2·y)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 
@@ -29,6 +30,15 @@ type gradCase struct {
 	// expand runs ExpandFunctions first: the case checks the gradient
 	// through an opset-23 function op's expansion.
 	expand bool
+	// nodes, when set, replace the single op: a small graph reading the
+	// inputs x0, x1, … and writing the outputs y0, y1, … (rules that look
+	// at their neighbours).
+	nodes []*ir.Node
+}
+
+// nd is a node of a multi-node case.
+func nd(op string, ins []string, out string, a ...*onnxpb.AttributeProto) *ir.Node {
+	return &ir.Node{Name: "/" + out, OpType: op, Inputs: ins, Outputs: []string{out}, Attrs: a}
 }
 
 type caseInput struct {
@@ -92,6 +102,25 @@ var gradCases = []gradCase{
 	{name: "Cos", op: "Cos", inputs: []caseInput{act(2, 3)}},
 	{name: "Sin", op: "Sin", inputs: []caseInput{act(2, 3)}},
 	{name: "Softmax", op: "Softmax", inputs: []caseInput{act(2, 5)}},
+	// Rules that read their neighbours: x·Sigmoid(x) as one derivative
+	// (also with the Sigmoid first and read by another product), and the
+	// products of a reduction's gradient with a full-shape value.
+	{name: "Mul/silu", op: "Mul", inputs: []caseInput{act(2, 3)},
+		nodes: []*ir.Node{nd("Sigmoid", []string{"x0"}, "s"), nd("Mul", []string{"x0", "s"}, "y0")}},
+	{name: "Mul/silu-shared-sigmoid", op: "Mul", inputs: []caseInput{act(2, 3), act(2, 3)}, nOut: 2,
+		nodes: []*ir.Node{nd("Sigmoid", []string{"x0"}, "s"), nd("Mul", []string{"s", "x0"}, "y0"), nd("Mul", []string{"s", "x1"}, "y1")}},
+	{name: "Mul/rmsnorm", op: "Pow",
+		inputs: []caseInput{act(2, 3, 4), act(4), fconst(nil, 2), fconst(nil, 1e-6), fconst(nil, 1)},
+		nodes: []*ir.Node{
+			nd("Pow", []string{"x0", "x2"}, "sq"), nd("ReduceMean", []string{"sq"}, "ms", ir.AttrInts("axes", -1)),
+			nd("Add", []string{"ms", "x3"}, "v"), nd("Sqrt", []string{"v"}, "rs"), nd("Div", []string{"x4", "rs"}, "r"),
+			nd("Mul", []string{"x0", "r"}, "h"), nd("Mul", []string{"x1", "h"}, "y0")}},
+	{name: "Mul/reduced", op: "Mul", inputs: []caseInput{act(2, 3), act(2, 3)},
+		nodes: []*ir.Node{nd("Mul", []string{"x0", "x1"}, "p"), nd("ReduceMean", []string{"p"}, "y0", ir.AttrInts("axes", 1))}},
+	{name: "Div/reduced", op: "Div", inputs: []caseInput{act(2, 3), pos(2, 3), ints(1)},
+		nodes: []*ir.Node{nd("Div", []string{"x0", "x1"}, "q"), nd("ReduceSum", []string{"q", "x2"}, "y0", ir.AttrInt("keepdims", 0))}},
+	{name: "Exp/reduced", op: "Exp", inputs: []caseInput{act(2, 3), ints(0)},
+		nodes: []*ir.Node{nd("Exp", []string{"x0"}, "e"), nd("ReduceSum", []string{"e", "x1"}, "y0")}},
 	{name: "LogSoftmax", op: "LogSoftmax", inputs: []caseInput{act(2, 3, 4)}, attrs: attrs(ir.AttrInt("axis", 1))},
 	// opset-23 functions, through their expansions (stash_type double keeps
 	// RMSNormalization's statistics in float64).
@@ -182,6 +211,14 @@ func checkGradCase(t *testing.T, c gradCase, seed uint64) {
 		g.Outputs = append(g.Outputs, &ir.ValueInfo{Name: o, Type: &ir.Type{DType: ir.Float64}})
 	}
 	g.Nodes = []*ir.Node{node}
+	if c.nodes != nil {
+		g.Nodes = nil
+		for _, n := range c.nodes {
+			cp := *n
+			cp.Inputs, cp.Outputs = slices.Clone(n.Inputs), slices.Clone(n.Outputs)
+			g.Nodes = append(g.Nodes, &cp)
+		}
+	}
 	if c.expand {
 		if err := ExpandFunctions(NewState(m, Options{})); err != nil {
 			t.Fatal(err)
