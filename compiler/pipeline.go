@@ -36,6 +36,7 @@ var passTable = map[string]pass{
 	"drop-noop-casts":   {"drop-noop-casts", passes.DropNoopCasts},
 	"tie-embedding":     {"tie-embedding", passes.TieEmbedding},
 	"frozen-gemm":       {"frozen-gemm", passes.FrozenLinearsAsGemm},
+	"slices-to-split":   {"slices-to-split", passes.SlicesToSplit},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -58,6 +59,8 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"drop-cache", "block-attention", "queries and keys have one length once the cache is gone"},
 	{"expand-functions", "block-attention", "the blocks split the expanded attention"},
 	{"block-attention", "autodiff", "the backward differentiates the blocks"},
+	{"fold-constants", "slices-to-split", "the Slices' bounds are constants once folded"},
+	{"slices-to-split", "autodiff", "a Split's gradient is one Concat, the Slices' a Pad each and a Sum"},
 	{"drop-noop-casts", "block-attention", "the blocks copy the Casts between the softmax and its matmul"},
 	{"drop-noop-casts", "autodiff", "a dropped Cast needs no gradient"},
 	{"expand-functions", "drop-noop-casts", "the expanded functions' Casts are dropped too"},
@@ -88,8 +91,8 @@ var passOrder = [...]struct{ before, after, why string }{
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {
