@@ -108,3 +108,35 @@ func TestMergeLoRAInputsLeavesLoneTargets(t *testing.T) {
 		t.Fatalf("the graph changed")
 	}
 }
+
+// TestMergeLoRAInputsOpsets: the nodes the LoRA passes emit belong to the
+// graph's opset: the Split takes its sizes as an attribute before opset 13
+// and as an input from 13 on.
+func TestMergeLoRAInputsOpsets(t *testing.T) {
+	for _, opset := range []int64{12, 13, 18} {
+		s := tinyState(t, DefaultTargets...)
+		s.Model.SetOpset("", opset)
+		if err := DualLoRAStacked(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := MergeLoRAInputs(s); err != nil {
+			t.Fatal(err)
+		}
+		emitted := &ir.Graph{}
+		splits := 0
+		for _, n := range s.Model.Graph.Nodes {
+			if strings.Contains(n.Name, "/lora") {
+				emitted.Nodes = append(emitted.Nodes, n)
+				if n.OpType == "Split" {
+					splits++
+				}
+			}
+		}
+		if splits != 2*2 {
+			t.Fatalf("opset %d: %d Splits in the LoRA branches, want one per merged group (2 per layer)", opset, splits)
+		}
+		if err := ir.CheckOpset(emitted, opset); err != nil {
+			t.Errorf("opset %d: %v", opset, err)
+		}
+	}
+}
