@@ -171,17 +171,7 @@ func trainFeeds4(b *testing.B, man *manifest.Manifest, rng *rand.Rand, seq int) 
 // go test -run '^$' -bench AttentionBlocks -benchtime 4x ./compiler
 func BenchmarkAttentionBlocks(b *testing.B) {
 	outs, man := compile100MVariants(b, "100m", 32768, compiler.Options{AttentionBlocks: 1}, compiler.Options{})
-	// Two sessions, two thread pools: neither may spin while the other runs.
-	quiet := &runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}}
-	open := func(dir string) *runtime.Session {
-		s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Destroy() })
-		return s
-	}
-	full, blocked := open(outs[0]), open(outs[1])
+	full, blocked := quietTrain(b, outs[0], nil), quietTrain(b, outs[1], nil)
 	for _, seq := range []int{256, 512} {
 		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
 			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, uint64(seq))), seq)
@@ -202,16 +192,7 @@ func BenchmarkGroupedAttention(b *testing.B) {
 	repeated, man := compile100M(b, "100m", 32768)
 	restore()
 	grouped, _ := compile100M(b, "100m", 32768)
-	quiet := &runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}}
-	open := func(dir string) *runtime.Session {
-		s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Destroy() })
-		return s
-	}
-	sr, sg := open(repeated), open(grouped)
+	sr, sg := quietTrain(b, repeated, nil), quietTrain(b, grouped, nil)
 	for _, seq := range []int{256, 512} {
 		b.Run(fmt.Sprintf("batch=4/seq=%d", seq), func(b *testing.B) {
 			in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, uint64(seq))), seq)
@@ -295,6 +276,26 @@ func BenchmarkSumVsAdds(b *testing.B) {
 			b.ReportMetric(db.Median/da.Median, "ratio")
 		})
 	}
+}
+
+// quietTrain opens dir's train.onnx for a side-by-side comparison, with the
+// settings of man's train graph when man is not nil: two sessions, two
+// thread pools, so neither may spin while the other runs.
+func quietTrain(b *testing.B, dir string, man *manifest.Manifest) *runtime.Session {
+	b.Helper()
+	quiet := &runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}}
+	if man != nil {
+		var err error
+		if quiet, err = runtime.ForGraph(man.Graphs["train"], *quiet); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Destroy() })
+	return s
 }
 
 // sideBySide checks that train.onnx sessions a and b (two compiles of one
@@ -430,20 +431,7 @@ func BenchmarkLoRAMerge(b *testing.B) {
 	compile("separate")
 	restore()
 	man := compile("merged")
-	// Two sessions, two thread pools: neither may spin while the other runs.
-	quiet, err := runtime.ForGraph(man.Graphs["train"], runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	open := func(dir string) *runtime.Session {
-		s, err := runtime.NewSession(filepath.Join(dir, "train.onnx"), quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Destroy() })
-		return s
-	}
-	sep, mer := open(filepath.Join(dir, "separate")), open(filepath.Join(dir, "merged"))
+	sep, mer := quietTrain(b, filepath.Join(dir, "separate"), man), quietTrain(b, filepath.Join(dir, "merged"), man)
 	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
 	sideBySide(b, "separate", "merged", sep, mer, in, 1e-4)
 }

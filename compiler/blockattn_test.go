@@ -60,23 +60,35 @@ func TestBlockCausalAttentionMatchesFullSquare(t *testing.T) {
 				if got := countOps(t, filepath.Join(out, "logprobs.onnx"), "Reshape", "/q/groups"); got != blocks*cfg.Layers {
 					t.Fatalf("%d blocks: logprobs.onnx has %d grouped query views, want %d per layer", blocks, got, blocks)
 				}
-				compareBlocked(t, man, full, out, blocks)
+				compareCompiles(t, man, full, out, compileComparison{ref: "full square", got: fmt.Sprintf("%d blocks", blocks),
+					seqs: []int{1, 2, 3, 5, 7, 16, 21}, seed: 11 + uint64(blocks)})
 			}
 		})
 	}
 }
 
-// compareBlocked runs both compiles' graphs on batches of several lengths
-// and fails on the first difference beyond float32 reordering.
-func compareBlocked(t *testing.T, man *manifest.Manifest, full, blocked string, blocks int) {
+// compileComparison names what compareCompiles compares and on what.
+type compileComparison struct {
+	ref, got string // the two compiles, as the failures name them
+	seqs     []int  // batch lengths
+	seed     uint64
+	nonzero  bool // every compared train output must be nonzero (no length leaves the loss empty)
+}
+
+// compareCompiles runs two compiles of one model, logprobs.onnx and
+// train.onnx, on batches of each length (roles mixed within rows, a
+// left-padded row, random adapters of every role) and fails on the first
+// log-prob, loss or adapter gradient that differs beyond float32
+// reordering (1e-5 of the output's largest magnitude).
+func compareCompiles(t *testing.T, man *manifest.Manifest, refDir, gotDir string, c compileComparison) {
 	t.Helper()
 	sessions := func(dir string) (lp, tr *runtime.Session) {
 		return session(t, filepath.Join(dir, "logprobs.onnx")), session(t, filepath.Join(dir, "train.onnx"))
 	}
-	lpF, trF := sessions(full)
-	lpB, trB := sessions(blocked)
-	rng := rand.New(rand.NewPCG(11, uint64(blocks)))
-	for _, seq := range []int{1, 2, 3, 5, 7, 16, 21} {
+	lpR, trR := sessions(refDir)
+	lpG, trG := sessions(gotDir)
+	rng := rand.New(rand.NewPCG(c.seed, 1))
+	for _, seq := range c.seqs {
 		bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/3) % 2 })
 		adapters := randomAdapters(t, man, rng, man.LoRA.Roles...)
 		feeds := func(loss bool) map[string]*runtime.Tensor {
@@ -85,18 +97,18 @@ func compareBlocked(t *testing.T, man *manifest.Manifest, full, blocked string, 
 				in[k] = v
 			}
 			if loss {
-				bt.lossFeeds(t, rand.New(rand.NewPCG(3, uint64(seq))), in)
+				bt.lossFeeds(t, rand.New(rand.NewPCG(c.seed+2, uint64(seq))), in)
 			}
 			return in
 		}
-		where := fmt.Sprintf("%d blocks, %d tokens", blocks, seq)
-		want, got := run(t, lpF, feeds(false))["logprobs"].Floats(), run(t, lpB, feeds(false))["logprobs"].Floats()
+		where := fmt.Sprintf("%s against %s, %d tokens", c.got, c.ref, seq)
+		want, got := run(t, lpR, feeds(false))["logprobs"].Floats(), run(t, lpG, feeds(false))["logprobs"].Floats()
 		for i := range want {
 			if bt.mask[i] == 1 && !closeTo(got[i], want[i], 1e-5) {
-				t.Fatalf("%s: log-prob %d: blocks %g, full square %g", where, i, got[i], want[i])
+				t.Fatalf("%s: log-prob %d: %g, want %g", where, i, got[i], want[i])
 			}
 		}
-		wantT, gotT := run(t, trF, feeds(true)), run(t, trB, feeds(true))
+		wantT, gotT := run(t, trR, feeds(true)), run(t, trG, feeds(true))
 		checked := 0
 		for name, w := range wantT {
 			if name != passes.LossOutput && !strings.HasPrefix(name, passes.GradPrefix) {
@@ -107,15 +119,18 @@ func compareBlocked(t *testing.T, man *manifest.Manifest, full, blocked string, 
 			for _, x := range wv {
 				scale = math.Max(scale, math.Abs(x))
 			}
+			if scale == 0 && c.nonzero {
+				t.Fatalf("%s: %s is zero: the comparison would show nothing", where, name)
+			}
 			for i := range wv {
 				if math.Abs(gv[i]-wv[i]) > 1e-5*math.Max(scale, 1e-3) {
-					t.Fatalf("%s: %s[%d]: blocks %g, full square %g (largest |value| %g)", where, name, i, gv[i], wv[i], scale)
+					t.Fatalf("%s: %s[%d]: %g, want %g (largest |value| %g)", where, name, i, gv[i], wv[i], scale)
 				}
 			}
 			checked++
 		}
-		if checked < 2*len(man.LoRA.Targets) {
-			t.Fatalf("%s: compared %d train outputs, want the loss and every gradient", where, checked)
+		if want := 1 + 2*len(man.LoRA.Roles)*len(man.LoRA.Targets); checked != want {
+			t.Fatalf("%s: compared %d train outputs, want the loss and the %d adapter gradients", where, checked, want-1)
 		}
 	}
 }

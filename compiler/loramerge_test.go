@@ -1,9 +1,6 @@
 package compiler_test
 
 import (
-	"fmt"
-	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,8 +11,6 @@ import (
 	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
-	"github.com/dartc/dartc/passes"
-	"github.com/dartc/dartc/runtime"
 )
 
 // TestMergedLoRAInputs: train.onnx of the tiny preset computes the A side
@@ -65,54 +60,7 @@ func TestMergedLoRAInputs(t *testing.T) {
 				t.Fatalf("train.onnx without the merge: A-side products by targets %v, want %v", got, sep)
 			}
 
-			lpS, trS := session(t, filepath.Join(separate, "logprobs.onnx")), session(t, filepath.Join(separate, "train.onnx"))
-			lpM, trM := session(t, filepath.Join(merged, "logprobs.onnx")), session(t, filepath.Join(merged, "train.onnx"))
-			rng := rand.New(rand.NewPCG(5, 1))
-			for _, seq := range []int{7, 16} {
-				bt := newBatch(rng, man.Model.Vocab, seq, func(i int) int64 { return int64(i/3) % 2 })
-				adapters := randomAdapters(t, man, rng, man.LoRA.Roles...)
-				feeds := func(loss bool) map[string]*runtime.Tensor {
-					in := bt.feeds(t)
-					for k, v := range adapters {
-						in[k] = v
-					}
-					if loss {
-						bt.lossFeeds(t, rand.New(rand.NewPCG(7, uint64(seq))), in)
-					}
-					return in
-				}
-				where := fmt.Sprintf("%s, %d tokens", form, seq)
-				wantLP, gotLP := run(t, lpS, feeds(false))["logprobs"].Floats(), run(t, lpM, feeds(false))["logprobs"].Floats()
-				for i := range wantLP {
-					if bt.mask[i] == 1 && !closeTo(gotLP[i], wantLP[i], 1e-5) {
-						t.Fatalf("%s: log-prob %d: merged %g, separate %g", where, i, gotLP[i], wantLP[i])
-					}
-				}
-				wantT, gotT := run(t, trS, feeds(true)), run(t, trM, feeds(true))
-				checked := 0
-				for name, w := range wantT {
-					if name != passes.LossOutput && !strings.HasPrefix(name, passes.GradPrefix) {
-						continue
-					}
-					wv, gv := w.Floats(), gotT[name].Floats()
-					scale := 0.0
-					for _, x := range wv {
-						scale = math.Max(scale, math.Abs(x))
-					}
-					if scale == 0 {
-						t.Fatalf("%s: %s is zero: the comparison would show nothing", where, name)
-					}
-					for i := range wv {
-						if math.Abs(gv[i]-wv[i]) > 1e-5*scale {
-							t.Fatalf("%s: %s[%d]: merged %g, separate %g (largest |value| %g)", where, name, i, gv[i], wv[i], scale)
-						}
-					}
-					checked++
-				}
-				if checked != 1+4*len(man.LoRA.Targets) {
-					t.Fatalf("%s: compared %d train outputs, want the loss and the %d adapter gradients", where, checked, 4*len(man.LoRA.Targets))
-				}
-			}
+			compareCompiles(t, man, separate, merged, compileComparison{ref: "separate", got: "merged", seqs: []int{7, 16}, seed: 5, nonzero: true})
 		})
 	}
 }

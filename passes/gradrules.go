@@ -226,29 +226,7 @@ func (c *gradCtx) constInts(v string) ([]int64, bool) {
 	if v == "" {
 		return nil, false
 	}
-	if t := c.s.Model.Graph.Initializer(v); t != nil {
-		vals, err := t.Int64s()
-		return vals, err == nil
-	}
-	for _, n := range c.b.G.Nodes {
-		if n.OpType == "Constant" && len(n.Outputs) == 1 && n.Outputs[0] == v {
-			if a := n.Attr("value"); a != nil && a.GetT() != nil {
-				t, err := ir.TensorFromPB(a.GetT(), "")
-				if err != nil {
-					return nil, false
-				}
-				vals, err := t.Int64s()
-				return vals, err == nil
-			}
-			if a := n.Attr("value_ints"); a != nil {
-				return a.GetInts(), true
-			}
-			if a := n.Attr("value_int"); a != nil {
-				return []int64{a.GetI()}, true
-			}
-		}
-	}
-	return nil, false
+	return int64Const(c.s.Model.Graph, c.producer(v), v)
 }
 
 // constFloat reads a one-element float constant (initializer or Constant

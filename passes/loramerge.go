@@ -126,24 +126,24 @@ func sameValue(g *ir.Graph, prod map[string]*ir.Node, v string) string {
 	if n == nil || n.OpType != "Reshape" || n.Domain != "" || len(n.Inputs) != 2 {
 		return v
 	}
-	shape, ok := int64Const(g, prod, n.Inputs[1])
+	shape, ok := int64Const(g, prod[n.Inputs[1]], n.Inputs[1])
 	if !ok {
 		return v
 	}
 	return fmt.Sprintf("%s|Reshape%v,allowzero=%d", sameValue(g, prod, n.Inputs[0]), shape, n.AttrInt("allowzero", 0))
 }
 
-// int64Const reads an int64 initializer or Constant node's value.
-func int64Const(g *ir.Graph, prod map[string]*ir.Node, v string) ([]int64, bool) {
+// int64Const reads v as an int64 constant: an initializer, or the value
+// of its producer when that is a Constant node.
+func int64Const(g *ir.Graph, producer *ir.Node, v string) ([]int64, bool) {
 	if t := g.Initializer(v); t != nil {
 		vals, err := t.Int64s()
 		return vals, err == nil
 	}
-	n := prod[v]
-	if n == nil || n.OpType != "Constant" || n.Domain != "" {
+	if producer == nil || producer.OpType != "Constant" || producer.Domain != "" {
 		return nil, false
 	}
-	if a := n.Attr("value"); a != nil && a.GetT() != nil {
+	if a := producer.Attr("value"); a != nil && a.GetT() != nil {
 		t, err := ir.TensorFromPB(a.GetT(), "")
 		if err != nil {
 			return nil, false
@@ -151,8 +151,11 @@ func int64Const(g *ir.Graph, prod map[string]*ir.Node, v string) ([]int64, bool)
 		vals, err := t.Int64s()
 		return vals, err == nil
 	}
-	if a := n.Attr("value_ints"); a != nil {
+	if a := producer.Attr("value_ints"); a != nil {
 		return a.GetInts(), true
+	}
+	if a := producer.Attr("value_int"); a != nil {
+		return []int64{a.GetI()}, true
 	}
 	return nil, false
 }
