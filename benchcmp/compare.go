@@ -31,7 +31,12 @@ type Config struct {
 	Warmup     int // steps per side before timing
 	Reps       int // timed steps per side
 	Threads    int // ONNX Runtime's intra-op threads = torch's threads
-	Seed       uint64
+	// Settle is a pause before every step, so that a step does not start
+	// while the other side's threads still spin after theirs (OpenMP's
+	// and ONNX Runtime's pools busy-wait for a while after a parallel
+	// region).
+	Settle time.Duration
+	Seed   uint64
 	TorchLoRA  string // peft, plain or dual
 	Attn       string // transformers' attention implementation
 	// DartcWorker and TorchWorker are the worker commands.
@@ -223,6 +228,7 @@ func runPhase(cfg Config, man *manifest.Manifest, batch *Batch, phase string) (r
 	for i := 0; i < cfg.Warmup+cfg.Reps; i++ {
 		var first [2]Response
 		for k, w := range sides { // A B A B …: the sides never run at once
+			time.Sleep(cfg.Settle)
 			r, err := w.Call(Request{Op: phase, Name: name, Values: i == 0 && phase == PhaseLogprobs})
 			if err != nil {
 				return res, err

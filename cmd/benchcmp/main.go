@@ -51,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	lora := fs.String("lora", "peft", "the PyTorch LoRA: peft (PEFT's single LoRA), plain, or dual (dual gated, eager)")
 	attn := fs.String("attn", "sdpa", "transformers' attention implementation (sdpa, eager)")
 	seed := fs.Uint64("seed", 0, "batch and adapter seed")
+	settle := fs.Duration("settle", 0, "pause before every step, so that neither side starts while the other's threads still spin")
 	jsonl := fs.String("jsonl", "", "append one JSON line per result to this file")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -71,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		*label = filepath.Base(filepath.Clean(*model))
 	}
 	cfg := benchcmp.Config{Model: *model, Checkpoint: *ckpt, Label: *label, Rows: *rows, Seqs: lens,
-		Phases: splitList(*phases), Warmup: *warmup, Reps: *reps, Threads: *threads, Seed: *seed,
+		Phases: splitList(*phases), Warmup: *warmup, Reps: *reps, Threads: *threads, Settle: *settle, Seed: *seed,
 		TorchLoRA: *lora, Attn: *attn, DartcWorker: []string{self, "worker"}, TorchWorker: []string{*python, *worker}}
 	if !*quiet {
 		cfg.Log = stderr
