@@ -15,7 +15,7 @@
 # step at 512 tokens, for its peak memory).
 #
 # Environment: MODELS (100m,100m-152k), SEQS (256,512: the 100m lengths), SEQS_152K (512), PHASES
-# (train,logprobs: the 100m phases), BATCH (4), WARMUP (1), REPS (3), LORA (peft | plain | dual),
+# (train,logprobs: the 100m phases), BATCH (4), WARMUP (2), REPS (3), LORA (peft | plain | dual),
 # THREADS (the cores), SETTLE (0s: a pause before every step, e.g. 1s), OUT (out/bench-compare), VENV (.cache/venv-bench), PYTHON (python3.11, to make
 # the venv), BUILD_ONLY (1: make the venv and the models, measure nothing), COMPILE_FLAGS (more
 # `dartc compile` flags, e.g. --share-embedding or --attention-blocks 1).
@@ -89,7 +89,7 @@ jsonl=$out/bench-compare.jsonl
 md=$out/bench-compare.md
 : >"$jsonl"
 : >"$md"
-common=(-python "$py" -batch "${BATCH:-4}" -warmup "${WARMUP:-1}" -reps "${REPS:-3}" -lora "${LORA:-peft}" -settle "${SETTLE:-0s}" -jsonl "$jsonl")
+common=(-python "$py" -batch "${BATCH:-4}" -warmup "${WARMUP:-2}" -reps "${REPS:-3}" -lora "${LORA:-peft}" -settle "${SETTLE:-0s}" -jsonl "$jsonl")
 [ -n "${THREADS:-}" ] && common+=(-threads "$THREADS")
 echo "dartc $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')${COMPILE_FLAGS:+, compiled with $COMPILE_FLAGS}; load: $(uptime)" | tee -a "$md"
 for m in ${models//,/ }; do
