@@ -35,10 +35,10 @@ type Config struct {
 	// while the other side's threads still spin after theirs (OpenMP's
 	// and ONNX Runtime's pools busy-wait for a while after a parallel
 	// region).
-	Settle time.Duration
-	Seed   uint64
-	TorchLoRA  string // peft, plain or dual
-	Attn       string // transformers' attention implementation
+	Settle    time.Duration
+	Seed      uint64
+	TorchLoRA string // peft, plain or dual
+	Attn      string // transformers' attention implementation
 	// DartcWorker and TorchWorker are the worker commands.
 	DartcWorker, TorchWorker []string
 	Env                      []string  // the workers' environment (nil: this process's)

@@ -59,11 +59,12 @@ func BlockCausalAttention(s *State) error {
 			bounds[a.seq] = cut
 		}
 		parts := a.maskBlocks(b, cut, masks, blocks)
-		if gq, ok := matchGroups(g, si, prod, a); ok && !s.Opts.RepeatedKV {
-			gq.rewrite(b, a, cut, groupedViews(b, views, a, gq, cut, parts), blocks)
-		} else {
-			a.rewrite(b, cut, parts, blocks)
+		gq, ok := matchGroups(g, si, prod, a)
+		var gv *groupViews
+		if ok && !s.Opts.RepeatedKV {
+			gv = groupedViews(b, views, a, gq, cut, parts)
 		}
+		a.rewrite(b, cut, parts, gq, gv)
 		for _, x := range a.nodes {
 			drop[x] = true
 		}
@@ -77,6 +78,8 @@ func BlockCausalAttention(s *State) error {
 
 // blockCut is where the query blocks of one sequence length end.
 type blockCut struct {
+	shape  string   // the queries' shape
+	seq    string   // S, one-element int64
 	ends   []string // end_i of the blocks i < n−1, one-element int64
 	lens   []string // the blocks' lengths, one-element int64 each
 	sizes  string   // the blocks' lengths, Split sizes for the queries
@@ -91,11 +94,12 @@ type blockCut struct {
 // unwritten instead of zero.)
 func blockBounds(b *ir.Builder, q string, blocks int) *blockCut {
 	p := "/attention_blocks"
-	seq := b.Op(p+"/seq", "Gather", []string{b.Op(p+"/shape", "Shape", []string{q}), b.Ints(p+"/seq/axis", 2)})
+	shape := b.Op(p+"/shape", "Shape", []string{q})
+	seq := b.Op(p+"/seq", "Gather", []string{shape, b.Ints(p+"/seq/axis", 2)})
 	n := int64(blocks)
 	nc := b.Ints(p+"/n", n)
 	long := b.Op(p+"/long", "Min", []string{b.Op(p+"/long/Div", "Div", []string{seq, nc}), b.Ints(p+"/one", 1)}) // S ≥ n: 1, else 0
-	c := &blockCut{}
+	c := &blockCut{shape: shape, seq: seq}
 	lens := make([]string, 0, n)
 	prev := ""
 	for i := int64(1); i <= n; i++ {
@@ -257,38 +261,6 @@ func (a *attention) maskBlocks(b *ir.Builder, c *blockCut, cache map[string][]st
 	return parts
 }
 
-// rewrite emits the blocked attention.
-func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string, n int) {
-	p := a.tag
-	qs := b.OpN(p+"/q/Split", "Split", []string{a.q, c.sizes}, n, ir.AttrInt("axis", 2))
-	ys := make([]string, n)
-	for i := range n {
-		bp := fmt.Sprintf("%s/%d", p, i)
-		kT, v := a.kT, a.v
-		if i < n-1 {
-			// The keys [0, end_i): the first part of a two-way Split, whose
-			// gradient is one Pad by the Split's second size.
-			kT = b.OpN(bp+"/kT/Split", "Split", []string{a.kT, c.prefix[i]}, 2, ir.AttrInt("axis", 3))[0]
-			v = b.OpN(bp+"/v/Split", "Split", []string{a.v, c.prefix[i]}, 2, ir.AttrInt("axis", 2))[0]
-		}
-		sc := b.Op(bp+"/QK", "MatMul", []string{qs[i], kT})
-		if a.scale != nil {
-			sc = b.Op(bp+"/scale", a.scale.OpType, []string{sc, a.scale.Inputs[1]})
-		}
-		in := []string{sc, masks[i]}
-		if a.maskFirst {
-			in = []string{masks[i], sc}
-		}
-		pr := b.Op(bp+"/Softmax", "Softmax", []string{b.Op(bp+"/mask/Add", "Add", in)}, ir.AttrInt("axis", -1))
-		for _, c := range a.casts {
-			pr = b.Op(bp+"/Cast", "Cast", []string{pr}, c.Attrs...)
-		}
-		ys[i] = b.Op(bp+"/PV", "MatMul", []string{pr, v})
-	}
-	b.Add(&ir.Node{Name: p + "/Concat", OpType: "Concat", Inputs: ys, Outputs: []string{a.out},
-		Attrs: []*onnxpb.AttributeProto{ir.AttrInt("axis", 2)}})
-}
-
 // groupedQuery is an attention whose keys and values are repeated for
 // grouped-query attention (Reshape(Expand(Unsqueeze(x, 2))), the form both
 // exporters give transformers' repeat_kv): kv heads of keys k and values v
@@ -389,15 +361,13 @@ func groupedViews(b *ir.Builder, cache map[string]*groupViews, a *attention, gq 
 	p := fmt.Sprintf("/attention_blocks/kv%d_group%d_dim%d", gq.kv, gq.group, gq.dim)
 	n := len(masks)
 	v := &groupViews{queries: make([]string, n), five: make([]string, n), four: make([]string, n), heads: make([]string, n), masks: make([]string, n)}
-	shape := b.Op(p+"/shape", "Shape", []string{a.q})
-	batch := b.Op(p+"/batch", "Gather", []string{shape, b.Ints(p+"/batch/axis", 0)})
-	seq := b.Op(p+"/seq", "Gather", []string{shape, b.Ints(p+"/seq/axis", 2)})
+	batch := b.Op(p+"/batch", "Gather", []string{c.shape, b.Ints(p+"/batch/axis", 0)})
 	kv, group, heads, dim := b.Ints(p+"/kv", gq.kv), b.Ints(p+"/group", gq.group), b.Ints(p+"/heads", gq.kv*gq.group), b.Ints(p+"/dim", gq.dim)
 	cat := func(name string, parts ...string) string {
 		return b.Op(name, "Concat", parts, ir.AttrInt("axis", 0))
 	}
 	for i := range n {
-		keys := seq // the last block sees every key
+		keys := c.seq // the last block sees every key
 		if i < n-1 {
 			keys = c.ends[i]
 		}
@@ -417,38 +387,51 @@ func groupedViews(b *ir.Builder, cache map[string]*groupViews, a *attention, gq 
 	return v
 }
 
-// rewrite emits the blocked attention over the kv heads' groups.
-func (gq *groupedQuery) rewrite(b *ir.Builder, a *attention, c *blockCut, views *groupViews, n int) {
-	p := a.tag
-	qs := b.OpN(p+"/q/Split", "Split", []string{a.q, c.sizes}, n, ir.AttrInt("axis", 2))
-	kT := b.Op(p+"/kT", "Transpose", []string{gq.k}, ir.AttrInts("perm", 0, 1, 3, 2))
-	view := func(name, v, shape string) string {
-		return b.Op(name, "Reshape", []string{v, shape}, ir.AttrInt("allowzero", 1))
+// rewrite emits the blocked attention: over the exporter's repeated keys
+// and values, or, with gv, over gq's kv heads' own keys and values, the
+// queries, scores and outputs viewed through gv's shapes.
+func (a *attention) rewrite(b *ir.Builder, c *blockCut, masks []string, gq *groupedQuery, gv *groupViews) {
+	p, n := a.tag, len(masks)
+	kT, v := a.kT, a.v
+	if gv != nil {
+		kT, v = b.Op(p+"/kT", "Transpose", []string{gq.k}, ir.AttrInts("perm", 0, 1, 3, 2)), gq.v
+		masks = gv.masks
+	} else {
+		gv = &groupViews{} // no views
 	}
+	qs := b.OpN(p+"/q/Split", "Split", []string{a.q, c.sizes}, n, ir.AttrInt("axis", 2))
 	ys := make([]string, n)
 	for i := range n {
 		bp := fmt.Sprintf("%s/%d", p, i)
-		k, v := kT, gq.v
-		if i < n-1 {
-			k = b.OpN(bp+"/kT/Split", "Split", []string{kT, c.prefix[i]}, 2, ir.AttrInt("axis", 3))[0]
-			v = b.OpN(bp+"/v/Split", "Split", []string{gq.v, c.prefix[i]}, 2, ir.AttrInt("axis", 2))[0]
-		}
 		// A group's heads are consecutive: these Reshapes are views.
-		sc := b.Op(bp+"/QK", "MatMul", []string{view(bp+"/q/groups", qs[i], views.queries[i]), k})
+		view := func(name, x string, shapes []string) string {
+			if shapes == nil {
+				return x
+			}
+			return b.Op(name, "Reshape", []string{x, shapes[i]}, ir.AttrInt("allowzero", 1))
+		}
+		k, vi := kT, v
+		if i < n-1 {
+			// The keys [0, end_i): the first part of a two-way Split, whose
+			// gradient is one Pad by the Split's second size.
+			k = b.OpN(bp+"/kT/Split", "Split", []string{kT, c.prefix[i]}, 2, ir.AttrInt("axis", 3))[0]
+			vi = b.OpN(bp+"/v/Split", "Split", []string{v, c.prefix[i]}, 2, ir.AttrInt("axis", 2))[0]
+		}
+		sc := b.Op(bp+"/QK", "MatMul", []string{view(bp+"/q/groups", qs[i], gv.queries), k})
 		if a.scale != nil {
 			sc = b.Op(bp+"/scale", a.scale.OpType, []string{sc, a.scale.Inputs[1]})
 		}
-		sc = view(bp+"/scores/five", sc, views.five[i])
-		in := []string{sc, views.masks[i]}
+		sc = view(bp+"/scores/five", sc, gv.five)
+		in := []string{sc, masks[i]}
 		if a.maskFirst {
-			in = []string{views.masks[i], sc}
+			in = []string{masks[i], sc}
 		}
 		pr := b.Op(bp+"/Softmax", "Softmax", []string{b.Op(bp+"/mask/Add", "Add", in)}, ir.AttrInt("axis", -1))
 		for _, c := range a.casts {
 			pr = b.Op(bp+"/Cast", "Cast", []string{pr}, c.Attrs...)
 		}
-		y := b.Op(bp+"/PV", "MatMul", []string{view(bp+"/probs/four", pr, views.four[i]), v})
-		ys[i] = view(bp+"/heads", y, views.heads[i])
+		y := b.Op(bp+"/PV", "MatMul", []string{view(bp+"/probs/four", pr, gv.four), vi})
+		ys[i] = view(bp+"/heads", y, gv.heads)
 	}
 	b.Add(&ir.Node{Name: p + "/Concat", OpType: "Concat", Inputs: ys, Outputs: []string{a.out},
 		Attrs: []*onnxpb.AttributeProto{ir.AttrInt("axis", 2)}})

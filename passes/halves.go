@@ -2,7 +2,6 @@ package passes
 
 import (
 	"cmp"
-	"math"
 	"slices"
 
 	"github.com/dartc/dartc/ir"
@@ -63,10 +62,7 @@ func SlicesToSplit(s *State) error {
 			}
 			return min(max(i, 0), size)
 		}
-		start, end := clamp(starts[0]), clamp(ends[0])
-		if ends[0] == math.MaxInt64 {
-			end = size
-		}
+		start, end := clamp(starts[0]), clamp(ends[0]) // an end of MaxInt64 clamps to size
 		if start >= end {
 			continue
 		}
