@@ -278,6 +278,33 @@ func BenchmarkSumVsAdds(b *testing.B) {
 	}
 }
 
+// compileWithAndWithout synthesizes cfg once and compiles its decode and
+// train graphs twice (rank 16, alpha 32): without the named pass and with
+// it; it returns both output directories and the second's manifest.
+func compileWithAndWithout(b *testing.B, cfg qwen2.Config, so synth.Options, pass string) (without, with string, man *manifest.Manifest) {
+	b.Helper()
+	if _, err := runtime.Init(); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	without, with = filepath.Join(dir, "without"), filepath.Join(dir, "with")
+	opts := compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}}
+	restore := compiler.WithoutPass(pass)
+	_, err = compiler.Compile(res.ModelPath, without, opts)
+	restore()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if man, err = compiler.Compile(res.ModelPath, with, opts); err != nil {
+		b.Fatal(err)
+	}
+	return without, with, man
+}
+
 // quietTrain opens dir's train.onnx for a side-by-side comparison, with the
 // settings of man's train graph when man is not nil: two sessions, two
 // thread pools, so neither may spin while the other runs.
@@ -367,36 +394,18 @@ func BenchmarkTrain100M(b *testing.B) {
 // session took to open.
 // go test -run '^$' -bench FrozenGemm -benchtime 4x ./compiler
 func BenchmarkFrozenGemm(b *testing.B) {
-	if _, err := runtime.Init(); err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
 	cfg := qwen100M("100m", 32768)
 	cfg.TiedEmbed = false // a tied embedding turns pre-packing off, and with it the pass
-	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 1, LinearForm: synth.Dynamo})
-	if err != nil {
-		b.Fatal(err)
-	}
-	compile := func(out string) *manifest.Manifest {
-		man, err := compiler.Compile(res.ModelPath, filepath.Join(dir, out), compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return man
-	}
-	restore := compiler.WithoutPass("frozen-gemm")
-	compile("matmul")
-	restore()
-	man := compile("gemm")
+	matmul, gemm, man := compileWithAndWithout(b, cfg, synth.Options{Seed: 1, LinearForm: synth.Dynamo}, "frozen-gemm")
 	// The manifest's settings (the tied embedding's: no pre-packing); two
 	// sessions, two thread pools: neither may spin while the other runs.
 	quiet, err := runtime.ForGraph(man.Graphs["train"], runtime.Options{Config: map[string]string{"session.intra_op.allow_spinning": "0"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	mm, cm := openTimed(b, filepath.Join(dir, "matmul", "train.onnx"), quiet)
+	mm, cm := openTimed(b, filepath.Join(matmul, "train.onnx"), quiet)
 	defer mm.Destroy()
-	gm, cg := openTimed(b, filepath.Join(dir, "gemm", "train.onnx"), quiet)
+	gm, cg := openTimed(b, filepath.Join(gemm, "train.onnx"), quiet)
 	defer gm.Destroy()
 	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
 	sideBySide(b, "matmul", "gemm", mm, gm, in, 1e-4)
@@ -412,26 +421,8 @@ func BenchmarkFrozenGemm(b *testing.B) {
 // merged / separate of the medians and of the fastest steps.
 // go test -run '^$' -bench LoRAMerge -benchtime 5x ./compiler
 func BenchmarkLoRAMerge(b *testing.B) {
-	if _, err := runtime.Init(); err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	res, err := synth.Synthesize(qwen100M("100m", 32768), filepath.Join(dir, "src"), synth.Options{Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	compile := func(out string) *manifest.Manifest {
-		man, err := compiler.Compile(res.ModelPath, filepath.Join(dir, out), compiler.Options{Rank: 16, Alpha: 32, Graphs: []string{"decode", "train"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return man
-	}
-	restore := compiler.WithoutPass("merge-lora-inputs")
-	compile("separate")
-	restore()
-	man := compile("merged")
-	sep, mer := quietTrain(b, filepath.Join(dir, "separate"), man), quietTrain(b, filepath.Join(dir, "merged"), man)
+	separate, merged, man := compileWithAndWithout(b, qwen100M("100m", 32768), synth.Options{Seed: 1}, "merge-lora-inputs")
+	sep, mer := quietTrain(b, separate, man), quietTrain(b, merged, man)
 	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
 	sideBySide(b, "separate", "merged", sep, mer, in, 1e-4)
 }
