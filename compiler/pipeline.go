@@ -90,8 +90,8 @@ var passOrder = [...]struct{ before, after, why string }{
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "logprob-head", "precision", "dead-code", "annotate-shapes"},
+	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "logprob-head", "cse", "precision", "dead-code", "annotate-shapes"},
 	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 

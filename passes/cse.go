@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,11 +22,15 @@ var nondeterministic = map[string]bool{
 }
 
 // EliminateCommonSubexpressions merges duplicated work: small inline
-// initializers with equal type, shape and bytes become one, and nodes with
-// the same op, attributes and inputs (after earlier merges) become one, in
-// one pass in topological order. The gradient rules ask for Shape(x),
-// Transpose(W), broadcast constants and the like independently; this pass
-// is what keeps one of each. Graph inputs and outputs keep their names: a
+// initializers with equal type, shape and bytes become one, nodes with the
+// same op, attributes and inputs (after earlier merges) become one, and
+// Shape nodes whose inputs provably have the same shape (equal symbolic
+// dims, shapes.go) become one, in one pass in topological order. The
+// gradient rules ask for Shape(x), Transpose(W), broadcast constants and
+// the like independently; this pass is what keeps one of each. A backward
+// graph asks for the shape of every activation it reshapes back, and most
+// of those are the same few shapes ([batch, seq, hidden], …): merging them
+// lets the sub-graphs computed from them merge too. Graph inputs and outputs keep their names: a
 // node that writes a graph output is kept, and so are nodes with
 // sub-graphs and non-deterministic ops.
 func EliminateCommonSubexpressions(s *State) error {
@@ -33,6 +38,7 @@ func EliminateCommonSubexpressions(s *State) error {
 	if err := ir.TopoSort(g); err != nil {
 		return err
 	}
+	si := inferShapes(g)
 	rename := map[string]string{}
 	isInput := map[string]bool{}
 	for _, in := range g.Inputs {
@@ -72,7 +78,13 @@ func EliminateCommonSubexpressions(s *State) error {
 			continue
 		}
 		key.Reset()
-		fmt.Fprintf(&key, "%s|%s|%s|%d|%q|", n.Domain, n.OpType, n.Overload, len(n.Outputs), n.Inputs)
+		if v, ok := si.vals[n.Outputs[0]]; ok && n.OpType == "Shape" && !slices.Contains(v, "") {
+			// Equal tokens are equal sizes at run time: the contents, not
+			// the input, identify the value (start and end are in them).
+			fmt.Fprintf(&key, "Shape|%q", v)
+		} else {
+			fmt.Fprintf(&key, "%s|%s|%s|%d|%q|", n.Domain, n.OpType, n.Overload, len(n.Outputs), n.Inputs)
+		}
 		attrs := append(n.Attrs[:0:0], n.Attrs...)
 		sort.Slice(attrs, func(i, j int) bool { return attrs[i].GetName() < attrs[j].GetName() })
 		for _, a := range attrs {
