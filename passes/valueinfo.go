@@ -1,6 +1,8 @@
 package passes
 
 import (
+	"strings"
+
 	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/ir/onnxpb"
 )
@@ -64,10 +66,40 @@ func AnnotateGraphShapes(g *ir.Graph) {
 					dims[i] = ir.Sym(tok)
 				}
 			}
+			for _, i := range emptiableReduced(si, n) {
+				dims[i] = ir.Dim{Value: -1}
+			}
 			vi = append(vi, &ir.ValueInfo{Name: o, Type: ir.TensorType(t, dims...)})
 		}
 	}
 	g.ValueInfo = vi
+}
+
+// emptiableReduced lists the kept dims of a Reduce* node's output whose
+// input dim is a size the inference only knows by a "?N" token, so may be
+// 0 (an empty attention block): ONNX Runtime then keeps the dim at 0
+// rather than 1, so its annotation names no size at all.
+func emptiableReduced(si *shapeInfo, n *ir.Node) []int {
+	if !strings.HasPrefix(n.OpType, "Reduce") || n.AttrInt("keepdims", 1) == 0 || len(n.Outputs) == 0 {
+		return nil
+	}
+	in, ok := si.dims[n.Input(0)]
+	axes, okA := si.axes(n)
+	if !ok || !okA {
+		return nil
+	}
+	if len(axes) == 0 && n.AttrInt("noop_with_empty_axes", 0) == 0 {
+		for i := range in {
+			axes = append(axes, int64(i))
+		}
+	}
+	var out []int
+	for _, a := range axes {
+		if i, ok := normAxis(a, len(in)); ok && strings.Contains(in[i], "?") {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // sameTypeOps produce a first output of their first input's element type.
