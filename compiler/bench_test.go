@@ -426,3 +426,16 @@ func BenchmarkLoRAMerge(b *testing.B) {
 	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
 	sideBySide(b, "separate", "merged", sep, mer, in, 1e-4)
 }
+
+// BenchmarkRotateHalf compares train.onnx of the ~100M shape at batch 4 ×
+// 256 compiled with the rotate-half pass (rotate_half as one reversed
+// Slice, its sign on the shared sine table) against the same model
+// without it (Split, Neg, Concat): both sessions in one process, opened
+// with the manifest's settings, their steps interleaved (A B A B …).
+// go test -run '^$' -bench RotateHalf -benchtime 8x ./compiler
+func BenchmarkRotateHalf(b *testing.B) {
+	concat, swap, man := compileWithAndWithout(b, qwen100M("100m", 32768), synth.Options{Seed: 1}, "rotate-half")
+	sc, ss := quietTrain(b, concat, man), quietTrain(b, swap, man)
+	in := trainFeeds4(b, man, rand.New(rand.NewPCG(1, 256)), 256)
+	sideBySide(b, "concat", "swap", sc, ss, in, 1e-4)
+}

@@ -37,6 +37,7 @@ var passTable = map[string]pass{
 	"tie-embedding":     {"tie-embedding", passes.TieEmbedding},
 	"frozen-gemm":       {"frozen-gemm", passes.FrozenLinearsAsGemm},
 	"slices-to-split":   {"slices-to-split", passes.SlicesToSplit},
+	"rotate-half":       {"rotate-half", passes.RotateHalfAsSwap},
 }
 
 // passOrder lists constraints: the first pass must run before the second
@@ -61,6 +62,8 @@ var passOrder = [...]struct{ before, after, why string }{
 	{"block-attention", "autodiff", "the backward differentiates the blocks"},
 	{"fold-constants", "slices-to-split", "the Slices' bounds are constants once folded"},
 	{"slices-to-split", "autodiff", "a Split's gradient is one Concat, the Slices' a Pad each and a Sum"},
+	{"slices-to-split", "rotate-half", "rotate_half's halves are one Split once the Slices are merged"},
+	{"rotate-half", "autodiff", "the backward differentiates the swap, one Slice, not the Split and Concat"},
 	{"drop-noop-casts", "block-attention", "the blocks copy the Casts between the softmax and its matmul"},
 	{"drop-noop-casts", "autodiff", "a dropped Cast needs no gradient"},
 	{"expand-functions", "drop-noop-casts", "the expanded functions' Casts are dropped too"},
@@ -91,8 +94,8 @@ var passOrder = [...]struct{ before, after, why string }{
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
 	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "cse", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "logprob-head", "cse", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "rotate-half", "drop-noop-casts", "block-attention", "logprob-head", "cse", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "rotate-half", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

@@ -548,9 +548,16 @@ func gradSlice(c *gradCtx) ([]string, error) {
 		if !ok {
 			return nil, c.errorf("Slice with computed steps on an active path is not supported")
 		}
+		if c.reversal(steps) {
+			// A whole axis reversed is a permutation that undoes itself:
+			// the gradient is the same Slice of the output's gradient.
+			gi := c.grads()
+			gi[0] = c.op("reversed", "Slice", []string{c.GO(0), c.I(1), c.I(2), c.I(3), c.I(4)})
+			return gi, nil
+		}
 		for _, st := range steps {
 			if st != 1 {
-				return nil, c.errorf("Slice with step %d on an active path is not supported", st)
+				return nil, c.errorf("Slice with step %d on an active path is not supported (only 1, or −1 over a whole axis)", st)
 			}
 		}
 	}
@@ -591,6 +598,23 @@ func gradSlice(c *gradCtx) ([]string, error) {
 // symbolic shapes decide them: x's rank is known, starts and ends are
 // constants, and on each sliced axis either x's size is a number, or the
 // slice starts at a non-negative index and runs to the end.
+// reversal reports whether a Slice with these steps reverses whole axes:
+// every step −1, every start −1 (the last element) and every end at or
+// below −2⁶² (past the first element whatever the dim).
+func (c *gradCtx) reversal(steps []int64) bool {
+	starts, ok1 := c.constInts(c.I(1))
+	ends, ok2 := c.constInts(c.I(2))
+	if !ok1 || !ok2 || len(starts) != len(steps) || len(ends) != len(steps) || len(steps) == 0 {
+		return false
+	}
+	for i, st := range steps {
+		if st != -1 || starts[i] != -1 || ends[i] > -(1<<62) {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *gradCtx) slicePad(axes []int64) (string, bool) {
 	si := c.s.shapes
 	if si == nil {

@@ -77,6 +77,7 @@ var gradCases = []gradCase{
 	{name: "Split", op: "Split", inputs: []caseInput{act(2, 6), ints(2, 4)}, attrs: attrs(ir.AttrInt("axis", 1)), nOut: 2},
 	{name: "Slice", op: "Slice", inputs: []caseInput{act(4, 6), ints(1, -4), ints(3, 1000), ints(0, 1)}},
 	{name: "Slice/rotate-half", op: "Slice", inputs: []caseInput{act(2, 3, 8), ints(4), ints(math.MaxInt64), ints(-1)}},
+	{name: "Slice/reversed", op: "Slice", inputs: []caseInput{act(2, 3, 2, 4), ints(-1), ints(math.MinInt64), ints(2), ints(-1)}},
 	{name: "ReduceSum", op: "ReduceSum", inputs: []caseInput{act(2, 3, 4), ints(1)}, attrs: attrs(ir.AttrInt("keepdims", 0))},
 	{name: "ReduceMean", op: "ReduceMean", inputs: []caseInput{act(2, 3, 4)}, attrs: attrs(ir.AttrInts("axes", -1))},
 	{name: "Where", op: "Where", inputs: []caseInput{{shape: []int64{2, 3}, bools: []bool{true, false, true, false, false, true}}, act(2, 3), act(1, 3)}},

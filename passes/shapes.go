@@ -565,6 +565,10 @@ func (si *shapeInfo) node(n *ir.Node) {
 				continue
 			}
 			out[i] = si.unknown()
+			if okS && okE && okSt && k < len(starts) && k < len(ends) && k < len(steps) && steps[k] == -1 && starts[k] == -1 && ends[k] <= -(1<<62) {
+				out[i] = d[i] // the whole axis, reversed
+				continue
+			}
 			dim, okD := isNum(d[i])
 			if okD && okS && okE && k < len(starts) && k < len(ends) && (n.Input(4) == "" || (okSt && k < len(steps) && steps[k] == 1)) {
 				clamp := func(v int64) int64 {
