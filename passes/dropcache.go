@@ -24,6 +24,7 @@ func DropCache(s *State) error {
 	}
 	var kept []*ir.ValueInfo
 	var batch string
+	empty := map[string]bool{} // the emptied caches
 	for _, in := range g.Inputs {
 		if !pastInputRe.MatchString(in.Name) {
 			kept = append(kept, in)
@@ -36,6 +37,7 @@ func DropCache(s *State) error {
 			shape := b.Op("/cache/empty/Shape", "Shape", []string{"input_ids"})
 			batch = b.Op("/cache/empty/batch", "Slice", []string{shape, b.Ints("/cache/empty/zero", 0), b.Ints("/cache/empty/one", 1)})
 		}
+		empty[in.Name] = true
 		p := "/cache/empty/" + in.Name
 		dims := b.Op(p+"/dims", "Concat", []string{batch, b.Ints(p+"/rest", in.Type.Dims[1].Value, 0, in.Type.Dims[3].Value)},
 			ir.AttrInt("axis", 0))
@@ -51,5 +53,37 @@ func DropCache(s *State) error {
 		}
 	}
 	g.Outputs = outs
+	skipEmptyConcats(g, empty)
 	return ir.TopoSort(g)
+}
+
+// skipEmptyConcats removes the exporters' Concat(past, new) along the
+// cache's length axis where past is an emptied cache: its output is new
+// itself, so its readers read new and neither the copy nor its gradient
+// (a Slice) is made. A Concat that writes a graph output stays.
+func skipEmptyConcats(g *ir.Graph, empty map[string]bool) {
+	isOutput := map[string]bool{}
+	for _, o := range g.Outputs {
+		isOutput[o.Name] = true
+	}
+	rename := map[string]string{}
+	kept := g.Nodes[:0]
+	for _, n := range g.Nodes {
+		if n.OpType == "Concat" && n.Domain == "" && len(n.Inputs) == 2 && empty[n.Inputs[0]] && !isOutput[n.Outputs[0]] {
+			if axis := n.AttrInt("axis", 0); axis == 2 || axis == -2 {
+				rename[n.Outputs[0]] = n.Inputs[1]
+				continue
+			}
+		}
+		kept = append(kept, n)
+	}
+	g.Nodes = kept
+	for _, n := range g.Nodes {
+		for i, in := range n.Inputs {
+			if r, ok := rename[in]; ok {
+				n.Inputs[i] = r
+			}
+		}
+		renameSubgraphReads(n, rename)
+	}
 }
