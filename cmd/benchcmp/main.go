@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/dartc/dartc/benchcmp"
+	"github.com/dartc/dartc/internal/flaglist"
 )
 
 func main() {
@@ -72,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		*label = filepath.Base(filepath.Clean(*model))
 	}
 	cfg := benchcmp.Config{Model: *model, Checkpoint: *ckpt, Label: *label, Rows: *rows, Seqs: lens,
-		Phases: splitList(*phases), Warmup: *warmup, Reps: *reps, Threads: *threads, Settle: *settle, Seed: *seed,
+		Phases: flaglist.Split(*phases), Warmup: *warmup, Reps: *reps, Threads: *threads, Settle: *settle, Seed: *seed,
 		TorchLoRA: *lora, Attn: *attn, DartcWorker: []string{self, "worker"}, TorchWorker: []string{*python, *worker}}
 	if !*quiet {
 		cfg.Log = stderr
@@ -97,19 +98,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func parseInts(s string) ([]int, error) {
 	var out []int
-	for _, f := range splitList(s) {
+	for _, f := range flaglist.Split(s) {
 		n, err := strconv.Atoi(f)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a number", f)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dartc/dartc/compiler"
+	"github.com/dartc/dartc/internal/flaglist"
 	"github.com/dartc/dartc/models/tokenizer"
 	"github.com/dartc/dartc/passes"
 	"github.com/urfave/cli/v2"
@@ -87,14 +88,14 @@ anyway across file systems.`,
 		man, err := compiler.Compile(c.Args().First(), c.String("out"), compiler.Options{
 			OnTempDir:       func(dir string) { forget = atInterrupt(func() { removeWhileWritten(dir) }) },
 			Tokenizer:       tok,
-			Targets:         splitList(c.String("targets")),
-			Roles:           splitList(c.String("roles")),
+			Targets:         flaglist.Split(c.String("targets")),
+			Roles:           flaglist.Split(c.String("roles")),
 			Rank:            c.Int("rank"),
 			Alpha:           c.Float64("alpha"),
 			Seed:            c.Uint64("seed"),
 			Force:           c.Bool("force"),
 			Check:           c.Bool("check"),
-			Graphs:          splitList(c.String("graphs")),
+			Graphs:          flaglist.Split(c.String("graphs")),
 			CopyWeights:     c.Bool("copy-weights"),
 			MaxPositions:    c.Int64("max-positions"),
 			HeadChunk:       c.Int("head-chunk"),
@@ -136,14 +137,4 @@ func removeWhileWritten(dir string) {
 			}
 		}
 	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

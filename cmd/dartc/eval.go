@@ -7,6 +7,7 @@ import (
 
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/run"
+	"github.com/dartc/dartc/internal/flaglist"
 	"github.com/dartc/dartc/qa"
 	"github.com/dartc/dartc/retrieval"
 	"github.com/dartc/dartc/retrieval/connect"
@@ -119,7 +120,7 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	opts := run.Options{Datasets: splitList(c.String(evalDataFlag.Name)), Dir: c.String(evalOutputFlag.Name),
+	opts := run.Options{Datasets: flaglist.Split(c.String(evalDataFlag.Name)), Dir: c.String(evalOutputFlag.Name),
 		Limit: c.Int(evalLimitFlag.Name), Batch: c.Int(evalBatchFlag.Name), Title: c.String(evalAdaptersFlag.Name),
 		Settings: settings}
 	// Refuse an over-long question before any rollout, not when its batch comes.

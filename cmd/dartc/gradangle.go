@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dartc/dartc/eval/gradanglerun"
+	"github.com/dartc/dartc/internal/flaglist"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/runtime/agent"
 	"github.com/urfave/cli/v2"
@@ -65,7 +66,7 @@ func runGradangle(c *cli.Context) error {
 			Searcher: searcher, TopK: c.Int(evalDocsFlag.Name), MaxTurns: agentTurns(c.Int(evalTurnsFlag.Name)),
 			MaxTurnTokens: c.Int(evalTokensFlag.Name),
 			Sampling:      runtime.Sampling{Temperature: c.Float64(gradangleTempFlag.Name), TopP: c.Float64(gradangleTopPFlag.Name)}},
-		Datasets: splitList(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), Group: c.Int(gradangleGroupFlag.Name),
+		Datasets: flaglist.Split(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), Group: c.Int(gradangleGroupFlag.Name),
 		Batch: c.Int(gradangleBatchFlag.Name), Seed: c.Uint64(gradangleSeedFlag.Name), Dir: c.String(gradangleOutputFlag.Name),
 		Search: c.String(evalSearchFlag.Name),
 	}

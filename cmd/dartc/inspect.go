@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/dartc/dartc/internal/flaglist"
 	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/passes"
 	"github.com/urfave/cli/v2"
@@ -33,7 +34,7 @@ object with the keys inputs, outputs, opsets, ops, targets and external_data.`,
 		if err != nil {
 			return err
 		}
-		rep := describe(m, splitList(c.String("targets")))
+		rep := describe(m, flaglist.Split(c.String("targets")))
 		if c.Bool("json") {
 			enc := json.NewEncoder(c.App.Writer)
 			enc.SetIndent("", "  ")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dartc/dartc/eval/leas"
 	"github.com/dartc/dartc/eval/leasrun"
+	"github.com/dartc/dartc/internal/flaglist"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/runtime/agent"
 	"github.com/urfave/cli/v2"
@@ -81,7 +82,7 @@ func runLEAS(c *cli.Context) error {
 			Sampling: runtime.Sampling{Temperature: c.Float64(leasTempFlag.Name), TopP: c.Float64(leasTopPFlag.Name)}},
 		Trained: map[leas.Config]string{leas.Reas: c.String(leasReasonFlag.Name), leas.Tool: c.String(leasToolFlag.Name),
 			leas.Unified: c.String(leasUnifiedFlag.Name)},
-		Datasets: splitList(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), K: c.Int(leasKFlag.Name),
+		Datasets: flaglist.Split(c.String(evalDataFlag.Name)), Limit: c.Int(evalLimitFlag.Name), K: c.Int(leasKFlag.Name),
 		Batch: c.Int(leasBatchFlag.Name), Seed: c.Uint64(leasSeedFlag.Name), Alpha: c.Float64(leasAlphaFlag.Name),
 		Dir: c.String(leasOutputFlag.Name), Search: c.String(evalSearchFlag.Name),
 	}
