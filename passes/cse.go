@@ -30,9 +30,9 @@ var nondeterministic = map[string]bool{
 // the like independently; this pass is what keeps one of each. A backward
 // graph asks for the shape of every activation it reshapes back, and most
 // of those are the same few shapes ([batch, seq, hidden], …): merging them
-// lets the sub-graphs computed from them merge too. Graph inputs and outputs keep their names: a
-// node that writes a graph output is kept, and so are nodes with
-// sub-graphs and non-deterministic ops.
+// lets the sub-graphs computed from them merge too. Graph inputs and
+// outputs keep their names: a node that writes a graph output is kept, and
+// so are nodes with sub-graphs and non-deterministic ops.
 func EliminateCommonSubexpressions(s *State) error {
 	g := s.Model.Graph
 	if err := ir.TopoSort(g); err != nil {
