@@ -594,27 +594,26 @@ func gradSlice(c *gradCtx) ([]string, error) {
 	return gi, nil
 }
 
-// slicePad is the Slice gradient as one Pad with constant pads, when the
-// symbolic shapes decide them: x's rank is known, starts and ends are
-// constants, and on each sliced axis either x's size is a number, or the
-// slice starts at a non-negative index and runs to the end.
-// reversal reports whether a Slice with these steps reverses whole axes:
-// every step −1, every start −1 (the last element) and every end at or
-// below −2⁶² (past the first element whatever the dim).
+// reversal reports whether a Slice with these steps reverses whole axes
+// (reversesAxis on every sliced axis).
 func (c *gradCtx) reversal(steps []int64) bool {
 	starts, ok1 := c.constInts(c.I(1))
 	ends, ok2 := c.constInts(c.I(2))
 	if !ok1 || !ok2 || len(starts) != len(steps) || len(ends) != len(steps) || len(steps) == 0 {
 		return false
 	}
-	for i, st := range steps {
-		if st != -1 || starts[i] != -1 || ends[i] > -(1<<62) {
+	for i := range steps {
+		if !reversesAxis(starts[i], ends[i], steps[i]) {
 			return false
 		}
 	}
 	return true
 }
 
+// slicePad is the Slice gradient as one Pad with constant pads, when the
+// symbolic shapes decide them: x's rank is known, starts and ends are
+// constants, and on each sliced axis either x's size is a number, or the
+// slice starts at a non-negative index and runs to the end.
 func (c *gradCtx) slicePad(axes []int64) (string, bool) {
 	si := c.s.shapes
 	if si == nil {

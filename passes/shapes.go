@@ -32,6 +32,15 @@ func (si *shapeInfo) unknown() string {
 	return "?" + strconv.Itoa(si.fresh)
 }
 
+// unknownSize reports whether a dim token involves a "?N" size, one the
+// inference knows only as equal to other "?N" sizes (it may be 0).
+func unknownSize(tok string) bool { return strings.Contains(tok, "?") }
+
+// reversesAxis reports whether a Slice's start, end and step on one axis
+// reverse the whole axis, whatever its size: step −1 from the last element
+// (start −1) to past the first (end at or below −2⁶²).
+func reversesAxis(start, end, step int64) bool { return step == -1 && start == -1 && end <= -(1<<62) }
+
 func num(n int64) string { return strconv.FormatInt(n, 10) }
 
 func isNum(t string) (int64, bool) {
@@ -565,7 +574,7 @@ func (si *shapeInfo) node(n *ir.Node) {
 				continue
 			}
 			out[i] = si.unknown()
-			if okS && okE && okSt && k < len(starts) && k < len(ends) && k < len(steps) && steps[k] == -1 && starts[k] == -1 && ends[k] <= -(1<<62) {
+			if okS && okE && okSt && k < len(starts) && k < len(ends) && k < len(steps) && reversesAxis(starts[k], ends[k], steps[k]) {
 				out[i] = d[i] // the whole axis, reversed
 				continue
 			}
@@ -748,16 +757,10 @@ func (si *shapeInfo) loop(n *ir.Node) {
 			si.dims[body.Input[2+k].GetName()] = d
 		}
 	}
-	for _, t := range body.Initializer {
-		if tt, err := ir.TensorFromPB(t, ""); err == nil {
-			si.setConst(tt)
-		}
-	}
+	si.subgraph(body)
 	condIn, condOut := body.Input[1].GetName(), body.Output[0].GetName()
 	passes := condOut == condIn
 	for _, bn := range body.Node {
-		si.node(&ir.Node{Name: bn.GetName(), OpType: bn.GetOpType(), Domain: bn.GetDomain(),
-			Inputs: bn.Input, Outputs: bn.Output, Attrs: bn.Attribute})
 		if bn.GetOpType() == "Identity" && len(bn.Input) == 1 && bn.Input[0] == condIn && len(bn.Output) == 1 && bn.Output[0] == condOut {
 			passes = true
 		}
@@ -781,6 +784,20 @@ func (si *shapeInfo) loop(n *ir.Node) {
 	}
 }
 
+// subgraph infers the shapes of a sub-graph's initializers and nodes (its
+// inputs are the caller's to set).
+func (si *shapeInfo) subgraph(sg *onnxpb.GraphProto) {
+	for _, t := range sg.Initializer {
+		if tt, err := ir.TensorFromPB(t, ""); err == nil {
+			si.setConst(tt)
+		}
+	}
+	for _, bn := range sg.Node {
+		si.node(&ir.Node{Name: bn.GetName(), OpType: bn.GetOpType(), Domain: bn.GetDomain(),
+			Inputs: bn.Input, Outputs: bn.Output, Attrs: bn.Attribute})
+	}
+}
+
 // ifOp infers the shapes inside both branches of an If and gives each
 // output the shape its two branch outputs share.
 func (si *shapeInfo) ifOp(n *ir.Node) {
@@ -788,17 +805,8 @@ func (si *shapeInfo) ifOp(n *ir.Node) {
 	if then == nil || then.GetG() == nil || els == nil || els.GetG() == nil {
 		return
 	}
-	for _, br := range []*onnxpb.GraphProto{then.GetG(), els.GetG()} {
-		for _, t := range br.Initializer {
-			if tt, err := ir.TensorFromPB(t, ""); err == nil {
-				si.setConst(tt)
-			}
-		}
-		for _, bn := range br.Node {
-			si.node(&ir.Node{Name: bn.GetName(), OpType: bn.GetOpType(), Domain: bn.GetDomain(),
-				Inputs: bn.Input, Outputs: bn.Output, Attrs: bn.Attribute})
-		}
-	}
+	si.subgraph(then.GetG())
+	si.subgraph(els.GetG())
 	to, eo := then.GetG().GetOutput(), els.GetG().GetOutput()
 	for k, o := range n.Outputs {
 		if o == "" || k >= len(to) || k >= len(eo) {

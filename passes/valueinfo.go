@@ -76,8 +76,8 @@ func AnnotateGraphShapes(g *ir.Graph) {
 }
 
 // emptiableReduced lists the kept dims of a Reduce* node's output whose
-// input dim is a size the inference only knows by a "?N" token, so may be
-// 0 (an empty attention block): ONNX Runtime then keeps the dim at 0
+// input dim is a size the inference only knows by a "?N" token (unknownSize),
+// so may be 0 (an empty attention block): ONNX Runtime then keeps the dim at 0
 // rather than 1, so its annotation names no size at all.
 func emptiableReduced(si *shapeInfo, n *ir.Node) []int {
 	if !strings.HasPrefix(n.OpType, "Reduce") || n.AttrInt("keepdims", 1) == 0 || len(n.Outputs) == 0 {
@@ -95,7 +95,7 @@ func emptiableReduced(si *shapeInfo, n *ir.Node) []int {
 	}
 	var out []int
 	for _, a := range axes {
-		if i, ok := normAxis(a, len(in)); ok && strings.Contains(in[i], "?") {
+		if i, ok := normAxis(a, len(in)); ok && unknownSize(in[i]) {
 			out = append(out, i)
 		}
 	}
