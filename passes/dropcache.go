@@ -78,12 +78,5 @@ func skipEmptyConcats(g *ir.Graph, empty map[string]bool) {
 		kept = append(kept, n)
 	}
 	g.Nodes = kept
-	for _, n := range g.Nodes {
-		for i, in := range n.Inputs {
-			if r, ok := rename[in]; ok {
-				n.Inputs[i] = r
-			}
-		}
-		renameSubgraphReads(n, rename)
-	}
+	renameValues(g, rename) // never fails
 }
