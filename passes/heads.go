@@ -273,25 +273,37 @@ func (bd *body) close() ([]string, error) {
 // then and els build (through the main builder, as the body's own) and
 // return one value of type t each.
 func (bd *body) ifOp(name, cond string, t *ir.Type, then, els func() string) (string, error) {
+	one := func(f func() string) func() []string { return func() []string { return []string{f()} } }
+	outs, err := bd.ifOpN(name, cond, []*ir.Type{t}, one(then), one(els))
+	if err != nil {
+		return "", err
+	}
+	return outs[0], nil
+}
+
+// ifOpN is ifOp for branches that return len(types) values.
+func (bd *body) ifOpN(name, cond string, types []*ir.Type, then, els func() []string) ([]string, error) {
 	c := bd.c
 	g := c.s.Model.Graph
-	branch := func(attr, suffix string, build func() string) (*onnxpb.AttributeProto, error) {
+	branch := func(attr, suffix string, build func() []string) (*onnxpb.AttributeProto, error) {
 		start := len(g.Nodes)
-		out := build()
-		bg := &ir.Graph{Name: c.prefix + "/loop/" + name + "/" + suffix, Nodes: append([]*ir.Node(nil), g.Nodes[start:]...),
-			Outputs: []*ir.ValueInfo{{Name: out, Type: t.Clone()}}}
+		outs := build()
+		bg := &ir.Graph{Name: c.prefix + "/loop/" + name + "/" + suffix, Nodes: append([]*ir.Node(nil), g.Nodes[start:]...)}
+		for i, o := range outs {
+			bg.Outputs = append(bg.Outputs, &ir.ValueInfo{Name: o, Type: types[i].Clone()})
+		}
 		g.Nodes = g.Nodes[:start]
 		return ir.AttrGraph(attr, bg)
 	}
 	ta, err := branch("then_branch", "then", then)
 	if err != nil {
-		return "", fmt.Errorf("passes: loss head: %w", err)
+		return nil, fmt.Errorf("passes: loss head: %w", err)
 	}
 	ea, err := branch("else_branch", "else", els)
 	if err != nil {
-		return "", fmt.Errorf("passes: loss head: %w", err)
+		return nil, fmt.Errorf("passes: loss head: %w", err)
 	}
-	return c.b.Op(c.prefix+"/loop/"+name+"/If", "If", []string{cond}, ta, ea), nil
+	return c.b.OpN(c.prefix+"/loop/"+name+"/If", "If", []string{cond}, len(types), ta, ea), nil
 }
 
 // logits projects a chunk of rows onto the vocabulary, in the head dtype.
@@ -327,6 +339,26 @@ func (bd *body) backProject(dlogits string) string {
 	default:
 		return b.Op(p+"/Gemm", "Gemm", []string{dlogits, c.p.w}, ir.AttrInt("transB", 1))
 	}
+}
+
+// probsProduct says whether the GRPO head may multiply p itself by the
+// lm_head's weight when entropy_coeff is 0 (GRPOHead): a projection whose
+// GEMM runs in the head's float32 or float64, and stays there (pass
+// Precision would lower it).
+func (bd *body) probsProduct() bool {
+	c := bd.c
+	lowered := c.s.Opts.Precision == ir.Float16 || c.s.Opts.Precision == ir.BFloat16
+	return !lowered && c.p.w != "" && c.p.dt == c.dt && (c.dt == ir.Float32 || c.dt == ir.Float64)
+}
+
+// addAtTarget adds d [chunk, 1] to soft [chunk, vocab] at each row's
+// target (tgt1 [chunk, 1]): gathered, added and written back, no one-hot
+// tensor and no scatter reduction.
+func (bd *body) addAtTarget(soft, tgt1, d string) string {
+	b, p := bd.c.b, bd.c.prefix+"/loop/grad"
+	at := b.Op(p+"/target/Gather", "GatherElements", []string{soft, tgt1}, ir.AttrInt("axis", 1))
+	return b.Op(p+"/dlogits", "ScatterElements", []string{soft, tgt1, b.Op(p+"/target/Add", "Add", []string{at, d})},
+		ir.AttrInt("axis", 1))
 }
 
 // logSoftmax returns log-softmax, the target's log-prob [chunk] and the
@@ -448,7 +480,9 @@ func LogprobHead(s *State) error {
 // [not clipped] + kl_coef·(1 − exp(ref − lp))·[k3 within the clamp]),
 // dloss/dH = −entropy_coeff·w, and with dH/dz = −p·(log p + H),
 // dlogits = dlp·(onehot(target) − p) − dH·p·(log p + H), mapped back onto
-// the rows through the lm_head's weight.
+// the rows through the lm_head's weight; with entropy_coeff = 0 (dH = 0)
+// and a float32 or float64 GEMM, as −dlp·((p − onehot)·W), the entropy
+// then read off the same product.
 func GRPOHead(s *State) error {
 	p, err := findProjection(s.Model.Graph)
 	if err != nil {
@@ -473,6 +507,7 @@ func GRPOHead(s *State) error {
 	}
 	one := b.Scalar("/grpo/one", dt, 1)
 	zero := b.Scalar("/grpo/zero", dt, 0)
+	minusOne := b.Scalar("/grpo/minus_one", dt, -1)
 	sel := b.Op("/grpo/select/And", "And", []string{
 		b.Op("/grpo/select/weighted", "Not", []string{b.Op("/grpo/select/Equal", "Equal", []string{TokenWeightsInput, zero})}),
 		c.notLast()})
@@ -489,9 +524,9 @@ func GRPOHead(s *State) error {
 
 	bd := c.openBody()
 	op := func(name, opType string, ins ...string) string { return b.Op("/grpo/loop/"+name, opType, ins) }
-	lsm, lp, tgt1 := bd.logSoftmax(bd.logits(bd.slice("rows", rows)), bd.slice("target", target))
-	probs := op("softmax/Exp", "Exp", lsm)
-	ent, plp := bd.entropy(probs, lsm)
+	rowsC, targetC := bd.slice("rows", rows), bd.slice("target", target)
+	logits := bd.logits(rowsC)
+	lsm, lp, tgt1 := bd.logSoftmax(logits, targetC)
 	wc, advc := bd.slice("w", w), bd.slice("adv", adv)
 	oldc, refc := bd.slice("old", old), bd.slice("ref", ref)
 	active := op("active", "Not", op("active/Equal", "Equal", wc, zero))
@@ -508,43 +543,88 @@ func GRPOHead(s *State) error {
 	k3raw := op("kl/k3", "Sub", op("kl/Sub", "Sub", ed, d), one)
 	k3 := op("kl/clamp/Min", "Min", op("kl/clamp/Max", "Max", k3raw, klLo), klHi)
 	inClamp := op("kl/within", "LessOrEqual", k3raw, klHi)
-	perTok := op("loss/token", "Add", op("loss/pgkl", "Add", pg, op("loss/kl", "Mul", KLCoefInput, k3)),
-		op("loss/entropy", "Mul", negEnt, ent))
-	// Where, not a product with w: padding rows carry w = 0 and must give
-	// exactly 0, never 0·∞.
-	tokLoss := op("loss/weighted", "Where", active, op("loss/w", "Mul", wc, perTok), zero)
 	// Closed-form gradients with respect to lp and H.
 	dpg := op("grad/dpg", "Where", isClipped, zero, op("grad/dpg/raw", "Mul", negA, ratio))
 	dkl := op("grad/dkl", "Where", inClamp, op("grad/dkl/raw", "Sub", one, ed), zero)
 	dlp := op("grad/dlp", "Where", active,
 		op("grad/dlp/w", "Mul", wc, op("grad/dlp/sum", "Add", dpg, op("grad/dlp/kl", "Mul", KLCoefInput, dkl))), zero)
 	dH := op("grad/dH", "Where", active, op("grad/dH/w", "Mul", negEnt, wc), zero)
-	// dlogits = −p·(dlp + dH·(lsm + H)) = p·a + (p·lsm)·e with the per-row
-	// factors a = −(dlp + dH·H) and e = −dH: the vocabulary-wide passes
-	// are two products and their sum, p·lsm being the entropy's. With
-	// entropy_coeff = 0, dH is 0 and one product remains: an If skips the
-	// other two. dlp is then added at the target (gathered, added and
-	// written back: no one-hot tensor, no scatter reduction).
 	u := func(name, v string) string {
 		return b.Op("/grpo/loop/"+name+"/Unsqueeze", "Unsqueeze", []string{v, b.Ints("/grpo/loop/"+name+"/axes", 1)})
 	}
-	dlp1, dH1, ent1 := u("dlp", dlp), u("dH", dH), u("H", ent)
-	a := op("grad/a", "Neg", op("grad/a/sum", "Add", dlp1, op("grad/a/entropy", "Mul", dH1, ent1)))
-	e := op("grad/e", "Neg", dH1)
-	soft, err := bd.ifOp("grad/p*a", noEntropy, ir.TensorType(dt, ir.Dim{Value: c.chunk}, ir.Dim{Value: -1}),
-		func() string { return op("grad/p*a/only", "Mul", probs, a) },
-		func() string {
-			return op("grad/p*a+plp*e", "Add", op("grad/p*a", "Mul", probs, a), op("grad/plp*e", "Mul", plp, e))
-		})
-	if err != nil {
-		return err
+	dlp1, dH1 := u("dlp", dlp), u("dH", dH)
+	// dlogits = −p·(dlp + dH·(lsm + H)) = p·a + (p·lsm)·e with the per-row
+	// factors a = −(dlp + dH·H) and e = −dH, plus dlp at the target
+	// (gathered, added and written back: no one-hot tensor, no scatter
+	// reduction). The vocabulary-wide passes are two products and their
+	// sum, p·lsm being the entropy's.
+	factor := func(ent string) string {
+		return op("grad/a", "Neg", op("grad/a/sum", "Add", dlp1, op("grad/a/entropy", "Mul", dH1, u("H", ent))))
 	}
-	atTarget := b.Op("/grpo/loop/grad/target/Gather", "GatherElements", []string{soft, tgt1}, ir.AttrInt("axis", 1))
-	dlogits := b.Op("/grpo/loop/grad/dlogits", "ScatterElements", []string{soft, tgt1, op("grad/target/Add", "Add", atTarget, dlp1)},
-		ir.AttrInt("axis", 1))
-	drows := bd.backProject(dlogits)
-
+	mix := func(probs, plp, a string) string {
+		return op("grad/p*a+plp*e", "Add", op("grad/p*a", "Mul", probs, a), op("grad/plp*e", "Mul", plp, op("grad/e", "Neg", dH1)))
+	}
 	ch := ir.Dim{Value: c.chunk}
+	vocabT, rowT := ir.TensorType(dt, ch, ir.Dim{Value: -1}), ir.TensorType(dt, ch)
+	var ent, drows string
+	if !bd.probsProduct() {
+		// With entropy_coeff = 0, dH is 0 and one product remains: an If
+		// skips the other two.
+		probs := op("softmax/Exp", "Exp", lsm)
+		var plp string
+		ent, plp = bd.entropy(probs, lsm)
+		a := factor(ent)
+		soft, err := bd.ifOp("grad/p*a", noEntropy, vocabT,
+			func() string { return op("grad/p*a/only", "Mul", probs, a) },
+			func() string { return mix(probs, plp, a) })
+		if err != nil {
+			return err
+		}
+		drows = bd.backProject(bd.addAtTarget(soft, tgt1, dlp1))
+	} else {
+		// With entropy_coeff = 0, a = −dlp and dlogits = a·(p − onehot):
+		// the GEMM takes p − onehot (1 subtracted at the target, in place)
+		// and a scales its [chunk, hidden] product G; the entropy comes
+		// from G too, H = lse − Σ p·logits = −lp − rowsum(rows·G) (the
+		// target's logit is rows·W[target]). The one vocabulary-wide pass
+		// is the Exp. Only in float32 and float64 (probsProduct): G is a
+		// difference of nearly equal terms where p_target → 1, the
+		// absolute rounding autograd's dlp·(p − onehot) has as well.
+		gemmIn, err := bd.ifOpN("grad/dlogits", noEntropy, []*ir.Type{vocabT, rowT},
+			func() []string { return []string{op("grad/p/Exp", "Exp", lsm), op("grad/p/H", "Mul", lp, zero)} },
+			func() []string {
+				probs := op("softmax/Exp", "Exp", lsm)
+				h, plp := bd.entropy(probs, lsm)
+				return []string{mix(probs, plp, factor(h)), h}
+			})
+		if err != nil {
+			return err
+		}
+		// The target's term after the If: here ScatterElements writes in
+		// place, inside a branch it copied the [chunk, vocab] tensor.
+		atTarget := op("grad/target/term", "Where", noEntropy, minusOne, dlp1)
+		gm := bd.backProject(bd.addAtTarget(gemmIn[0], tgt1, atTarget))
+		outs, err := bd.ifOpN("grad/rows", noEntropy, []*ir.Type{rowT, ir.TensorType(p.dt, ch, ir.Dim{Value: -1})},
+			func() []string {
+				pz := b.Op("/grpo/loop/H/rows*G/sum", "ReduceSum", []string{op("H/rows*G", "Mul", rowsC, gm), b.Ints("/grpo/loop/H/axes", 1)},
+					ir.AttrInt("keepdims", 0))
+				h := op("H/-lp-sum", "Sub", op("H/-lp", "Neg", lp), pz)
+				return []string{h, op("grad/rows/a*G", "Mul", gm, op("grad/rows/a", "Neg", dlp1))}
+			},
+			func() []string {
+				return []string{op("H/full", "Identity", gemmIn[1]), op("grad/rows/full", "Identity", gm)}
+			})
+		if err != nil {
+			return err
+		}
+		ent, drows = outs[0], outs[1]
+	}
+	perTok := op("loss/token", "Add", op("loss/pgkl", "Add", pg, op("loss/kl", "Mul", KLCoefInput, k3)),
+		op("loss/entropy", "Mul", negEnt, ent))
+	// Where, not a product with w: padding rows carry w = 0 and must give
+	// exactly 0, never 0·∞.
+	tokLoss := op("loss/weighted", "Where", active, op("loss/w", "Mul", wc, perTok), zero)
+
 	for _, v := range []string{lp, ent, k3, castTo(b, "/grpo/loop/clipped/Cast", isClipped, dt), ratio, tokLoss} {
 		bd.out(v, dt, ch)
 	}
