@@ -622,8 +622,12 @@ func (si *shapeInfo) node(n *ir.Node) {
 		if !ok {
 			return
 		}
-		axis, ok := normAxis(n.AttrInt("axis", 1), len(d)+1)
-		if !ok {
+		// axis ∈ [−r, r]: a negative one counts from the back of the rank.
+		axis := int(n.AttrInt("axis", 1))
+		if axis < 0 {
+			axis += len(d)
+		}
+		if axis < 0 || axis > len(d) {
 			return
 		}
 		prod := func(ts []string) string {

@@ -41,8 +41,11 @@ func TestShapeInference(t *testing.T) {
 			{OpType: "Constant", Outputs: []string{"two"}, Attrs: []*onnxAttr{ir.AttrInts("value_ints", 1, 2)}},
 			{OpType: "Reshape", Inputs: []string{"len", "flat"}, Outputs: []string{"len1"}}, // vals [s]
 			{OpType: "Concat", Inputs: []string{"two", "len1"}, Outputs: []string{"target"}, Attrs: []*onnxAttr{ir.AttrInt("axis", 0)}},
-			{OpType: "Expand", Inputs: []string{"one_f", "target"}, Outputs: []string{"ex"}}, // [1, 2, s]
-			{OpType: "GatherND", Inputs: []string{"x", "nd"}, Outputs: []string{"gnd"}},      // [4, 64]
+			{OpType: "Expand", Inputs: []string{"one_f", "target"}, Outputs: []string{"ex"}},                                  // [1, 2, s]
+			{OpType: "GatherND", Inputs: []string{"x", "nd"}, Outputs: []string{"gnd"}},                                       // [4, 64]
+			{OpType: "Flatten", Inputs: []string{"r"}, Outputs: []string{"fl-1"}, Attrs: []*onnxAttr{ir.AttrInt("axis", -1)}}, // [b·s·4, 16]
+			{OpType: "Flatten", Inputs: []string{"r"}, Outputs: []string{"fl4"}, Attrs: []*onnxAttr{ir.AttrInt("axis", 4)}},   // [b·s·64, 1]
+			{OpType: "Flatten", Inputs: []string{"r"}, Outputs: []string{"fl-4"}, Attrs: []*onnxAttr{ir.AttrInt("axis", -4)}}, // [1, b·s·64]
 		},
 	}
 	g.Initializers = append(g.Initializers, ir.NewTensorF32("one_f", []int64{1}, []float32{1}),
@@ -52,6 +55,7 @@ func TestShapeInference(t *testing.T) {
 	si := inferShapes(g)
 	for v, want := range map[string]string{
 		"r": "[b s 4 16]", "sl": "[b s 4 8]", "yf": "[n]", "cat": "[s 4]", "ex": "[1 2 s]", "gnd": "[4 64]",
+		"fl-1": "[4*b*s 16]", "fl4": "[64*b*s 1]", "fl-4": "[1 64*b*s]",
 	} {
 		if got := fmt.Sprint(si.dims[v]); got != want {
 			t.Errorf("%s: %s, want %s", v, got, want)
