@@ -19,10 +19,7 @@ func FoldConstants(s *State) error {
 	g := s.Model.Graph
 	si := inferShapes(g)
 	dtypes := valueTypes(g)
-	isOutput := map[string]bool{}
-	for _, o := range g.Outputs {
-		isOutput[o.Name] = true
-	}
+	isOutput := outputNames(g)
 	b := s.Builder()
 	rename := map[string]string{}
 	kept := g.Nodes[:0]

@@ -44,10 +44,7 @@ func EliminateCommonSubexpressions(s *State) error {
 	for _, in := range g.Inputs {
 		isInput[in.Name] = true
 	}
-	isOutput := map[string]bool{}
-	for _, o := range g.Outputs {
-		isOutput[o.Name] = true
-	}
+	isOutput := outputNames(g)
 	// Constants by content.
 	byContent := map[string]string{}
 	inits := g.Initializers[:0]

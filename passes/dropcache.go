@@ -62,10 +62,7 @@ func DropCache(s *State) error {
 // itself, so its readers read new and neither the copy nor its gradient
 // (a Slice) is made. A Concat that writes a graph output stays.
 func skipEmptyConcats(g *ir.Graph, empty map[string]bool) {
-	isOutput := map[string]bool{}
-	for _, o := range g.Outputs {
-		isOutput[o.Name] = true
-	}
+	isOutput := outputNames(g)
 	rename := map[string]string{}
 	kept := g.Nodes[:0]
 	for _, n := range g.Nodes {

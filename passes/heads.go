@@ -507,7 +507,6 @@ func GRPOHead(s *State) error {
 	}
 	one := b.Scalar("/grpo/one", dt, 1)
 	zero := b.Scalar("/grpo/zero", dt, 0)
-	minusOne := b.Scalar("/grpo/minus_one", dt, -1)
 	sel := b.Op("/grpo/select/And", "And", []string{
 		b.Op("/grpo/select/weighted", "Not", []string{b.Op("/grpo/select/Equal", "Equal", []string{TokenWeightsInput, zero})}),
 		c.notLast()})
@@ -590,6 +589,8 @@ func GRPOHead(s *State) error {
 		// is the Exp. Only in float32 and float64 (probsProduct): G is a
 		// difference of nearly equal terms where p_target → 1, the
 		// absolute rounding autograd's dlp·(p − onehot) has as well.
+		// Both branches return [p or dlogits without the target term, H];
+		// H is known here only with the entropy term (0·lp holds its place).
 		gemmIn, err := bd.ifOpN("grad/dlogits", noEntropy, []*ir.Type{vocabT, rowT},
 			func() []string { return []string{op("grad/p/Exp", "Exp", lsm), op("grad/p/H", "Mul", lp, zero)} },
 			func() []string {
@@ -602,7 +603,7 @@ func GRPOHead(s *State) error {
 		}
 		// The target's term after the If: here ScatterElements writes in
 		// place, inside a branch it copied the [chunk, vocab] tensor.
-		atTarget := op("grad/target/term", "Where", noEntropy, minusOne, dlp1)
+		atTarget := op("grad/target/term", "Where", noEntropy, b.Scalar("/grpo/minus_one", dt, -1), dlp1)
 		gm := bd.backProject(bd.addAtTarget(gemmIn[0], tgt1, atTarget))
 		outs, err := bd.ifOpN("grad/rows", noEntropy, []*ir.Type{rowT, ir.TensorType(p.dt, ch, ir.Dim{Value: -1})},
 			func() []string {

@@ -26,19 +26,7 @@ func RotateHalfAsSwap(s *State) error {
 		return nil
 	}
 	si, dt := inferShapes(g), inferDTypes(g)
-	prod := map[string]*ir.Node{}
-	uses := map[string][]*ir.Node{}
-	for _, n := range g.Nodes {
-		for _, o := range n.Outputs {
-			prod[o] = n
-		}
-		for _, in := range n.Inputs {
-			uses[in] = append(uses[in], n)
-		}
-	}
-	for _, o := range g.Outputs {
-		uses[o.Name] = append(uses[o.Name], nil) // a graph output: not only the Mul's
-	}
+	prod, uses, isOutput := producers(g), consumers(g), outputNames(g)
 	b := s.Builder()
 	drop := map[*ir.Node]bool{}
 	for _, cat := range slices.Clone(g.Nodes) {
@@ -62,7 +50,7 @@ func RotateHalfAsSwap(s *State) error {
 		swapped = b.Op(tag+"/flat", "Reshape", []string{swapped, b.Ints(tag+"/flat/shape", flat...)})
 		sign := b.Const(signTensor(tag+"/sign", t, h))
 		r := cat.Outputs[0]
-		if us := uses[r]; len(us) == 1 && us[0] != nil && us[0].OpType == "Mul" && us[0].Domain == "" {
+		if us := uses[r]; len(us) == 1 && !isOutput[r] && us[0].OpType == "Mul" && us[0].Domain == "" {
 			// Mul(r, c) = Mul(swap(x), Mul(c, sign)).
 			mul := us[0]
 			other := mul.Inputs[0]

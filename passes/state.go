@@ -105,6 +105,15 @@ func producers(g *ir.Graph) map[string]*ir.Node {
 	return p
 }
 
+// outputNames is the set of the graph's output names.
+func outputNames(g *ir.Graph) map[string]bool {
+	out := make(map[string]bool, len(g.Outputs))
+	for _, o := range g.Outputs {
+		out[o.Name] = true
+	}
+	return out
+}
+
 // consumers maps each value name to the nodes that read it.
 func consumers(g *ir.Graph) map[string][]*ir.Node {
 	c := make(map[string][]*ir.Node, len(g.Nodes))
