@@ -157,13 +157,7 @@ func Run(dir string, opts Options) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			num := (lp - lm) / (2 * opts.Step)
-			scale := math.Max(math.Abs(num), math.Abs(ana))
-			rel := 0.0
-			if scale > 0 {
-				rel = math.Abs(num-ana) / math.Max(scale, 1e-8)
-			}
-			worst = math.Max(worst, rel)
+			worst = math.Max(worst, relErr((lp-lm)/(2*opts.Step), ana))
 		}
 		restored, err := floats(dt, shape, theta)
 		if err != nil {
@@ -268,4 +262,18 @@ func randomInputs(man *manifest.Manifest, rng *rand.Rand, b, s int, dt string) (
 		set(name, t, e)
 	}
 	return feeds, err
+}
+
+// relErr is |num − ana| / max(|num|, |ana|, 1e-8), 0 when both are 0, and
+// +Inf when either is not finite: a NaN gradient or loss fails the check
+// (a NaN would otherwise compare below every tolerance).
+func relErr(num, ana float64) float64 {
+	if math.IsNaN(num) || math.IsNaN(ana) || math.IsInf(num, 0) || math.IsInf(ana, 0) {
+		return math.Inf(1)
+	}
+	scale := math.Max(math.Abs(num), math.Abs(ana))
+	if scale == 0 {
+		return 0
+	}
+	return math.Abs(num-ana) / math.Max(scale, 1e-8)
 }

@@ -85,7 +85,9 @@ func checkpointSteps(run string) ([]int, error) {
 }
 
 // startRun prepares a fresh run directory: it refuses one that already
-// holds checkpoints (resume it or pick another) and records the config.
+// holds checkpoints (resume it or pick another) or files that a run does
+// not write (nothing dartc did not create is replaced), and records the
+// config.
 func (tr *Trainer) startRun() error {
 	steps, err := checkpointSteps(tr.opts.Run)
 	if err != nil {
@@ -93,6 +95,9 @@ func (tr *Trainer) startRun() error {
 	}
 	if len(steps) > 0 {
 		return fmt.Errorf("grpo: %s already holds checkpoints (newest: step %d); pass --resume to continue it or choose another output directory", tr.opts.Run, steps[len(steps)-1])
+	}
+	if err := checkRunDir(tr.opts.Run); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(tr.opts.Run, 0o755); err != nil {
 		return fmt.Errorf("grpo: %w", err)
@@ -103,6 +108,44 @@ func (tr *Trainer) startRun() error {
 		return err
 	}
 	return tr.writeRunFiles(fp)
+}
+
+// checkRunDir accepts, for a fresh run, a directory that does not exist, an
+// empty one, or one that a run started without reaching a checkpoint (its
+// run.json readable as a fingerprint, nothing in it but a run's files).
+func checkRunDir(run string) error {
+	ents, err := os.ReadDir(run)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("grpo: %w", err)
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	ours := map[string]bool{ConfigFile: true, RunFile: true, MetricsFile: true, PlotsDir: true, CheckpointsDir: true}
+	var foreign []string
+	for _, e := range ents {
+		if !ours[e.Name()] {
+			foreign = append(foreign, e.Name())
+		}
+	}
+	var fp Fingerprint
+	b, err := os.ReadFile(filepath.Join(run, RunFile))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&fp)
+	}
+	if len(foreign) == 0 && err == nil && fp.ModelSHA256 != "" {
+		return nil
+	}
+	why := "it has no readable " + RunFile
+	if len(foreign) > 0 {
+		why = "it holds " + strings.Join(foreign, ", ")
+	}
+	return fmt.Errorf("grpo: %s is not empty and not a dartc train run (%s): a new run writes into an empty or new directory; choose another -o", run, why)
 }
 
 // Checkpoint writes the current state as RUN/checkpoints/step-N: built in

@@ -103,9 +103,12 @@ func ConfigDiff(a, b Config) (keys, desc []string) {
 // checkResume compares the run's recorded settings and fingerprint with
 // this trainer's: a changed setting or changed data is refused unless
 // Options.Override names it; a changed model or initial adapters is
-// always refused. Accepted overrides rewrite config.yaml (and run.json).
-// A run without run.json (written before runs had one) gets one.
-func (tr *Trainer) checkResume() error {
+// always refused. Accepted overrides rewrite config.yaml (and run.json),
+// and a run without run.json (written before runs had one) gets one: that
+// write is returned as commit, for the caller to run once the checkpoint
+// has loaded, so that a resume that fails leaves the run's files as they
+// were.
+func (tr *Trainer) checkResume() (commit func() error, err error) {
 	run := tr.opts.Run
 	known := map[string]bool{OverrideData: true}
 	for _, k := range ConfigKeys() {
@@ -117,17 +120,17 @@ func (tr *Trainer) checkResume() error {
 		if !known[k] {
 			ks := ConfigKeys()
 			sort.Strings(ks)
-			return fmt.Errorf("grpo: --override %q: not a setting; choose among %s, %s", k, OverrideData, strings.Join(ks, ", "))
+			return nil, fmt.Errorf("grpo: --override %q: not a setting; choose among %s, %s", k, OverrideData, strings.Join(ks, ", "))
 		}
 		over[k] = true
 	}
 	cpath := filepath.Join(run, ConfigFile)
 	old, err := LoadConfig(cpath)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("grpo: %s has no %s: not a dartc train run, or one written by hand; start a new run instead of --resume", run, ConfigFile)
+		return nil, fmt.Errorf("grpo: %s has no %s: not a dartc train run, or one written by hand; start a new run instead of --resume", run, ConfigFile)
 	}
 	if err != nil {
-		return fmt.Errorf("grpo: resume: %w (the run's settings are unreadable: fix or remove the file)", err)
+		return nil, fmt.Errorf("grpo: resume: %w (the run's settings are unreadable: fix or remove the file)", err)
 	}
 	keys, desc := ConfigDiff(old, tr.cfg)
 	var refused []string
@@ -138,25 +141,25 @@ func (tr *Trainer) checkResume() error {
 	}
 	fp, err := tr.fingerprint()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var rec Fingerprint
 	b, err := os.ReadFile(filepath.Join(run, RunFile))
 	haveRec := err == nil
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("grpo: resume: %w", err)
+		return nil, fmt.Errorf("grpo: resume: %w", err)
 	}
 	if haveRec {
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&rec); err != nil {
-			return fmt.Errorf("grpo: resume: %s: %w (the run's fingerprint is unreadable: restore it or start a new run)", filepath.Join(run, RunFile), err)
+			return nil, fmt.Errorf("grpo: resume: %s: %w (the run's fingerprint is unreadable: restore it or start a new run)", filepath.Join(run, RunFile), err)
 		}
 		if rec.ModelSHA256 != fp.ModelSHA256 {
-			return fmt.Errorf("grpo: resume: %s was trained on the model with sha256 %s, but --model %s is %s: resume with the same compiled model, or start a new run", run, short(rec.ModelSHA256), tr.opts.Model, short(fp.ModelSHA256))
+			return nil, fmt.Errorf("grpo: resume: %s was trained on the model with sha256 %s, but --model %s is %s: resume with the same compiled model, or start a new run", run, short(rec.ModelSHA256), tr.opts.Model, short(fp.ModelSHA256))
 		}
 		if rec.AdaptersSHA256 != fp.AdaptersSHA256 {
-			return fmt.Errorf("grpo: resume: %s started from initial adapters with sha256 %s, but %s has %s (recompiled with another seed, rank or targets?): resume with the same compiled directory, or start a new run", run, short(rec.AdaptersSHA256), tr.opts.Model, short(fp.AdaptersSHA256))
+			return nil, fmt.Errorf("grpo: resume: %s started from initial adapters with sha256 %s, but %s has %s (recompiled with another seed, rank or targets?): resume with the same compiled directory, or start a new run", run, short(rec.AdaptersSHA256), tr.opts.Model, short(fp.AdaptersSHA256))
 		}
 		if rec.DataSHA256 != fp.DataSHA256 && !over[OverrideData] {
 			refused = append(refused, fmt.Sprintf("data: %d examples (sha256 %s) → %d examples (sha256 %s)", rec.DataExamples, short(rec.DataSHA256), fp.DataExamples, short(fp.DataSHA256)))
@@ -167,16 +170,18 @@ func (tr *Trainer) checkResume() error {
 		for _, d := range refused {
 			names = append(names, strings.SplitN(d, ":", 2)[0])
 		}
-		return fmt.Errorf("grpo: resume: %s was run with other settings (%s): resume without changing them, or pass --override %s to change them (config.yaml is rewritten)",
+		return nil, fmt.Errorf("grpo: resume: %s was run with other settings (%s): resume without changing them, or pass --override %s to change them (config.yaml is rewritten)",
 			run, strings.Join(refused, "; "), strings.Join(names, ","))
 	}
 	if len(keys) > 0 || !haveRec || rec != fp {
-		if len(keys) > 0 || rec.DataSHA256 != fp.DataSHA256 {
-			tr.log.Info("resume overrides settings", "changed", strings.Join(desc, "; "), "data_changed", haveRec && rec.DataSHA256 != fp.DataSHA256)
-		}
-		return tr.writeRunFiles(fp)
+		return func() error {
+			if len(keys) > 0 || rec.DataSHA256 != fp.DataSHA256 {
+				tr.log.Info("resume overrides settings", "changed", strings.Join(desc, "; "), "data_changed", haveRec && rec.DataSHA256 != fp.DataSHA256)
+			}
+			return tr.writeRunFiles(fp)
+		}, nil
 	}
-	return nil
+	return func() error { return nil }, nil
 }
 
 func short(h string) string {

@@ -103,10 +103,77 @@ func TestResumeRefusesAnotherRun(t *testing.T) {
 			t.Errorf("%s state.json: %v", tc.name, err)
 		}
 	}
+	// A resume that fails after its settings were accepted (here: the
+	// checkpoint is unreadable) leaves config.yaml and run.json as they
+	// were, so that the refusal still stands once the checkpoint is fixed.
+	before := map[string][]byte{}
+	for _, f := range []string{ConfigFile, RunFile} {
+		if before[f], err = os.ReadFile(filepath.Join(run, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps3 := changed
+	steps3.Steps = 3
+	if _, err := open(steps3, 5, dir, true, "data", "steps"); err == nil || !strings.Contains(err.Error(), state) {
+		t.Errorf("override with a bad checkpoint: %v", err)
+	}
+	for f, b := range before {
+		if now, err := os.ReadFile(filepath.Join(run, f)); err != nil || string(now) != string(b) {
+			t.Errorf("a failed resume rewrote %s:\n%s\nwas:\n%s", f, now, b)
+		}
+	}
 	if err := os.WriteFile(state, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := open(steps3, 5, dir, true); err == nil || !strings.Contains(err.Error(), "--override") {
+		t.Errorf("resuming with the settings of the failed override, not overridden: %v", err)
+	}
 	if _, err := open(changed, 4, dir, true); err != nil {
 		t.Errorf("restored state.json: %v", err)
+	}
+}
+
+// TestFreshRunKeepsForeignFiles: a new run writes only into a new or empty
+// directory, or one a run started without reaching a checkpoint; a
+// directory holding anything else (a user's own config.yaml next to their
+// notes) is refused and left byte for byte as it was.
+func TestFreshRunKeepsForeignFiles(t *testing.T) {
+	dir := toyModel(t)
+	cfg := toyTrainConfig()
+	cfg.Steps = 1
+	open := func(run string) error {
+		tr, err := New(Options{Model: dir, Run: run, Config: cfg, Data: toyData(4), Roller: newToyRoller(t, dir, 6), Reward: lowTokenReward})
+		if err == nil {
+			tr.Close()
+		}
+		return err
+	}
+	for _, files := range []map[string]string{
+		{"notes.txt": "mine", ConfigFile: "# my experiment\nlr: 1\n"},
+		{ConfigFile: "# my experiment\nlr: 1\n", MetricsFile: `{"my":"own metrics"}` + "\n", RunFile: `{"mine":1}`},
+	} {
+		run := t.TempDir()
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(run, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := open(run); err == nil || !strings.Contains(err.Error(), "not a dartc train run") {
+			t.Errorf("%v: %v", files, err)
+		}
+		for name, body := range files {
+			if b, err := os.ReadFile(filepath.Join(run, name)); err != nil || string(b) != body {
+				t.Errorf("%s changed to %q (%v)", name, b, err)
+			}
+		}
+	}
+	// A run that wrote its files and stopped before a checkpoint is
+	// started again in place.
+	run := t.TempDir()
+	if err := open(run); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(run); err != nil {
+		t.Errorf("restarting a run without checkpoints: %v", err)
 	}
 }

@@ -34,10 +34,13 @@ type Metrics struct {
 	PolicyTokens   float64 `json:"policy_tokens"`
 	Searches       float64 `json:"searches"`
 	// Loss is the mean over the step's mini-batches of their loss.
-	Loss      float64 `json:"loss"`
-	KL        float64 `json:"kl"`
-	ClipFrac  float64 `json:"clip_frac"`
-	RatioMean float64 `json:"ratio_mean"`
+	Loss float64 `json:"loss"`
+	// KL is the mean k3 estimate of KL(policy ‖ base); nil (absent from
+	// metrics.jsonl) when kl_coef is 0, where no reference log-probs are
+	// computed to measure it against.
+	KL        *float64 `json:"kl,omitempty"`
+	ClipFrac  float64  `json:"clip_frac"`
+	RatioMean float64  `json:"ratio_mean"`
 	// RatioMaxDev is max |ratio − 1| over the loss positions of the step's
 	// first mini-batch, whose adapters are the sampling ones.
 	RatioMaxDev float64 `json:"ratio_max_dev_first"`
@@ -117,12 +120,18 @@ func (s *tokenStats) add(out map[string]*runtime.Tensor, w [][]float64, batch []
 	}
 }
 
-func (s *tokenStats) into(m *Metrics) {
+// into sets m's token statistics; the KL only when it was measured
+// (withKL: the graph was fed reference log-probs).
+func (s *tokenStats) into(m *Metrics, withKL bool) {
 	m.RatioMaxDev = s.maxDev
 	if s.n == 0 {
 		return
 	}
-	m.KL, m.ClipFrac, m.RatioMean, m.Entropy = s.kl/s.n, s.clipped/s.n, s.ratio/s.n, s.entropy/s.n
+	if withKL {
+		kl := s.kl / s.n
+		m.KL = &kl
+	}
+	m.ClipFrac, m.RatioMean, m.Entropy = s.clipped/s.n, s.ratio/s.n, s.entropy/s.n
 }
 
 // finiteRow zeroes the non-finite float fields of m, naming them.
@@ -130,6 +139,11 @@ func finiteRow(m Metrics) Metrics {
 	v := reflect.ValueOf(&m).Elem()
 	for i := range v.NumField() {
 		f := v.Field(i)
+		if f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().Kind() == reflect.Float64 {
+			x := f.Elem().Float()
+			f.Set(reflect.ValueOf(&x)) // a copy: the caller's value stays
+			f = f.Elem()
+		}
 		if f.Kind() != reflect.Float64 || !f.CanSet() {
 			continue
 		}

@@ -2,6 +2,7 @@ package grpo
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -14,7 +15,7 @@ const PlotsDir = "plots"
 // curve is one series of a plot: a name and the metric it draws.
 type curve struct {
 	name string
-	get  func(Metrics) float64
+	get  func(Metrics) float64 // NaN: the row lacks the metric (left out)
 }
 
 // plotSpec is one PNG: a title, a y label and its curves.
@@ -28,7 +29,12 @@ var plotSpecs = []plotSpec{
 		{"reward", func(m Metrics) float64 { return m.RewardMean }},
 		{"EM", func(m Metrics) float64 { return m.EM }}}},
 	{"kl.png", "KL to the base (k3)", "mean over loss tokens", []curve{
-		{"kl", func(m Metrics) float64 { return m.KL }}}},
+		{"kl", func(m Metrics) float64 {
+			if m.KL == nil {
+				return math.NaN() // kl_coef 0
+			}
+			return *m.KL
+		}}}},
 	{"policy.png", "Clipping and ratio", "fraction / ratio − 1", []curve{
 		{"clip fraction", func(m Metrics) float64 { return m.ClipFrac }},
 		{"ratio mean − 1", func(m Metrics) float64 { return m.RatioMean - 1 }}}},
@@ -69,11 +75,18 @@ func PlotRun(run, out string) ([]string, error) {
 	for _, p := range plotSpecs {
 		c := plotpng.Curves{Title: p.title, XLabel: "step", YLabel: p.ylabel}
 		for _, s := range p.curves {
-			xs, ys := make([]float64, len(rows)), make([]float64, len(rows))
-			for i, m := range rows {
-				xs[i], ys[i] = float64(m.Step), s.get(m)
+			var xs, ys []float64
+			for _, m := range rows {
+				if y := s.get(m); !math.IsNaN(y) {
+					xs, ys = append(xs, float64(m.Step)), append(ys, y)
+				}
 			}
-			c.Series = append(c.Series, plotpng.Series{Name: s.name, X: xs, Y: ys})
+			if len(xs) > 0 {
+				c.Series = append(c.Series, plotpng.Series{Name: s.name, X: xs, Y: ys})
+			}
+		}
+		if len(c.Series) == 0 {
+			continue // kl.png of a run with kl_coef 0
 		}
 		path := filepath.Join(out, p.file)
 		if err := plotpng.WriteCurves(path, c); err != nil {

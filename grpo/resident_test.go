@@ -70,7 +70,7 @@ func TestResidentStepBitIdentical(t *testing.T) {
 				for _, f := range []struct {
 					name string
 					h, r float64
-				}{{"loss", mh.Loss, mr.Loss}, {"grad_norm", mh.GradNorm, mr.GradNorm}, {"kl", mh.KL, mr.KL},
+				}{{"loss", mh.Loss, mr.Loss}, {"grad_norm", mh.GradNorm, mr.GradNorm}, {"kl", *mh.KL, *mr.KL},
 					{"ratio", mh.RatioMean, mr.RatioMean}, {"clip", mh.ClipFrac, mr.ClipFrac}, {"entropy", mh.Entropy, mr.Entropy},
 					{"ratio_max_dev", mh.RatioMaxDev, mr.RatioMaxDev}, {"reward", mh.RewardMean, mr.RewardMean}} {
 					if f.h != f.r {

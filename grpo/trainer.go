@@ -213,10 +213,14 @@ func (tr *Trainer) initState() error {
 		if err != nil {
 			return err
 		}
-		if err := tr.checkResume(); err != nil {
+		commit, err := tr.checkResume()
+		if err != nil {
 			return err
 		}
 		if err := tr.load(ck); err != nil {
+			return err
+		}
+		if err := commit(); err != nil {
 			return err
 		}
 		tr.lastCkpt = tr.state.Step
@@ -483,7 +487,7 @@ func (tr *Trainer) Step(ctx context.Context) (Metrics, error) {
 		}
 		acc.firstDone = true
 	}
-	acc.into(&met)
+	acc.into(&met, cfg.KLCoef > 0)
 	met.Loss /= float64(cfg.UpdatesPerStep())
 	st.Step++
 	tr.state, tr.order = st, order

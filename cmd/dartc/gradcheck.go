@@ -54,7 +54,7 @@ export or synthesize the model in float64 for it.`,
 		for _, n := range names {
 			fmt.Fprintf(w, "  %.3e  %s\n", r.Worst[n], n)
 		}
-		if r.Max > tol {
+		if !(r.Max <= tol) { // NaN fails too
 			if r.DType != "float64" {
 				return fmt.Errorf("gradcheck: worst relative error %.3e exceeds the tolerance %.1e; in %s that may be rounding in the differences, not a wrong gradient: the precise check is on a float64 copy of the model", r.Max, tol, r.DType)
 			}

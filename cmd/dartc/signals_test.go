@@ -151,3 +151,49 @@ func TestSIGINTDuringCompile(t *testing.T) {
 		t.Fatalf("the interrupted compile made its output directory (stat: %v)", err)
 	}
 }
+
+// TestSIGINTDuringTrainStartUp: a signal while train is still starting
+// (opening the index and the sessions, calibrating) stops it there with
+// status 130 and no step taken; it used to be absorbed, the run trained to
+// the end and then reported the interruption. The signal is sent as soon as
+// the trainer has opened its sessions (run.json appears).
+func TestSIGINTDuringTrainStartUp(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	for _, args := range [][]string{
+		{"models", "synth", "--preset", "tiny", "--layers", "1", "--vocab", "151936", "--kv-cache", "-o", p("model")},
+		{"compile", p("model/model.onnx"), "--out", p("compiled"), "--rank", "4"},
+		{"search", "index", "--corpus", "../../data/demo/corpus.jsonl", "--format", "title-text", "-o", p("index.bm25")},
+	} {
+		if out, err := runDartc(t, "", args...); err != nil {
+			t.Fatalf("dartc %v: %v\n%s", args, err, out)
+		}
+	}
+	cmd, stderr := startDartc(t, "train", "--model", p("compiled"), "--data", "../../data/demo/hotpotqa_val.jsonl",
+		"--search", p("index.bm25"), "-o", p("run"), "--steps", "3", "--prompts", "1", "--group", "2", "--max-turn-tokens", "8", "--no-progress")
+	// run.json is written once the trainer's sessions are open; the
+	// calibration and a timed decode step follow before the first step.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if _, err := os.Stat(p("run/run.json")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("train did not start")
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(stderr)
+	if code := exitCode(t, cmd); code != 130 {
+		t.Fatalf("exit %d, want 130; stderr %q", code, rest)
+	}
+	if strings.Contains(string(rest), "step 1/") {
+		t.Errorf("trained after the signal:\n%s", rest)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rest)), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "dartc: interrupted (SIGINT)") {
+		t.Errorf("last line %q, want the interruption", last)
+	}
+	if _, err := os.Stat(p("run/checkpoints")); err == nil {
+		t.Error("a checkpoint was written")
+	}
+}

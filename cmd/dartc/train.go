@@ -52,13 +52,25 @@ var trainOverrides = []struct {
 	{&cli.Float64Flag{Name: "kl-coef", Usage: "coefficient of the k3 KL to the base"}, func(c *cli.Context, g *grpo.Config) { g.KLCoef = c.Float64("kl-coef") }, func(g grpo.Config) any { return g.KLCoef }},
 	{&cli.Float64Flag{Name: "entropy-coeff", Usage: "coefficient of the entropy bonus (loss −= coeff·Σ w·entropy)"}, func(c *cli.Context, g *grpo.Config) { g.EntropyCoeff = c.Float64("entropy-coeff") }, func(g grpo.Config) any { return g.EntropyCoeff }},
 	{&cli.Float64Flag{Name: "clip", Usage: "clip ε (both sides)"}, func(c *cli.Context, g *grpo.Config) { g.ClipLow, g.ClipHigh = c.Float64("clip"), c.Float64("clip") }, func(g grpo.Config) any { return g.ClipLow }},
+	{&cli.Float64Flag{Name: "clip-low", Usage: "clip ε below 1 (ratio ≥ 1 − ε)"}, func(c *cli.Context, g *grpo.Config) { g.ClipLow = c.Float64("clip-low") }, func(g grpo.Config) any { return g.ClipLow }},
+	{&cli.Float64Flag{Name: "clip-high", Usage: "clip ε above 1 (ratio ≤ 1 + ε; DAPO's clip-higher)"}, func(c *cli.Context, g *grpo.Config) { g.ClipHigh = c.Float64("clip-high") }, func(g grpo.Config) any { return g.ClipHigh }},
+	{&cli.Float64Flag{Name: "beta1", Usage: "AdamW β₁"}, func(c *cli.Context, g *grpo.Config) { g.Beta1 = c.Float64("beta1") }, func(g grpo.Config) any { return g.Beta1 }},
+	{&cli.Float64Flag{Name: "beta2", Usage: "AdamW β₂"}, func(c *cli.Context, g *grpo.Config) { g.Beta2 = c.Float64("beta2") }, func(g grpo.Config) any { return g.Beta2 }},
+	{&cli.Float64Flag{Name: "eps", Usage: "AdamW ε"}, func(c *cli.Context, g *grpo.Config) { g.Eps = c.Float64("eps") }, func(g grpo.Config) any { return g.Eps }},
+	{&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW decoupled weight decay"}, func(c *cli.Context, g *grpo.Config) { g.WeightDecay = c.Float64("weight-decay") }, func(g grpo.Config) any { return g.WeightDecay }},
+	{&cli.Float64Flag{Name: "max-grad-norm", Usage: "clip the adapters' global gradient norm to this (0: no clipping)"}, func(c *cli.Context, g *grpo.Config) { g.MaxGradNorm = c.Float64("max-grad-norm") }, func(g grpo.Config) any { return g.MaxGradNorm }},
 	{&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature"}, func(c *cli.Context, g *grpo.Config) { g.Temperature = c.Float64("temperature") }, func(g grpo.Config) any { return g.Temperature }},
 	{&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling mass"}, func(c *cli.Context, g *grpo.Config) { g.TopP = c.Float64("top-p") }, func(g grpo.Config) any { return g.TopP }},
 	{&cli.IntFlag{Name: "max-turns", Usage: "turns that may search"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurns = c.Int("max-turns") }, func(g grpo.Config) any { return g.MaxTurns }},
 	{&cli.IntFlag{Name: "max-turn-tokens", Usage: "tokens generated per turn"}, func(c *cli.Context, g *grpo.Config) { g.MaxTurnTokens = c.Int("max-turn-tokens") }, func(g grpo.Config) any { return g.MaxTurnTokens }},
+	{&cli.IntFlag{Name: "max-obs-tokens", Usage: "tokens of retrieved passages kept per observation"}, func(c *cli.Context, g *grpo.Config) { g.MaxObsTokens = c.Int("max-obs-tokens") }, func(g grpo.Config) any { return g.MaxObsTokens }},
+	{&cli.IntFlag{Name: "retrieve-tries", Usage: "attempts per search request to a /retrieve URL"}, func(c *cli.Context, g *grpo.Config) { g.RetrieveTries = c.Int("retrieve-tries") }, func(g grpo.Config) any { return g.RetrieveTries }},
+	{&cli.BoolFlag{Name: "recompute-old-logprobs", Usage: "recompute the old policy's log-probs with logprobs.onnx instead of taking the sampler's"}, func(c *cli.Context, g *grpo.Config) { g.RecomputeOldLP = c.Bool("recompute-old-logprobs") }, func(g grpo.Config) any { return g.RecomputeOldLP }},
 	{&cli.IntFlag{Name: "topk", Usage: "passages per search"}, func(c *cli.Context, g *grpo.Config) { g.TopK = c.Int("topk") }, func(g grpo.Config) any { return g.TopK }},
 	{&cli.Uint64Flag{Name: "seed", Usage: "seed of the data order and the rollouts"}, func(c *cli.Context, g *grpo.Config) { g.Seed = c.Uint64("seed") }, func(g grpo.Config) any { return g.Seed }},
 	{&cli.IntFlag{Name: "checkpoint-every", Usage: "steps between checkpoints (0: only at the end and on a signal)"}, func(c *cli.Context, g *grpo.Config) { g.CheckpointEvery = c.Int("checkpoint-every") }, func(g grpo.Config) any { return g.CheckpointEvery }},
+	{&cli.IntFlag{Name: "keep-checkpoints", Usage: "checkpoints kept (older ones are removed)"}, func(c *cli.Context, g *grpo.Config) { g.KeepCheckpoints = c.Int("keep-checkpoints") }, func(g grpo.Config) any { return g.KeepCheckpoints }},
+	{&cli.IntFlag{Name: "max-nonfinite", Usage: "consecutive updates skipped for a non-finite loss or gradient before the run stops"}, func(c *cli.Context, g *grpo.Config) { g.MaxNonFinite = c.Int("max-nonfinite") }, func(g grpo.Config) any { return g.MaxNonFinite }},
 	{&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"}, func(c *cli.Context, g *grpo.Config) { g.Threads = c.Int("threads") }, func(g grpo.Config) any { return g.Threads }},
 	{&cli.BoolFlag{Name: "low-memory", Usage: "return train/logprobs memory after each run instead of keeping ONNX Runtime's arena (slower)"}, func(c *cli.Context, g *grpo.Config) { g.LowMemory = c.Bool("low-memory") }, func(g grpo.Config) any { return g.LowMemory }},
 }
@@ -186,6 +198,17 @@ func trainConfig(c *cli.Context) (grpo.Config, error) {
 }
 
 func runTrain(c *cli.Context) error {
+	// The signal context covers the start-up too (opening sessions and
+	// the index can take minutes): a signal before the first step stops
+	// the command there, with nothing trained.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	started := func() error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("train: stopped before the first step: %w", err)
+		}
+		return nil
+	}
 	cfg, err := trainConfig(c)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -217,6 +240,9 @@ func runTrain(c *cli.Context) error {
 	if err := roller.a.CheckPrompts(questions(data)); err != nil {
 		return fmt.Errorf("train: --data %s: %w", c.String("data"), err)
 	}
+	if err := started(); err != nil {
+		return err
+	}
 
 	man, err := manifest.Read(c.String("model"))
 	if err != nil {
@@ -240,6 +266,9 @@ func runTrain(c *cli.Context) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	defer tr.Close()
+	if err := started(); err != nil {
+		return err
+	}
 	rate, err := tr.Calibrate(grpo.CalibrationTokens(man))
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -248,14 +277,15 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	stepSec, rows, err := roller.decodeStep(c.Context, data[0], adapters, cfg)
+	stepSec, rows, err := roller.decodeStep(ctx, data[0], adapters, cfg)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	if err := started(); err != nil {
+		return err
+	}
 	fmt.Fprintf(c.App.ErrWriter, "train: estimate for one step: %s\n", est.WithRates(rate, stepSec, rows))
 	prog.start(tr.State().Step)
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = tr.Run(ctx)
 	prog.exit()
 	if err != nil {
@@ -375,8 +405,12 @@ func checkMemory(est grpo.Estimate, limit float64, device string, yes bool) erro
 
 // stepLine is the line printed after every step.
 func stepLine(m grpo.Metrics, steps int) string {
-	s := fmt.Sprintf("step %d/%d  reward %.3f ± %.3f  em %.3f  loss %.5f  kl %.5f  clip %.3f  | rollout %.1f s  reference %.1f s  train %.1f s  optimizer %.2f s  step %.1f s",
-		m.Step, steps, m.RewardMean, m.RewardStd, m.EM, m.Loss, m.KL, m.ClipFrac,
+	kl := "off" // kl_coef 0: not measured
+	if m.KL != nil {
+		kl = fmt.Sprintf("%.5f", *m.KL)
+	}
+	s := fmt.Sprintf("step %d/%d  reward %.3f ± %.3f  em %.3f  loss %.5f  kl %s  clip %.3f  | rollout %.1f s  reference %.1f s  train %.1f s  optimizer %.2f s  step %.1f s",
+		m.Step, steps, m.RewardMean, m.RewardStd, m.EM, m.Loss, kl, m.ClipFrac,
 		m.RolloutSeconds, m.ReferenceSeconds, m.TrainSeconds, m.OptimizerSeconds, m.StepSeconds)
 	if m.NonFinite {
 		s += "  (update skipped: non-finite)"

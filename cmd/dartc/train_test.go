@@ -81,3 +81,32 @@ func TestTrainSettingsPrecedence(t *testing.T) {
 		t.Fatalf("--isolation strict with one adapter: %v", err)
 	}
 }
+
+// TestEveryTrainSettingHasAFlag: docs/training.md promises a flag for every
+// config.yaml key (the key with dashes), and the memory refusal names some
+// of them; each flag sets its key.
+func TestEveryTrainSettingHasAFlag(t *testing.T) {
+	flags := map[string]bool{}
+	for _, o := range trainOverrides {
+		flags[o.flag.Names()[0]] = true
+	}
+	for _, k := range grpo.ConfigKeys() {
+		if !flags[strings.ReplaceAll(k, "_", "-")] {
+			t.Errorf("config key %s has no --%s flag", k, strings.ReplaceAll(k, "_", "-"))
+		}
+	}
+	cfg, err := resolveTrainConfig(t, "--max-obs-tokens", "100", "--retrieve-tries", "7", "--clip-low", "0.1", "--clip-high", "0.28",
+		"--beta2", "0.95", "--weight-decay", "0", "--max-grad-norm", "0.5", "--keep-checkpoints", "4", "--max-nonfinite", "2", "--recompute-old-logprobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxObsTokens != 100 || cfg.RetrieveTries != 7 || cfg.ClipLow != 0.1 || cfg.ClipHigh != 0.28 || cfg.Beta2 != 0.95 ||
+		cfg.WeightDecay != 0 || cfg.MaxGradNorm != 0.5 || cfg.KeepCheckpoints != 4 || cfg.MaxNonFinite != 2 || !cfg.RecomputeOldLP {
+		t.Errorf("the flags did not reach the settings: %+v", cfg)
+	}
+	for _, f := range []string{"--micro-batch", "--max-turn-tokens", "--max-obs-tokens", "--max-turns", "--low-memory"} {
+		if !flags[strings.TrimPrefix(f, "--")] {
+			t.Errorf("the memory refusal suggests %s, which is not a flag", f)
+		}
+	}
+}
