@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"log/slog"
 	"os"
@@ -115,8 +116,8 @@ func (o *Options) validate() error {
 	if o.Rank < 1 {
 		return fmt.Errorf("compiler: rank %d: must be ≥ 1", o.Rank)
 	}
-	if o.Alpha <= 0 {
-		return fmt.Errorf("compiler: alpha %g: must be > 0", o.Alpha)
+	if !(o.Alpha > 0) || math.IsInf(o.Alpha, 1) {
+		return fmt.Errorf("compiler: alpha %g: must be a finite number > 0", o.Alpha)
 	}
 	if o.HeadChunk < 0 {
 		return fmt.Errorf("compiler: head chunk %d: must be ≥ 1 (0: the default %d)", o.HeadChunk, passes.DefaultHeadChunk)
@@ -179,14 +180,22 @@ func Compile(src, out string, opts Options) (*manifest.Manifest, error) {
 		}
 	}
 	parent := filepath.Dir(filepath.Clean(out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	made, err := mkdirParents(parent)
+	done := false
+	defer func() {
+		if !done { // the folders this compile made, deepest first, if still empty
+			for _, d := range made {
+				os.Remove(d)
+			}
+		}
+	}()
+	if err != nil {
 		return nil, fmt.Errorf("compiler: %w", err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("compiler: %w", err)
 	}
-	done := false
 	defer func() {
 		if !done {
 			os.RemoveAll(tmp)
@@ -620,4 +629,17 @@ func replaceDir(tmp, out string, force bool) error {
 		return fmt.Errorf("compiler: %w", err)
 	}
 	return nil
+}
+
+// mkdirParents makes dir and its missing parents and returns the folders
+// it made, deepest first, so that a failed compile can remove them again.
+func mkdirParents(dir string) ([]string, error) {
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		made = append(made, d)
+	}
+	return made, os.MkdirAll(dir, 0o755)
 }

@@ -86,7 +86,11 @@ func foldable(n *ir.Node, si *shapeInfo, dtypes map[string]ir.DType, isOutput ma
 		case ir.Int32:
 			t.Raw = binary.LittleEndian.AppendUint32(t.Raw, uint32(int32(v)))
 		case ir.Bool:
-			t.Raw = append(t.Raw, byte(min(max(v, 0), 1)))
+			if v != 0 { // ONNX: any non-zero value is true
+				t.Raw = append(t.Raw, 1)
+			} else {
+				t.Raw = append(t.Raw, 0)
+			}
 		default:
 			return nil
 		}

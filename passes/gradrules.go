@@ -89,7 +89,7 @@ func init() {
 
 	// Linear.
 	register(kindLinear, nil, gradIdentity, "Identity")
-	register(kindLinear, []int{0}, gradIdentity, "Dropout")
+	register(kindLinear, []int{0}, gradDropout, "Dropout")
 	register(kindLinear, []int{0}, gradCast, "Cast", "CastLike")
 	register(kindLinear, nil, gradNeg, "Neg")
 	register(kindLinear, nil, gradAddSub, "Add", "Sub")
@@ -229,6 +229,23 @@ func (c *gradCtx) constInts(v string) ([]int64, bool) {
 	return int64Const(c.s.Model.Graph, c.producer(v), v)
 }
 
+// constBool reads a one-element bool constant (initializer or Constant
+// node).
+func (c *gradCtx) constBool(v string) (bool, bool) {
+	t := c.s.Model.Graph.Initializer(v)
+	if t == nil {
+		if n := c.producer(v); n != nil && n.OpType == "Constant" {
+			if a := n.Attr("value"); a != nil && a.GetT() != nil {
+				t, _ = ir.TensorFromPB(a.GetT(), "")
+			}
+		}
+	}
+	if t == nil || t.DType != ir.Bool || t.External != nil || len(t.Raw) != 1 {
+		return false, false
+	}
+	return t.Raw[0] != 0, true
+}
+
 // constFloat reads a one-element float constant (initializer or Constant
 // node).
 func (c *gradCtx) constFloat(v string) (float64, bool) {
@@ -312,6 +329,20 @@ func gradIdentity(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	gi[0] = c.GO(0)
 	return gi, nil
+}
+
+// gradDropout: an inference-mode Dropout (training_mode absent or a false
+// constant, or ratio a constant 0) is the identity. In training mode it
+// masks and rescales at random, a draw the backward cannot see: refused.
+func gradDropout(c *gradCtx) ([]string, error) {
+	if tm := c.n.Input(2); tm != "" {
+		training, known := c.constBool(tm)
+		ratio, zero := c.constFloat(c.n.Input(1))
+		if (!known || training) && !(zero && ratio == 0) {
+			return nil, fmt.Errorf("passes: %s runs Dropout in training mode (training_mode %s is not a false constant): its random mask has no gradient rule; export the model in eval mode (model.eval() before torch.onnx.export)", c.n, tm)
+		}
+	}
+	return gradIdentity(c)
 }
 
 func gradCast(c *gradCtx) ([]string, error) {
@@ -770,13 +801,14 @@ func gradSiLU(c *gradCtx) ([]string, bool) {
 // would fold a Transpose of a weight into a second copy); B = Transpose(W)
 // (dynamo) uses W directly; other ranks (attention) use MatMul with the
 // other operand's last two axes swapped (a Transpose ORT fuses into the
-// product, or none when the operand is already a transposed value), and
-// rank-1 operands use Einsum, with
-// broadcasting undone statically where the symbolic shapes allow.
+// product, or none when the operand is already a transposed value), with
+// broadcasting undone statically where the symbolic shapes allow. A rank-1
+// operand is promoted as MatMul does (A: [1, k], B: [k, 1]) and its
+// gradient reshaped back; operands of unknown rank use Einsum.
 func gradMatMul(c *gradCtx) ([]string, error) {
 	gi := c.grads()
 	gy, a, bm := c.GO(0), c.I(0), c.I(1)
-	if p := c.producer(bm); p != nil && p.OpType == "Transpose" && !c.Need(1) {
+	if p := c.producer(bm); p != nil && p.OpType == "Transpose" && isSwap2(p) && !c.Need(1) {
 		if dims, ok := c.staticDims(p.Input(0)); ok && len(dims) == 2 {
 			gi[0] = c.op("dA/MatMul", "MatMul", []string{gy, p.Input(0)})
 			return gi, nil
@@ -798,6 +830,9 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 	if c.s.shapes != nil {
 		ad, okA := c.s.shapes.dims[a]
 		bd, okB := c.s.shapes.dims[bm]
+		if okA && okB && len(ad) >= 1 && len(bd) >= 1 && (len(ad) == 1 || len(bd) == 1) {
+			return gradMatMulVector(c, ad, bd)
+		}
 		if okA && okB && len(ad) >= 2 && len(bd) >= 2 {
 			batch := c.s.shapes.broadcast(ad[:len(ad)-2], bd[:len(bd)-2])
 			if c.Need(0) {
@@ -818,6 +853,52 @@ func gradMatMul(c *gradCtx) ([]string, error) {
 	if c.Need(1) {
 		gb := c.op("dB/Einsum", "Einsum", []string{a, gy}, ir.AttrString("equation", "...ij,...ik->...jk"))
 		gi[1] = c.unbroadcast("dB", gb, "", bm, "")
+	}
+	return gi, nil
+}
+
+// isSwap2 reports whether a Transpose swaps the two axes of a matrix: no
+// perm (reversed axes) or perm [1, 0].
+func isSwap2(t *ir.Node) bool {
+	a := t.Attr("perm")
+	if a == nil {
+		return true
+	}
+	p := a.GetInts()
+	return len(p) == 2 && p[0] == 1 && p[1] == 0
+}
+
+// gradMatMulVector is MatMul's gradient when A or B has rank 1 (dims ad,
+// bd): the vector is promoted as MatMul promotes it, A to [1, k] and B to
+// [k, 1], the squeezed axes are put back into dY, the matrix formulas
+// apply, and each gradient is reshaped to its operand.
+func gradMatMulVector(c *gradCtx, ad, bd []string) ([]string, error) {
+	gi := c.grads()
+	gy, a, bm := c.GO(0), c.I(0), c.I(1)
+	var gyAxes []int64
+	if len(ad) == 1 {
+		a = c.op("A/row", "Unsqueeze", []string{a, c.b.Ints(c.tag+"/A/row/axes", 0)})
+		ad = []string{"1", ad[0]}
+		c.s.shapes.dims[a] = ad
+		gyAxes = append(gyAxes, -2)
+	}
+	if len(bd) == 1 {
+		bm = c.op("B/col", "Unsqueeze", []string{bm, c.b.Ints(c.tag+"/B/col/axes", -1)})
+		bd = []string{bd[0], "1"}
+		c.s.shapes.dims[bm] = bd
+		gyAxes = append(gyAxes, -1)
+	}
+	gy = c.op("dY/promoted", "Unsqueeze", []string{gy, c.b.Ints(c.tag+"/dY/promoted/axes", gyAxes...)})
+	batch := c.s.shapes.broadcast(ad[:len(ad)-2], bd[:len(bd)-2])
+	if c.Need(0) {
+		ga := c.op("dA/MatMul", "MatMul", []string{gy, c.swapLast("B/T", bm, len(bd))})
+		ga = c.unbroadcastDims("dA/promoted", ga, append(append([]string{}, batch...), ad[len(ad)-2:]...), a)
+		gi[0] = c.reshapeAs("dA", ga, c.I(0))
+	}
+	if c.Need(1) {
+		gb := c.op("dB/MatMul", "MatMul", []string{c.swapLast("A/T", a, len(ad)), gy})
+		gb = c.unbroadcastDims("dB/promoted", gb, append(append([]string{}, batch...), bd[len(bd)-2:]...), bm)
+		gi[1] = c.reshapeAs("dB", gb, c.I(1))
 	}
 	return gi, nil
 }

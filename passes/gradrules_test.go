@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/internal/orttest"
@@ -88,6 +89,15 @@ var gradCases = []gradCase{
 	{name: "MatMul/frozen-weight", op: "MatMul", inputs: []caseInput{act(2, 3, 4), fconst([]int64{4, 2}, 1, -2, 0.5, 3, -1, 2, 0.25, 1)}},
 	{name: "MatMul/attention", op: "MatMul", inputs: []caseInput{act(2, 2, 3, 4), act(2, 2, 4, 3)}},
 	{name: "MatMul/broadcast", op: "MatMul", inputs: []caseInput{act(2, 3, 4), act(1, 4, 2)}},
+	{name: "MatMul/vector-B", op: "MatMul", inputs: []caseInput{act(2, 3, 4), act(4)}},
+	{name: "MatMul/vector-A", op: "MatMul", inputs: []caseInput{act(4), act(2, 4, 5)}},
+	{name: "MatMul/vectors", op: "MatMul", inputs: []caseInput{act(4), act(4), ints(0)}, // a dot product, as [1]
+		nodes: []*ir.Node{nd("MatMul", []string{"x0", "x1"}, "dot"), nd("Unsqueeze", []string{"dot", "x2"}, "y0")}},
+	// A Transpose that keeps the axes (perm [0, 1]) is not Wᵀ: the dynamo
+	// shortcut must not take it.
+	{name: "MatMul/Transpose-identity-perm", op: "MatMul",
+		inputs: []caseInput{act(2, 3), fconst([]int64{3, 3}, 1, 2, 3, -1, 0.5, 4, 2, -3, 1)},
+		nodes:  []*ir.Node{nd("Transpose", []string{"x1"}, "wt", ir.AttrInts("perm", 0, 1)), nd("MatMul", []string{"x0", "wt"}, "y0")}},
 	{name: "Gemm/transB", op: "Gemm", inputs: []caseInput{act(3, 4), act(5, 4), act(5)}, attrs: attrs(ir.AttrInt("transB", 1), ir.AttrFloat("alpha", 0.75), ir.AttrFloat("beta", 1.25))},
 	{name: "Gemm/transA", op: "Gemm", inputs: []caseInput{act(4, 3), act(4, 2)}, attrs: attrs(ir.AttrInt("transA", 1))},
 	{name: "Div", op: "Div", inputs: []caseInput{act(2, 3), pos(2, 3)}},
@@ -158,11 +168,14 @@ func TestEveryRuleHasGradCheck(t *testing.T) {
 func TestGradRulesCentralDifference(t *testing.T) {
 	orttest.Init(t)
 	for i, c := range gradCases {
-		t.Run(c.name, func(t *testing.T) { checkGradCase(t, c, uint64(i)) })
+		// Fixed dims take the static paths (undoing broadcasts at compile
+		// time); symbolic dims (one name per input axis) the run-time ones.
+		t.Run(c.name, func(t *testing.T) { checkGradCase(t, c, uint64(i), false) })
+		t.Run(c.name+"/symbolic", func(t *testing.T) { checkGradCase(t, c, uint64(i), true) })
 	}
 }
 
-func checkGradCase(t *testing.T, c gradCase, seed uint64) {
+func checkGradCase(t *testing.T, c gradCase, seed uint64, symbolic bool) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	opset := c.opset
 	if opset == 0 {
@@ -182,6 +195,9 @@ func checkGradCase(t *testing.T, c gradCase, seed uint64) {
 			n := int64(1)
 			for k, d := range in.shape {
 				dims[k] = ir.Dim{Value: d}
+				if symbolic {
+					dims[k] = ir.Sym(fmt.Sprintf("x%d_%d", j, k))
+				}
 				n *= d
 			}
 			g.Inputs = append(g.Inputs, &ir.ValueInfo{Name: name, Type: ir.TensorType(ir.Float64, dims...)})
@@ -326,8 +342,10 @@ func checkGradCase(t *testing.T, c gradCase, seed uint64) {
 	worst := 0.0
 	for _, a := range active {
 		ana := got[grads[a]].Floats()
-		if len(ana) != len(values[a]) {
-			t.Fatalf("gradient of %s has %d elements, the input %d", a, len(ana), len(values[a]))
+		var j int
+		fmt.Sscanf(a, "x%d", &j)
+		if want := c.inputs[j].shape; !slices.Equal(got[grads[a]].Shape(), want) {
+			t.Fatalf("gradient of %s has shape %v, the input %v", a, got[grads[a]].Shape(), want)
 		}
 		for k := range values[a] {
 			orig := values[a][k]
@@ -348,3 +366,37 @@ func checkGradCase(t *testing.T, c gradCase, seed uint64) {
 }
 
 func dimsOf(shape []int64) []ir.Dim { return ir.Dims(shape...) }
+
+// TestDropoutTrainingModeRefused: a Dropout in training mode (a random
+// mask and rescale) has no gradient rule and is refused by name; with
+// training_mode a false constant, or ratio 0, it is the identity.
+func TestDropoutTrainingModeRefused(t *testing.T) {
+	build := func(training bool, ratio float64) (*State, error) {
+		m := &ir.Model{IRVersion: ir.IRVersionForOpset(17), Opsets: []ir.Opset{{Version: 17}}, Graph: &ir.Graph{Name: "dropout"}}
+		g := m.Graph
+		g.Inputs = []*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Dim{Value: 2}, ir.Dim{Value: 3})}}
+		tm := &ir.Tensor{Name: "training", DType: ir.Bool, Raw: []byte{0}}
+		if training {
+			tm.Raw[0] = 1
+		}
+		g.Initializers = []*ir.Tensor{ir.NewTensorF32("ratio", nil, []float32{float32(ratio)}), tm}
+		g.Nodes = []*ir.Node{nd("Dropout", []string{"x", "ratio", "training"}, "y")}
+		g.Nodes[0].Name = "/model/dropout"
+		g.Outputs = []*ir.ValueInfo{{Name: "y", Type: ir.TensorType(ir.Float32, ir.Dim{Value: 2}, ir.Dim{Value: 3})}}
+		g.Inputs = append(g.Inputs, &ir.ValueInfo{Name: "dy", Type: ir.TensorType(ir.Float32, ir.Dim{Value: 2}, ir.Dim{Value: 3})})
+		s := NewState(m, Options{})
+		_, err := differentiate(s, []string{"x"}, map[string]string{"y": "dy"})
+		return s, err
+	}
+	if _, err := build(true, 0.1); err == nil || !strings.Contains(err.Error(), "training mode") || !strings.Contains(err.Error(), "/model/dropout") {
+		t.Errorf("training-mode Dropout: %v", err)
+	}
+	for _, c := range []struct {
+		training bool
+		ratio    float64
+	}{{false, 0.1}, {true, 0}} {
+		if _, err := build(c.training, c.ratio); err != nil {
+			t.Errorf("Dropout with training_mode %v, ratio %g: %v", c.training, c.ratio, err)
+		}
+	}
+}

@@ -32,6 +32,48 @@ func (si *shapeInfo) unknown() string {
 	return "?" + strconv.Itoa(si.fresh)
 }
 
+// unknownValue returns a fresh token for the result of integer arithmetic
+// on shape values: unlike a dim, it may be negative ("?v" marks it).
+func (si *shapeInfo) unknownValue() string {
+	si.fresh++
+	return "?v" + strconv.Itoa(si.fresh)
+}
+
+// nonNegative reports whether a value token is known to be ≥ 0: a number
+// ≥ 0, or a product with a non-negative coefficient of dims (sizes), none
+// of them a computed value.
+func nonNegative(tok string) bool {
+	n, syms := factors(tok)
+	for _, f := range syms {
+		if strings.HasPrefix(f, "?v") || strings.HasPrefix(f, "-") {
+			return false
+		}
+	}
+	return n >= 0
+}
+
+// castVals carries tracked integer entries through a Cast: to an integer
+// type unchanged, to bool as x ≠ 0 (decided for numbers and for sizes
+// known positive only); to a float type not at all, since the arithmetic
+// on tracked entries is integer arithmetic.
+func castVals(v []string, to ir.DType) ([]string, bool) {
+	switch to {
+	case ir.Int64, ir.Int32:
+		return v, true
+	case ir.Bool:
+		out := make([]string, len(v))
+		for i, t := range v {
+			x, ok := isNum(t)
+			if !ok {
+				return nil, false // a size may be 0
+			}
+			out[i] = map[bool]string{true: "1", false: "0"}[x != 0]
+		}
+		return out, true
+	}
+	return nil, false
+}
+
 // unknownSize reports whether a dim token involves a "?N" size, one the
 // inference knows only as equal to other "?N" sizes (it may be 0).
 func unknownSize(tok string) bool { return strings.Contains(tok, "?") }
@@ -203,8 +245,12 @@ func (si *shapeInfo) node(n *ir.Node) {
 	case sameShapeOps[n.OpType]:
 		if d, ok := in(0); ok {
 			set(d)
-			if v, ok := si.vals[n.Input(0)]; ok && (n.OpType == "Identity" || n.OpType == "Cast") {
+			if v, ok := si.vals[n.Input(0)]; ok && n.OpType == "Identity" {
 				si.vals[n.Outputs[0]] = v
+			} else if ok && n.OpType == "Cast" {
+				if c, ok := castVals(v, ir.DType(n.AttrInt("to", 0))); ok {
+					si.vals[n.Outputs[0]] = c
+				}
 			}
 		}
 		return
@@ -953,15 +999,15 @@ func (si *shapeInfo) computedVals(n *ir.Node) {
 	}
 	out := make([]string, width)
 	for i := range out {
-		out[i] = si.unknown()
+		out[i] = si.unknownValue()
 	}
 	si.vals[n.Outputs[0]] = out
 }
 
 // selectVals tracks Equal and Where on shape values, the exporters' way of
 // replacing −1 entries in an Expand target: Equal is decided where both
-// entries are numbers, or one is a symbolic size (never negative) and the
-// other a negative number; Where needs every condition decided. Booleans
+// entries are numbers, or one is known non-negative (a size, not a
+// computed value: nonNegative) and the other a negative number; Where needs every condition decided. Booleans
 // are the tokens "1" and "0"; a one-entry operand broadcasts.
 func (si *shapeInfo) selectVals(n *ir.Node) {
 	var ops [][]string
@@ -1011,7 +1057,7 @@ func (si *shapeInfo) selectVals(n *ir.Node) {
 			out[i] = map[bool]string{true: "1", false: "0"}[a == b]
 		case e[0] == e[1]:
 			out[i] = "1"
-		case (okA && a < 0 && !okB) || (okB && b < 0 && !okA):
+		case (okA && a < 0 && !okB && nonNegative(e[1])) || (okB && b < 0 && !okA && nonNegative(e[0])):
 			out[i] = "0"
 		default:
 			return

@@ -42,7 +42,8 @@ func dartcProcess(t *testing.T, args ...string) (string, int) {
 const fixtures = "../../testdata/onnx"
 
 // TestCompileBadInput: each bad input exits non-zero with an error that
-// names the problem, and leaves no output directory behind.
+// names the problem, and leaves no output directory behind (nor the
+// parent folders it made for one).
 func TestCompileBadInput(t *testing.T) {
 	dir := t.TempDir()
 	notONNX := filepath.Join(dir, "notes.onnx")
@@ -70,6 +71,8 @@ func TestCompileBadInput(t *testing.T) {
 		{"exists", []string{"compile", scatter, "--graphs", "decode", "-o", existing}, "--force"},
 		{"no such file", []string{"compile", filepath.Join(dir, "absent.onnx"), "-o", filepath.Join(dir, "o5")}, "no such file"},
 		{"no gradient rule", []string{"compile", scatter, "-o", filepath.Join(dir, "o6")}, "--graphs decode"},
+		{"not onnx, nested output", []string{"compile", notONNX, "-o", filepath.Join(dir, "p", "q", "o7")}, "not an ONNX model"},
+		{"infinite alpha", []string{"compile", scatter, "--graphs", "decode", "--alpha", "inf", "-o", filepath.Join(dir, "o8")}, "finite"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
