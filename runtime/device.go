@@ -113,15 +113,15 @@ func OpenDevice(opts *Options) (*Device, error) {
 	switch opts.Device {
 	case "", DeviceCPU:
 		d.kind, d.mem = DeviceCPU, d.host
-		if d.alloc, err = ortc.DefaultAllocator(d.host); err != nil {
-			return nil, fmt.Errorf("runtime: open device: %w", err)
-		}
+		d.alloc, err = ortc.DefaultAllocator(d.host)
 	case DeviceCUDA:
-		if d.mem, err = ortc.CUDAMemory(opts.CUDADevice); err != nil {
-			return nil, fmt.Errorf("runtime: open device: %w", err)
-		}
+		d.mem, err = ortc.CUDAMemory(opts.CUDADevice)
 	default:
-		return nil, fmt.Errorf("runtime: open device: unknown device %q (want cpu or cuda)", opts.Device)
+		err = fmt.Errorf("unknown device %q (want cpu or cuda)", opts.Device)
+	}
+	if err != nil {
+		d.Close() // the memory infos made so far
+		return nil, fmt.Errorf("runtime: open device: %w", err)
 	}
 	return d, nil
 }
@@ -689,15 +689,20 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 	if len(vals) != len(outNames)+len(alloc)+len(host) {
 		return nil, nil, fmt.Errorf("ONNX Runtime returned %d bound outputs, %d were bound", len(vals), len(outNames)+len(alloc)+len(host))
 	}
+	// The device tensors taken so far are the caller's only on success.
+	fail := func(err error) (map[string]*DeviceTensor, map[string]*Tensor, error) {
+		freeAll(devOut)
+		return nil, nil, err
+	}
 	for i, name := range alloc {
 		k := len(outNames) + i
 		io, _ := find(s.outputs, name)
 		elem, shape, err := vals[k].Shape()
 		if err != nil {
-			return nil, nil, fmt.Errorf("output %s: %w", name, err)
+			return fail(fmt.Errorf("output %s: %w", name, err))
 		}
 		if elem != int(io.DType.ort()) {
-			return nil, nil, fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType)
+			return fail(fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType))
 		}
 		// The device tensor takes over the value: it is not released here.
 		v := *vals[k]
@@ -709,14 +714,14 @@ func (s *BoundSession) run(inputs map[string]Value, into map[string]*DeviceTenso
 		io, _ := find(s.outputs, name)
 		elem, shape, err := v.Shape()
 		if err != nil {
-			return nil, nil, fmt.Errorf("output %s: %w", name, err)
+			return fail(fmt.Errorf("output %s: %w", name, err))
 		}
 		if elem != int(io.DType.ort()) {
-			return nil, nil, fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType)
+			return fail(fmt.Errorf("output %s: ONNX Runtime element type %d, the graph declares %v", name, elem, io.DType))
 		}
 		t := NewTensor(io.DType, shape...)
 		if err := v.Download(t.Bytes()); err != nil {
-			return nil, nil, fmt.Errorf("output %s: %w", name, err)
+			return fail(fmt.Errorf("output %s: %w", name, err))
 		}
 		countTransfer(name, len(t.Bytes()), false)
 		result[name] = t

@@ -484,3 +484,23 @@ func TestRunDeviceGrowsKVOnDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenDeviceUnknown: an unknown device is refused with the names that
+// are known, and the failed open leaves nothing behind that a later open
+// depends on (it releases the host memory info it made first).
+func TestOpenDeviceUnknown(t *testing.T) {
+	orttest.Init(t)
+	if _, err := runtime.OpenDevice(&runtime.Options{Device: "tpu"}); err == nil || !strings.Contains(err.Error(), `unknown device "tpu" (want cpu or cuda)`) {
+		t.Fatalf("err = %v, want the unknown device named", err)
+	}
+	dev, err := runtime.OpenDevice(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	x, err := dev.NewTensor("x", runtime.Float32, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Destroy()
+}

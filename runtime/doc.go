@@ -5,9 +5,11 @@
 // the KV cache over decoder graphs.
 //
 // Library discovery, in order: the ONNXRUNTIME_SHARED_LIBRARY_PATH
-// environment variable; then the project cache .cache/ort/<version>/ that
-// `make` fills from the npm package onnxruntime-node, looked up from the
-// working directory and from the executable's directory upwards.
+// environment variable; for the cuda device (InitFor), the CUDA build that
+// `make ort-gpu` installs in .cache/ort-gpu/<version>/; then the project
+// cache .cache/ort/<version>/ that `make ort` fills from the npm package
+// onnxruntime-node. Both caches are looked up from the working directory
+// and from the executable's directory upwards; nothing else is searched.
 //
 // Invariants:
 //
@@ -18,8 +20,13 @@
 //     are released before Run returns, so Tensors need no Destroy.
 //   - A Session checks every input against the graph's declared dtype and
 //     dims before ONNX Runtime sees it; symbolic dims must agree across inputs
-//     (every input named "batch" has the same size). Session.Destroy releases
-//     the ONNX Runtime session; a Session is not safe for concurrent Run calls.
+//     (every input named "batch" has the same size). Output buffers
+//     (RunInto, BoundSession) must name outputs of the session. Session.Destroy
+//     releases the ONNX Runtime session; a Session is not safe for concurrent
+//     Run calls.
+//   - A compiled graph is opened with the session settings its manifest
+//     records (ForGraph; NewDecoderFromManifest too): its config entries win
+//     over the caller's, so a float64 graph keeps its disabled fusions.
 //   - onnxruntime_go v1.27.0 cannot auto-allocate float16/bfloat16 outputs,
 //     so such outputs are always pre-allocated, with their shape resolved from
 //     the symbolic dims that the inputs bind.
@@ -46,7 +53,9 @@
 //     profile and strict placement (no CPU fallback).
 //   - Generation uses the Hugging Face KV-cache convention: left padding,
 //     attention mask 0 on padding, position ids = cumsum(mask) − 1 (1 on
-//     padding), caches shaped [batch, kv_heads, length, head_dim]. A row's
+//     padding), caches shaped [batch, kv_heads, length, head_dim]. Each row
+//     stops by itself at the context (the model's, or the call's lower
+//     GenerateConfig.MaxLength), whatever the other rows do. A row's
 //     cache can be carried from one Generate call to the next
 //     (GenerateConfig.Cache, kvcache.go): its tokens are not fed again, and
 //     the columns between the carried and the new tokens are masked like
@@ -56,5 +65,7 @@
 //     (passes.SampleOutputs), with uniform numbers from each row's seeded
 //     stream, so no logits leave ONNX Runtime; otherwise, and with Force or
 //     KeepLastLogits, Sampler draws them in Go (Filter's distribution,
-//     without sorting or allocating).
+//     without sorting or allocating). Logits that are not finite (NaN, or
+//     +Inf, from a diverged model) make sampled generation fail, naming the
+//     rows: they have no distribution to draw from.
 package runtime

@@ -237,7 +237,8 @@ func NewDecoderFromManifest(dir string, opts *Options) (*Decoder, error) {
 }
 
 // ManifestDecoderSpec is the DecoderSpec NewDecoderFromManifest opens, for
-// callers that set more of it (Resident).
+// callers that set more of it (Resident). Its options are opts with the
+// graph's session settings added by ForGraph, the graph's entries winning.
 func ManifestDecoderSpec(dir string, opts *Options) (DecoderSpec, error) {
 	m, err := manifest.Read(dir)
 	if err != nil {
@@ -247,22 +248,18 @@ func ManifestDecoderSpec(dir string, opts *Options) (DecoderSpec, error) {
 	if g == nil {
 		return DecoderSpec{}, fmt.Errorf("runtime: %s/%s lists no %q graph: recompile the model", dir, manifest.FileName, manifest.GraphDecode)
 	}
-	o := Options{}
+	base := Options{}
 	if opts != nil {
-		o = *opts
+		base = *opts
 	}
-	if len(g.SessionConfig) > 0 {
-		cfg := map[string]string{}
-		for k, v := range g.SessionConfig {
-			cfg[k] = v
-		}
-		for k, v := range o.Config {
-			cfg[k] = v
-		}
-		o.Config = cfg
+	// As every compiled graph is opened: a float64 decode.onnx needs its
+	// disabled optimizers whatever the caller's config says.
+	o, err := ForGraph(g, base)
+	if err != nil {
+		return DecoderSpec{}, err
 	}
 	return DecoderSpec{
-		Path: filepath.Join(dir, g.File), Options: &o,
+		Path: filepath.Join(dir, g.File), Options: o,
 		Cache: m.Model.Cache, KVHeads: m.Model.KVHeads, HeadDim: m.Model.HeadDim,
 		RoleInput: m.LoRA.RoleInput, MaxLength: m.Model.MaxLength,
 	}, nil
@@ -329,6 +326,12 @@ const (
 type GenerateConfig struct {
 	// MaxNewTokens bounds the tokens generated per row (required, > 0).
 	MaxNewTokens int
+	// MaxLength, when > 0, lowers the context for this call below the
+	// model's (DecoderSpec.MaxLength; the smaller of the two applies): a row
+	// whose prompt and generated tokens reach it stops with StopContext,
+	// whatever the other rows do, and a prompt that fills it is refused
+	// (ErrPromptTooLong). The agent loop's Config.MaxContext.
+	MaxLength int
 	// Sampling picks greedy (zero value) or sampled decoding.
 	Sampling Sampling
 	// Seed seeds every row's RNG: PCG(Seed, row).
@@ -557,7 +560,7 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			for n, try := takeSamples(res, rows, draws, nil, pending), 0; n > 0; n = takeSamples(res, rows, draws, redraw, pending) {
 				copy(redraw, pending)
 				if try++; try > maxRedraws {
-					return nil, Stats{}, fmt.Errorf("runtime: generate step %d: the graph's sampler rejected every proposal %d times in a row", steps, maxRedraws)
+					return nil, Stats{}, redrawError(steps, pending, res)
 				}
 				redraws++
 				if res, err = rerun(d.samplerFeed(&cfg, true, rows, rngs, redraw)); err != nil {
@@ -566,6 +569,11 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 			}
 		default:
 			d.drawAll(&cfg, lt, rows, rngs, force, draws, scratch)
+			for i := range rows {
+				if !rows[i].done && draws[i].err != nil {
+					return nil, Stats{}, fmt.Errorf("runtime: generate step %d, row %d: %w", steps, i, draws[i].err)
+				}
+			}
 		}
 		active := false
 		for i := range rows {
@@ -623,6 +631,7 @@ type draw struct {
 	token   int64
 	logProb float64
 	logits  []float64 // with KeepLastLogits only
+	err     error     // a host draw that could not be made
 }
 
 // forced marks a token chosen by GenerateConfig.Force for one row.
@@ -693,7 +702,12 @@ func (d *Decoder) drawRow(cfg *GenerateConfig, logits *Tensor, off int, rng *ran
 	case cfg.Sampling.Greedy():
 		dr.token = int64(arg)
 	default:
-		dr.token = int64(sc.sampler.Draw(cfg.Sampling, x, rng))
+		tok, err := sc.sampler.Draw(cfg.Sampling, x, rng)
+		if err != nil {
+			dr.err = err
+			return dr
+		}
+		dr.token = int64(tok)
 	}
 	dr.logProb = float64(x[dr.token]) - lse
 	if cfg.KeepLastLogits {
@@ -747,7 +761,8 @@ func (d *Decoder) finish(cfg *GenerateConfig, r *rowState, o *Sequence) {
 		r.done, o.Stop = true, StopLength
 		return
 	}
-	if d.spec.MaxLength > 0 && int64(len(r.seq)) >= d.spec.MaxLength {
+	// check set cfg.MaxLength to the context in force (0: unlimited).
+	if cfg.MaxLength > 0 && len(r.seq) >= cfg.MaxLength {
 		r.done, o.Stop = true, StopContext
 	}
 }
@@ -768,6 +783,20 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 	if cfg.RNGs != nil && len(cfg.RNGs) != len(prompts) {
 		return fmt.Errorf("runtime: generate: %d RNGs for %d prompts: give one per prompt or none", len(cfg.RNGs), len(prompts))
 	}
+	if cfg.Cache != nil && len(cfg.Cache) != len(prompts) {
+		return fmt.Errorf("runtime: generate: %d caches in GenerateConfig.Cache for %d prompts: give one per prompt (a nil entry carries nothing) or none", len(cfg.Cache), len(prompts))
+	}
+	if cfg.MaxLength < 0 {
+		return fmt.Errorf("runtime: generate: MaxLength must be ≥ 0 (0: the model's context), got %d", cfg.MaxLength)
+	}
+	// From here on cfg.MaxLength is the context in force: the call's or the
+	// model's, whichever is smaller (0: unlimited).
+	limit := "the model's context"
+	if m := int(d.spec.MaxLength); m > 0 && (cfg.MaxLength == 0 || cfg.MaxLength >= m) {
+		cfg.MaxLength = m
+	} else if cfg.MaxLength > 0 {
+		limit = "the context (GenerateConfig.MaxLength)"
+	}
 	if len(cfg.StopStrings) > 0 && cfg.Decode == nil {
 		return fmt.Errorf("runtime: generate: stop strings need a Decode function to turn ids into text")
 	}
@@ -775,9 +804,9 @@ func (d *Decoder) check(prompts [][]int64, cfg *GenerateConfig) error {
 		if len(p) == 0 {
 			return fmt.Errorf("runtime: generate: prompt %d is empty", i)
 		}
-		if d.spec.MaxLength > 0 && int64(len(p)) >= d.spec.MaxLength {
-			return fmt.Errorf("%w: prompt %d has %d tokens, the model's context is %d tokens, leaving no room to generate: shorten the prompt",
-				ErrPromptTooLong, i, len(p), d.spec.MaxLength)
+		if cfg.MaxLength > 0 && len(p) >= cfg.MaxLength {
+			return fmt.Errorf("%w: prompt %d has %d tokens, %s is %d tokens, leaving no room to generate: shorten the prompt",
+				ErrPromptTooLong, i, len(p), limit, cfg.MaxLength)
 		}
 		for j, t := range p {
 			if t < 0 || t >= d.vocab {

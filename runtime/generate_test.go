@@ -10,7 +10,9 @@ import (
 
 	"testing"
 
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
 )
 
@@ -255,5 +257,93 @@ func TestGenerateBadInput(t *testing.T) {
 		if _, _, err := d.Generate(ctx, c.prompts, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want %q", err, c.want)
 		}
+	}
+}
+
+// TestManifestDecoderKeepsGraphSettings: a compiled graph is opened with
+// the session settings its manifest records, whatever the caller adds
+// (ForGraph, as the trainer opens its graphs). A float64 decode.onnx
+// records the ORT fusions it must run without; a caller that disables some
+// other optimizer must not drop that entry, or the session fails to open
+// (QuickGelu has no float64 kernel). The manifest's ort_optimization is
+// taken too.
+func TestManifestDecoderKeepsGraphSettings(t *testing.T) {
+	out := compileDecode(t, 48, synth.Options{Seed: 3, DType: synth.Float64})
+	m, err := manifest.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := m.Graphs[manifest.GraphDecode]
+	if got := g.SessionConfig[runtime.DisableOptimizersKey]; got != runtime.Float64DisabledOptimizers {
+		t.Fatalf("the float64 decode.onnx records %s = %q, want %q: the fixture no longer tests the precedence", runtime.DisableOptimizersKey, got, runtime.Float64DisabledOptimizers)
+	}
+	opts := &runtime.Options{IntraOpThreads: 1, Config: map[string]string{runtime.DisableOptimizersKey: "ConstantSharing", "session.intra_op.allow_spinning": "0"}}
+	d, err := runtime.NewDecoderFromManifest(out, opts)
+	if err != nil {
+		t.Fatalf("a caller's %s replaced the graph's: %v", runtime.DisableOptimizersKey, err)
+	}
+	defer d.Destroy()
+	cfg := d.Spec().Options.Config
+	if cfg[runtime.DisableOptimizersKey] != runtime.Float64DisabledOptimizers || cfg["session.intra_op.allow_spinning"] != "0" {
+		t.Errorf("session config %v: want the graph's %s and the caller's other entries", cfg, runtime.DisableOptimizersKey)
+	}
+	if opts.Config[runtime.DisableOptimizersKey] != "ConstantSharing" {
+		t.Errorf("the caller's options were modified: %v", opts.Config)
+	}
+	if _, _, err := d.Generate(context.Background(), [][]int64{{1, 2, 3}}, runtime.GenerateConfig{MaxNewTokens: 2, Inputs: zeroInputs(d)}); err != nil {
+		t.Fatal(err)
+	}
+
+	g.Optimization = manifest.OptimizationNone
+	if err := manifest.Write(out, m); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := runtime.ManifestDecoderSpec(out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Options.Optimization != runtime.OptimizeNone {
+		t.Errorf("ort_optimization %q in the manifest: the decoder's optimization level is %v, want OptimizeNone", g.Optimization, spec.Options.Optimization)
+	}
+}
+
+// TestGenerateMaxLengthPerRow: GenerateConfig.MaxLength lowers the context
+// for one call, and like the model's context it ends each row by itself: a
+// row that reaches it stops with StopContext while the others generate on,
+// each as it would alone. (The agent loop used to take the smallest room
+// left over the batch as every row's MaxNewTokens.) A prompt filling it is
+// refused naming that limit, and a MaxLength above the model's context
+// leaves the model's in force.
+func TestGenerateMaxLengthPerRow(t *testing.T) {
+	d := openLlama(t, 0)
+	ctx := context.Background()
+	long, short := batchPrompts[0], batchPrompts[3] // 10 and 2 tokens
+	cfg := runtime.GenerateConfig{MaxNewTokens: 8, MaxLength: 12, PadToken: 2}
+	both, _, err := d.Generate(ctx, [][]int64{long, short}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(both[0].Tokens) != 2 || both[0].Stop != runtime.StopContext {
+		t.Errorf("the 10-token prompt in a 12-token context: %d tokens (%s), want 2 (%s)", len(both[0].Tokens), both[0].Stop, runtime.StopContext)
+	}
+	alone, _, err := d.Generate(ctx, [][]int64{short}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(both[1].Tokens) != fmt.Sprint(alone[0].Tokens) || both[1].Stop != runtime.StopLength || len(alone[0].Tokens) != 8 {
+		t.Errorf("the short row: batched %v (%s), alone %v (%s); want the same 8 tokens, stopped by MaxNewTokens",
+			both[1].Tokens, both[1].Stop, alone[0].Tokens, alone[0].Stop)
+	}
+	_, _, err = d.Generate(ctx, [][]int64{long}, runtime.GenerateConfig{MaxNewTokens: 1, MaxLength: 10})
+	if !errors.Is(err, runtime.ErrPromptTooLong) || !strings.Contains(err.Error(), "the context (GenerateConfig.MaxLength) is 10 tokens") {
+		t.Errorf("a prompt filling MaxLength: err = %v", err)
+	}
+	small := openLlama(t, 12)
+	got, _, err := small.Generate(ctx, [][]int64{long}, runtime.GenerateConfig{MaxNewTokens: 8, MaxLength: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[0].Tokens) != 2 || got[0].Stop != runtime.StopContext {
+		t.Errorf("MaxLength 100 on a 12-token model: %d tokens (%s), want 2 (%s)", len(got[0].Tokens), got[0].Stop, runtime.StopContext)
 	}
 }

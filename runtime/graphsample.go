@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 
 	"github.com/dartc/dartc/compiler/manifest"
 )
@@ -71,8 +73,37 @@ func sampleRounds(s Sampling) int64 {
 }
 
 // maxRedraws bounds the redraws of one step: a row is rejected in all its
-// rounds with probability below 5%, so reaching it means the graph is wrong.
+// rounds with probability below 5%, so reaching it means the logits are not
+// finite (the sampler rejects every proposal from NaN or +Inf logits) or the
+// graph is wrong.
 const maxRedraws = 64
+
+// redrawError is the error of a step whose pending rows reached maxRedraws,
+// res being the last run's sampler outputs. A proposal's log-prob that is
+// not finite shows the logits are not; finite ones point at the graph.
+func redrawError(step int, pending []bool, res map[string]*Tensor) error {
+	lp := res[manifest.SampleLogprobOutput].Float32()
+	var rows []string
+	nonFinite := false
+	for i, p := range pending {
+		if p {
+			rows = append(rows, strconv.Itoa(i))
+			v := float64(lp[i])
+			nonFinite = nonFinite || math.IsNaN(v) || math.IsInf(v, 0)
+		}
+	}
+	which := "row " + strings.Join(rows, ", ")
+	if len(rows) > 1 {
+		which = "rows " + strings.Join(rows, ", ")
+	}
+	if nonFinite {
+		return fmt.Errorf("runtime: generate step %d, %s: the logits are not finite (the sampler's log-prob is NaN or infinite), so the graph's sampler rejected every proposal %d times in a row: "+
+			"a NaN or +Inf logit, most likely from diverged adapters or weights; check the adapters and the training run that wrote them (a NaN loss or grad norm)",
+			step, which, maxRedraws)
+	}
+	return fmt.Errorf("runtime: generate step %d, %s: the graph's sampler rejected every proposal %d times in a row, with finite log-probs: decode.onnx's sampler is wrong; recompile the model, or draw in Go (GenerateConfig.HostSampling)",
+		step, which, maxRedraws)
+}
 
 // feedSampler sets the sampler's inputs of one step: the settings, and
 // uniforms for the rows in redraw (nil: every live row).

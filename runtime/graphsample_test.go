@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/runtime"
@@ -197,5 +200,40 @@ func TestGraphSamplerReproducible(t *testing.T) {
 	}
 	if fmt.Sprint(a[0].Tokens) != fmt.Sprint(alone[0].Tokens) {
 		t.Errorf("row 0 in a batch %v, alone %v", a[0].Tokens, alone[0].Tokens)
+	}
+}
+
+// TestGenerateNonFiniteLogits: NaN adapters (a diverged training run) make
+// every logit NaN. Sampled generation must fail promptly with an error
+// that names the cause, on both paths: the host sampler used to spin
+// forever (ignoring ctx), and the in-graph sampler, which rejects every
+// proposal from NaN logits, failed after maxRedraws saying only that the
+// proposals were rejected, which points at the graph instead.
+func TestGenerateNonFiniteLogits(t *testing.T) {
+	d, adapters := compileSmallVocab(t, 48, synth.WeightsRandom)
+	for _, a := range adapters {
+		v := a.Float32()
+		for i := range v {
+			v[i] = float32(math.NaN())
+		}
+	}
+	rowZero := regexp.MustCompile(`\brows? 0\b`) // the error names the rows
+	for _, host := range []bool{false, true} {
+		cfg := runtime.GenerateConfig{MaxNewTokens: 3, Inputs: adapters, Seed: 1, HostSampling: host,
+			Sampling: runtime.Sampling{Temperature: 1, TopP: 0.9}}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := d.Generate(context.Background(), [][]int64{{1, 2, 3}, {4, 5}}, cfg)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not finite") || !rowZero.MatchString(err.Error()) {
+				t.Errorf("host sampling %v: err = %v, want one naming row 0 and logits that are not finite", host, err)
+			}
+			t.Logf("host sampling %v: %v", host, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("host sampling %v: Generate did not return within 30 s", host)
+		}
 	}
 }

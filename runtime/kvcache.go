@@ -221,8 +221,19 @@ func (d *Decoder) residentPast(caches []*RowCache, n []int, C, k int) (map[strin
 
 // keepResident is keepCache on the device: agent k's keys and values of
 // every token each row fed, gathered from the last presents into new device
-// tensors of the rows' caches.
-func (d *Decoder) keepResident(caches []*RowCache, rows []rowState, present map[string]*DeviceTensor, k, agents int) error {
+// tensors of the rows' caches. On error every row's cache is emptied: one
+// kept in part would claim tokens it holds no tensors for, and the next
+// call would carry them; empty, the rows are prefilled again.
+func (d *Decoder) keepResident(caches []*RowCache, rows []rowState, present map[string]*DeviceTensor, k, agents int) (err error) {
+	defer func() {
+		if err != nil {
+			for _, c := range caches {
+				if c != nil {
+					c.Reset()
+				}
+			}
+		}
+	}()
 	H, D := d.spec.KVHeads, d.spec.HeadDim
 	L := len(d.spec.Cache)
 	T := present[d.spec.Cache[0].PresentKey].shape[2]

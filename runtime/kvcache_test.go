@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/models/qwen2/synth"
@@ -79,5 +80,31 @@ func TestCarriedCacheEqualsPrefill(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCacheLengthMismatchRefused: GenerateConfig.Cache holds one RowCache
+// per prompt, as RNGs holds one RNG per prompt. A slice of another length
+// is a caller's mistake that must come back as an error naming both
+// counts; indexing it by row used to panic inside Generate.
+func TestCacheLengthMismatchRefused(t *testing.T) {
+	d := openLlama(t, 0)
+	for _, n := range []int{1, len(batchPrompts) + 1} {
+		caches := make([]*runtime.RowCache, n)
+		for i := range caches {
+			caches[i] = &runtime.RowCache{}
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%d caches for %d prompts: Generate panicked: %v", n, len(batchPrompts), r)
+				}
+			}()
+			_, _, err := d.Generate(context.Background(), batchPrompts, runtime.GenerateConfig{MaxNewTokens: 2, PadToken: 2, Cache: caches})
+			want := fmt.Sprintf("%d caches in GenerateConfig.Cache for %d prompts", n, len(batchPrompts))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%d caches for %d prompts: err = %v, want one saying %q", n, len(batchPrompts), err, want)
+			}
+		}()
 	}
 }

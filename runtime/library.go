@@ -28,8 +28,10 @@ var (
 // FindLibrary returns the path of the ONNX Runtime shared library.
 func FindLibrary() (string, error) { return findLibrary(false) }
 
-// findLibrary looks for the library; with gpu it first looks for the CUDA
-// build that `make ort-gpu` installs in .cache/ort-gpu/<version>/.
+// findLibrary looks for the library where runtime/doc.go says: the
+// environment variable, else the project cache that `make ort` fills; with
+// gpu it first looks for the CUDA build that `make ort-gpu` installs in
+// .cache/ort-gpu/<version>/.
 func findLibrary(gpu bool) (string, error) {
 	if p := os.Getenv(LibraryEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -40,11 +42,6 @@ func findLibrary(gpu bool) (string, error) {
 	}
 	if gpu {
 		if p, ok := findCached(filepath.Join(".cache", "ort-gpu", ORTVersion, "libonnxruntime.so.1")); ok {
-			return p, nil
-		}
-	}
-	if home, err := os.UserCacheDir(); err == nil {
-		if p := filepath.Join(home, "dartc", "ort", ORTVersion, "libonnxruntime.so.1"); fileExists(p) {
 			return p, nil
 		}
 	}

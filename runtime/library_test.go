@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,10 +17,31 @@ func TestNoLibraryHint(t *testing.T) {
 		t.Fatalf("%s points nowhere: %v, want ErrNoLibrary with the `make ort` hint", LibraryEnv, err)
 	}
 	t.Setenv(LibraryEnv, "")
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Chdir(t.TempDir())
 	_, err = FindLibrary()
 	if !errors.Is(err, ErrNoLibrary) || !strings.Contains(err.Error(), "make ort") {
 		t.Fatalf("nothing found: %v, want the `make ort` hint", err)
+	}
+}
+
+// TestUserCacheNotSearched: the library is looked up only where the docs
+// say (runtime/doc.go, README's ONNX Runtime section): the environment
+// variable, then .cache/ort/<version>/ of the project. Nothing installs it
+// under the user's cache directory, so a stale copy there must not be
+// loaded in preference to the project's.
+func TestUserCacheNotSearched(t *testing.T) {
+	cache := t.TempDir()
+	stale := filepath.Join(cache, "dartc", "ort", ORTVersion, "libonnxruntime.so.1")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("not a library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", cache)
+	t.Setenv(LibraryEnv, "")
+	t.Chdir(t.TempDir())
+	if p, err := FindLibrary(); !errors.Is(err, ErrNoLibrary) {
+		t.Fatalf("FindLibrary = %q, %v; want ErrNoLibrary: only %s and .cache/ort/%s are searched", p, err, LibraryEnv, ORTVersion)
 	}
 }

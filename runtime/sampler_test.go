@@ -1,8 +1,11 @@
 package runtime_test
 
 import (
+	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dartc/dartc/runtime"
 )
@@ -39,7 +42,11 @@ func TestSamplerMatchesFilter(t *testing.T) {
 			}
 			counts := make([]int, V)
 			for range n {
-				counts[sm.Draw(s, logits, rng)]++
+				tok, err := sm.Draw(s, logits, rng)
+				if err != nil {
+					t.Fatalf("%+v: %v", s, err)
+				}
+				counts[tok]++
 			}
 			stat, df := chi2(counts, probs, n)
 			if crit := chi2Critical(max(df, 1), z4); stat > crit {
@@ -83,5 +90,40 @@ func BenchmarkSamplerFlat152k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		sm.Draw(s, logits, rng)
+	}
+}
+
+// TestSamplerNonFiniteLogits: logits holding a NaN or +Inf (a diverged
+// model) give weights without a finite sum. Draw must say so: with top-p
+// its rejection loop compared every proposal against NaN, rejected them
+// all and never returned. The draw runs in a goroutine so that a
+// regression fails the test instead of hanging the package.
+func TestSamplerNonFiniteLogits(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, c := range []struct {
+		name   string
+		logits []float32
+	}{
+		{"one NaN", []float32{1, 2, 3, nan}},
+		{"all NaN", []float32{nan, nan, nan, nan}},
+		{"+Inf", []float32{1, inf, 3, 0.5}},
+		{"all -Inf", []float32{-inf, -inf, -inf, -inf}},
+	} {
+		for _, s := range []runtime.Sampling{{Temperature: 1, TopP: 0.9}, {Temperature: 1}, {Temperature: 0.7, TopK: 3, TopP: 0.5}} {
+			done := make(chan error, 1)
+			go func() {
+				var sm runtime.Sampler
+				_, err := sm.Draw(s, c.logits, runtime.RowRNG(1, 0))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not finite") {
+					t.Errorf("%s, %+v: err = %v, want the logits named not finite", c.name, s, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("%s, %+v: Draw did not return within 5 s", c.name, s)
+			}
+		}
 	}
 }

@@ -326,8 +326,11 @@ type Sampler struct {
 	idx []int32   // top-k selection
 }
 
-// Draw samples one token from logits (temperature > 0) with rng.
-func (sm *Sampler) Draw(s Sampling, logits []float32, rng *rand.Rand) int {
+// Draw samples one token from logits (temperature > 0) with rng. Logits
+// holding a NaN or +Inf, or only -Inf (a diverged model), give no
+// distribution to draw from: Draw returns an error instead of proposing
+// forever.
+func (sm *Sampler) Draw(s Sampling, logits []float32, rng *rand.Rand) (int, error) {
 	V := len(logits)
 	if cap(sm.w) < V {
 		sm.w = make([]float64, V)
@@ -345,12 +348,21 @@ func (sm *Sampler) Draw(s Sampling, logits []float32, rng *rand.Rand) int {
 	invT := float32(1 / s.Temperature)
 	total := 0.0
 	for i, l := range logits {
+		if l != l { // NaN, even where top-k would leave it out: a diverged model
+			return 0, errNonFiniteLogits(fmt.Sprintf("logit %d is", i), float64(l))
+		}
 		if kth >= 0 && i != kth && !ahead(i, kth) {
 			w[i] = 0
 			continue
 		}
 		w[i] = float64(expNonPositive((l - m) * invT))
 		total += w[i]
+	}
+	// The largest kept weight is e^0 = 1, so a finite total is ≥ 1; an
+	// +Inf logit (or only -Inf ones) makes it NaN, and every top-p test
+	// below would then fail.
+	if !(total >= 1) || math.IsInf(total, 0) {
+		return 0, errNonFiniteLogits("their weights sum to", total)
 	}
 	nucleus := s.TopP > 0 && s.TopP < 1
 	for {
@@ -366,7 +378,7 @@ func (sm *Sampler) Draw(s Sampling, logits []float32, rng *rand.Rand) int {
 			}
 		}
 		if !nucleus {
-			return c
+			return c, nil
 		}
 		mass := 0.0
 		for i, x := range w {
@@ -375,9 +387,15 @@ func (sm *Sampler) Draw(s Sampling, logits []float32, rng *rand.Rand) int {
 			}
 		}
 		if mass < s.TopP*total {
-			return c
+			return c, nil
 		}
 	}
+}
+
+// errNonFiniteLogits is the error of a host draw from logits holding a NaN
+// or +Inf; what and v name the quantity that showed it.
+func errNonFiniteLogits(what string, v float64) error {
+	return fmt.Errorf("runtime: sample: the logits are not finite (%s %v): a NaN or +Inf logit, most likely from diverged adapters or weights; check the adapters and the training run that wrote them (a NaN loss or grad norm)", what, v)
 }
 
 // kth returns the token ranked k-th (1-based) under ahead: a quickselect

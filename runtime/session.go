@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -329,9 +330,9 @@ func (s *Session) Run(inputs map[string]*Tensor, outputNames ...string) (map[str
 }
 
 // RunInto is Run with caller-allocated outputs: ONNX Runtime writes into
-// each tensor of into, which must have the output's dtype and the shape the
-// graph produces. The result map holds those tensors and the other
-// requested outputs.
+// each tensor of into, which must be keyed by one of the session's outputs
+// and have its dtype and the shape the graph produces. The result map holds
+// those tensors and the other requested outputs.
 func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string) (map[string]*Tensor, error) {
 	if s.sess == nil {
 		return nil, fmt.Errorf("runtime: run %s: session destroyed", s.path)
@@ -346,6 +347,15 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 		}
 		want[n] = true
 	}
+	// A buffer under a name that is no output would be left unwritten, the
+	// caller reading stale values (a typo, or an output Options.Outputs
+	// dropped): refuse it, as BoundSession does.
+	for n := range into {
+		if _, ok := find(s.outputs, n); !ok {
+			return nil, fmt.Errorf("runtime: run %s: output buffer %q names no output of the session (outputs: %s); fix the name, or keep the output in Options.Outputs",
+				s.path, n, strings.Join(names(s.outputs), ", "))
+		}
+	}
 	bound, err := s.checkInputs(inputs)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
@@ -354,7 +364,7 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 	var values []ort.Value
 	defer func() {
 		for _, v := range values {
-			if v != nil {
+			if !nilValue(v) {
 				v.Destroy()
 			}
 		}
@@ -410,7 +420,7 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 	}
 	// Values ONNX Runtime allocated are Go copies now; release them too.
 	for i, io := range s.outputs {
-		if _, ours := result[io.Name]; ours || out[i] == nil {
+		if _, ours := result[io.Name]; ours || nilValue(out[i]) {
 			continue
 		}
 		values = append(values, out[i])
@@ -423,6 +433,9 @@ func (s *Session) RunInto(inputs, into map[string]*Tensor, outputNames ...string
 		}
 	}
 	if err != nil {
+		if strings.Contains(err.Error(), "shape has no dimensions") {
+			return nil, fmt.Errorf("runtime: run %s: %w (an output of undeclared rank came back rank 0, which onnxruntime_go cannot wrap: declare the output's shape in the graph)", s.path, err)
+		}
 		return nil, fmt.Errorf("runtime: run %s: %w", s.path, err)
 	}
 	for name, t := range result {
@@ -528,6 +541,17 @@ func ortValue(t *Tensor) (ort.Value, error) {
 		data = emptyBacking
 	}
 	return ort.NewCustomDataTensor(shape, data, t.dtype.ort())
+}
+
+// nilValue reports whether v is nil or holds a nil pointer: onnxruntime_go
+// leaves a typed nil in an output slot it failed to fill, and Destroy on it
+// would panic instead of the run returning its error.
+func nilValue(v ort.Value) bool {
+	if v == nil {
+		return true
+	}
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }
 
 // ortScalar wraps a rank-0 tensor: onnxruntime_go's Tensor refuses an

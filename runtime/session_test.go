@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/internal/npz"
 	"github.com/dartc/dartc/internal/orttest"
+	"github.com/dartc/dartc/ir"
 	"github.com/dartc/dartc/runtime"
 )
 
@@ -264,5 +266,82 @@ func TestForGraph(t *testing.T) {
 	_, err = runtime.ForGraph(&manifest.Graph{File: "train.onnx", Optimization: "fast"}, runtime.Options{})
 	if err == nil || !strings.Contains(err.Error(), `"fast"`) || !strings.Contains(err.Error(), "recompile") {
 		t.Fatalf("unknown level: %v", err)
+	}
+}
+
+// TestRunIntoRefusesUnknownBuffer: a buffer in RunInto's into map under a
+// name that is no output of the session — a typo, or an output that
+// Options.Outputs left out — would never be written, and the caller would
+// read zeros as if they were results. RunInto must refuse it, naming the
+// buffer and listing the outputs, as BoundSession does.
+func TestRunIntoRefusesUnknownBuffer(t *testing.T) {
+	orttest.Init(t)
+	inputs := func() map[string]*runtime.Tensor {
+		in := map[string]*runtime.Tensor{
+			"input_ids":        runtime.NewTensor(runtime.Int64, 1, 2),
+			"position_ids":     runtime.NewTensor(runtime.Int64, 1, 2),
+			"write_indices":    runtime.NewTensor(runtime.Int64, 1),
+			"nonpad_kv_seqlen": runtime.NewTensor(runtime.Int64, 1),
+		}
+		for l := range 2 {
+			in[fmt.Sprintf("key_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
+			in[fmt.Sprintf("value_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
+		}
+		return in
+	}
+	for _, c := range []struct {
+		name    string
+		outputs []string // Options.Outputs
+		buffer  string
+		shape   []int64
+	}{
+		{"typo", nil, "logitz", []int64{1, 2, 256}},
+		{"output left out by Options.Outputs", []string{"logits"}, "updated_key_cache.0", []int64{1, 16, 32}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := runtime.NewSession(scatterDir+"/model.onnx", &runtime.Options{IntraOpThreads: 1, Outputs: c.outputs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Destroy()
+			// The well-formed call runs: only the stray buffer is at fault.
+			logits := runtime.NewTensor(runtime.Float32, 1, 2, 256)
+			if _, err := s.RunInto(inputs(), map[string]*runtime.Tensor{"logits": logits}, "logits"); err != nil {
+				t.Fatalf("a buffer for logits: %v", err)
+			}
+			into := map[string]*runtime.Tensor{c.buffer: runtime.NewTensor(runtime.Float32, c.shape...)}
+			_, err = s.RunInto(inputs(), into, "logits")
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("output buffer %q names no output", c.buffer)) || !strings.Contains(err.Error(), "outputs: logits") {
+				t.Fatalf("err = %v, want a refusal naming %q and listing the outputs", err, c.buffer)
+			}
+		})
+	}
+}
+
+// TestRankZeroUnrankedOutput: an output of undeclared rank that comes back
+// rank 0 is an error that says what to do; it used to panic while the run
+// released its values (a typed nil in the output slot).
+func TestRankZeroUnrankedOutput(t *testing.T) {
+	orttest.Init(t)
+	m := &ir.Model{IRVersion: 8, Opsets: []ir.Opset{{Version: 17}}, Graph: &ir.Graph{Name: "dot"}}
+	g := m.Graph
+	g.Inputs = []*ir.ValueInfo{{Name: "a", Type: ir.TensorType(ir.Float32, ir.Dim{Value: 3})}, {Name: "b", Type: ir.TensorType(ir.Float32, ir.Dim{Value: 3})}}
+	g.Nodes = []*ir.Node{{Name: "dot", OpType: "MatMul", Inputs: []string{"a", "b"}, Outputs: []string{"y"}}}
+	y := ir.TensorType(ir.Float32, ir.Sym("n"))
+	y.Shape = false // unranked
+	g.Outputs = []*ir.ValueInfo{{Name: "y", Type: y}}
+	path := filepath.Join(t.TempDir(), "dot.onnx")
+	if err := ir.Save(m, path, ir.EmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	a, _ := runtime.FromFloat32([]int64{3}, []float32{1, 2, 3})
+	_, err = s.Run(map[string]*runtime.Tensor{"a": a, "b": a})
+	if err == nil || !strings.Contains(err.Error(), "declare the output's shape") {
+		t.Fatalf("a rank-0 result of an unranked output: %v", err)
 	}
 }

@@ -55,7 +55,9 @@ type Config struct {
 	MaxTurnTokens int // tokens generated per turn [500]
 	MaxObsTokens  int // tokens kept of an observation [500]
 	// MaxContext bounds a rollout's tokens (0: the manifest's max_length,
-	// unlimited when it has none).
+	// unlimited when it has none). It may lower the model's context, not
+	// raise it: New refuses a value above max_length. Each row stops at it
+	// by itself (StopContext); the other rows' turns go on.
 	MaxContext int
 	Sampling   runtime.Sampling
 	// System is the system message ("": prompt.DefaultSystem).
@@ -188,6 +190,19 @@ func New(cfg Config) (*Agent, error) {
 	if a.tags.Open == "" || a.tags.Close == "" {
 		a.tags = router.SearchR1
 	}
+	// A context past the model's would let an observation take a row past
+	// max_length, and the next turn's Generate would then refuse the batch.
+	switch limit := int(m.Model.MaxLength); {
+	case cfg.MaxContext < 0:
+		return nil, fmt.Errorf("agent: MaxContext %d must be ≥ 0 (0: the model's context, %s max_length)", cfg.MaxContext, manifest.FileName)
+	case limit > 0 && cfg.MaxContext > limit:
+		return nil, fmt.Errorf("agent: MaxContext %d exceeds the model's context: %s/%s has max_length %d; set at most %d (0 takes max_length)",
+			cfg.MaxContext, cfg.Model, manifest.FileName, limit, limit)
+	case cfg.MaxContext > 0:
+		a.maxCtx = cfg.MaxContext
+	default:
+		a.maxCtx = limit
+	}
 	spec, err := runtime.ManifestDecoderSpec(cfg.Model, cfg.Session)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -199,10 +214,6 @@ func New(cfg Config) (*Agent, error) {
 	if int(a.dec.Vocab()) < tok.VocabSize() {
 		a.dec.Destroy()
 		return nil, fmt.Errorf("agent: the model's vocabulary has %d ids but tokenizer %s has %d: they do not belong together", a.dec.Vocab(), cfg.Tokenizer, tok.VocabSize())
-	}
-	a.maxCtx = cfg.MaxContext
-	if a.maxCtx == 0 {
-		a.maxCtx = int(m.Model.MaxLength)
 	}
 	if cfg.Adapters == "" {
 		a.adapters, err = ZeroAdapters(a.dec.StaticInputs())
@@ -443,19 +454,17 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 	prompts := make([][]int64, len(live))
 	rngs := make([]*rand.Rand, len(live))
 	caches := make([]*runtime.RowCache, len(live))
-	maxNew := a.cfg.MaxTurnTokens
 	for k, i := range live {
 		r := rows[i]
 		// Tokens inserted since the last turn enter the router now, as
 		// the prefill feeds them.
 		r.turnStart = len(r.tokens)
 		prompts[k], rngs[k], caches[k] = r.tokens, r.rng, r.cache
-		if a.maxCtx > 0 {
-			maxNew = min(maxNew, a.maxCtx-len(r.tokens))
-		}
 	}
+	// The context is enforced per row (MaxLength), so that a row near it
+	// does not cut the other rows' turns short.
 	cfg := runtime.GenerateConfig{
-		MaxNewTokens: max(maxNew, 1), Sampling: a.cfg.Sampling, RNGs: rngs,
+		MaxNewTokens: a.cfg.MaxTurnTokens, MaxLength: a.maxCtx, Sampling: a.cfg.Sampling, RNGs: rngs,
 		StopTokens: a.eos, StopStrings: prompt.StopStrings, Decode: a.text,
 		PadToken: a.pad, Agents: a.agents,
 		Roles: func(k int, tokens []int64) int64 {

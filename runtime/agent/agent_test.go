@@ -275,3 +275,34 @@ func TestSampledRollouts(t *testing.T) {
 		}
 	}
 }
+
+// TestContextLimitPerRow: the context (Config.MaxContext) ends each row by
+// itself, as doc.go's invariant requires (a rollout does not depend on
+// which other rows are still generating). A long question with 4 tokens of
+// room is batched with a short one: the short row's rollout must equal
+// the one it makes alone. The turn's token budget used to be the smallest
+// room left over the live rows, so the short row stopped after 4 tokens.
+func TestContextLimitPerRow(t *testing.T) {
+	short := agent.Question{ID: "short", Question: "what fruit is a plum"}
+	long := agent.Question{ID: "long", Question: strings.Repeat("tell me about the danube river in europe ", 6)}
+	probe := newAgent(t, agent.Config{})
+	ctxLen := len(probe.PromptIDs(long.Question)) + 4
+	a := newAgent(t, agent.Config{MaxTurns: 1, MaxTurnTokens: 20, MaxContext: ctxLen})
+	alone, err := a.Run(context.Background(), []agent.Question{short}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(alone[0].Tokens) - alone[0].PromptLen; n <= 4 {
+		t.Fatalf("the short row alone wrote %d tokens: the test needs more than the long row's 4 of room", n)
+	}
+	both, err := a.Run(context.Background(), []agent.Question{short, long}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(alone[0].Tokens) != fmt.Sprint(both[0].Tokens) || alone[0].Stop != both[0].Stop {
+		t.Errorf("the short row changed when the long one joined the batch:\nalone   %q (%s)\nbatched %q (%s)", alone[0].Response, alone[0].Stop, both[0].Response, both[0].Stop)
+	}
+	if l := both[1]; l.Stop != agent.StopContext || len(l.Tokens) > ctxLen {
+		t.Errorf("the long row: %d tokens, stop %q; want at most %d, stop %q", len(l.Tokens), l.Stop, ctxLen, agent.StopContext)
+	}
+}

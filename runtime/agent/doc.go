@@ -25,8 +25,9 @@
 //     is the role recorded in the trajectory, and it equals router.Roles
 //     recomputed on the finished sequence with the same generated flags.
 //   - A row's random numbers come from runtime.RowRNG(seed, row) and
-//     continue across its turns, so a rollout does not depend on which other
-//     rows are still generating.
+//     continue across its turns, and the turn's token limit and the context
+//     end each row by itself (GenerateConfig.MaxLength), so a rollout does
+//     not depend on which other rows are still generating.
 //   - A row's KV cache is carried from turn to turn: a turn's prefill feeds
 //     only the tokens added since the last one (the observation, and the
 //     previous turn's last token), and the rollout equals one that re-runs

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/models/prompt"
 	"github.com/dartc/dartc/models/tokenizer"
 	"github.com/dartc/dartc/retrieval"
@@ -149,6 +150,33 @@ func TestErrors(t *testing.T) {
 		_, err := a.Run(context.Background(), []agent.Question{{ID: "long", Question: "why"}}, 1, 0)
 		if !errors.Is(err, agent.ErrPromptTooLong) || !strings.Contains(err.Error(), "context is 100 tokens") {
 			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("context beyond the model's", func(t *testing.T) {
+		// Past max_length an observation could take a row beyond the
+		// model's context, and the next turn would fail for the batch.
+		m, err := manifest.Read(f.model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Model.MaxLength <= 0 {
+			t.Fatal("the fixture's manifest has no max_length")
+		}
+		for _, c := range []struct {
+			ctx  int
+			want string
+		}{
+			{int(m.Model.MaxLength) + 1, fmt.Sprintf("exceeds the model's context: %s/manifest.json has max_length %d", f.model, m.Model.MaxLength)},
+			{-1, "MaxContext -1 must be ≥ 0"},
+		} {
+			_, err := agent.New(agent.Config{Model: f.model, MaxContext: c.ctx})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("MaxContext %d: err = %v, want %q", c.ctx, err, c.want)
+			}
+		}
+		a := newAgent(t, agent.Config{MaxContext: int(m.Model.MaxLength)})
+		if a.MaxContext() != int(m.Model.MaxLength) {
+			t.Errorf("MaxContext = max_length: the agent's context is %d", a.MaxContext())
 		}
 	})
 	t.Run("unknown special token", func(t *testing.T) {
