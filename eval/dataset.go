@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/dartc/dartc/internal/jsonerr"
+	"github.com/dartc/dartc/qa"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -107,15 +109,21 @@ type rowParser func(line []byte, lineNo int, source string) (Example, error)
 func parseJSONL(path string, b []byte, source string, parse rowParser) ([]Example, error) {
 	b = TrimBOM(b)
 	var out []Example
+	var empty emptyGolds
 	r := bufio.NewReader(bytes.NewReader(b))
+	rows := 0
 	for lineNo := 1; ; lineNo++ {
 		line, err := r.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
+			rows++
 			ex, perr := parse(line, lineNo, source)
 			if perr != nil {
 				return nil, fmt.Errorf("eval: %s:%d: %w", path, lineNo, perr)
 			}
-			out = append(out, ex)
+			var ok bool
+			if ex.Golden, ok = empty.filter(ex.Golden, fmt.Sprintf("line %d", lineNo)); ok {
+				out = append(out, ex)
+			}
 		}
 		if err == io.EOF {
 			break
@@ -124,35 +132,92 @@ func parseJSONL(path string, b []byte, source string, parse rowParser) ([]Exampl
 			return nil, fmt.Errorf("eval: %s: %w", path, err)
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("eval: %s: no rows", path)
+	if err := empty.finish(path, rows, len(out)); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// answers decodes a gold answer field that is a string, a number or a list
-// of them (datasets differ; numbers appear as years and counts).
-type answers []string
+// emptyGolds drops gold answers that normalize to "" (only articles,
+// punctuation or spaces: "The", "A", "."): "" is a substring of every
+// normalized prediction, so such a gold gives SubEM 1 to any answer, and
+// EM 1 to "the". A question left with no other gold cannot be scored and
+// is left out. One warning per file says what was dropped.
+type emptyGolds struct {
+	answers, questions int
+	first              string // where the first one was, for the warning
+}
 
-func (a *answers) UnmarshalJSON(b []byte) error {
-	var list []json.RawMessage
-	if err := json.Unmarshal(b, &list); err != nil {
-		list = []json.RawMessage{b}
+// filter returns golds without the empty ones, and false when none is
+// left; where says which row, for the warning.
+func (e *emptyGolds) filter(golds []string, where string) ([]string, bool) {
+	kept := golds[:0:0]
+	for _, g := range golds {
+		if qa.Normalize(g) != "" {
+			kept = append(kept, g)
+			continue
+		}
+		if e.answers == 0 {
+			e.first = fmt.Sprintf("%s: %q", where, g)
+		}
+		e.answers++
 	}
-	for _, item := range list {
+	if len(kept) == len(golds) {
+		return golds, true
+	}
+	if len(kept) == 0 {
+		e.questions++
+		return nil, false
+	}
+	return kept, true
+}
+
+// finish warns about what filter dropped and refuses a file left with no
+// question (rows: the rows read, kept: those filter kept).
+func (e *emptyGolds) finish(path string, rows, kept int) error {
+	if rows == 0 {
+		return fmt.Errorf("eval: %s: no rows", path)
+	}
+	if e.answers > 0 {
+		slog.Warn(`eval: ignoring gold answers that normalize to "" (only articles, punctuation or spaces): they match every prediction`,
+			"file", path, "answers", e.answers, "questions_left_out", e.questions, "first", e.first)
+	}
+	if kept == 0 {
+		return fmt.Errorf(`eval: %s: every row's gold answers normalize to "" (only articles, punctuation or spaces; first at %s), so no question can be scored: check the gold answer field`, path, e.first)
+	}
+	return nil
+}
+
+// parseAnswers decodes gold answer field: a string, a number or a list of
+// them (datasets differ; numbers appear as years and counts). A null, of
+// the field or of an item, is an error: read as "" it would be a substring
+// of every prediction.
+func parseAnswers(field string, raw json.RawMessage) ([]string, error) {
+	if string(raw) == "null" {
+		return nil, fmt.Errorf("%q is null: want a gold answer string or a list of them", field)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		list = []json.RawMessage{raw}
+	}
+	out := make([]string, 0, len(list))
+	for i, item := range list {
+		if string(item) == "null" {
+			return nil, fmt.Errorf("%q item %d of %d is null: want a string or a number (remove the item, or fix the dataset)", field, i+1, len(list))
+		}
 		var s string
 		if err := json.Unmarshal(item, &s); err == nil {
-			*a = append(*a, s)
+			out = append(out, s)
 			continue
 		}
 		var n json.Number
 		if err := json.Unmarshal(item, &n); err == nil {
-			*a = append(*a, n.String())
+			out = append(out, n.String())
 			continue
 		}
-		return fmt.Errorf("gold answer %s is neither a string nor a number", item)
+		return nil, fmt.Errorf("%q: gold answer %s is neither a string nor a number", field, item)
 	}
-	return nil
+	return out, nil
 }
 
 // id decodes an identifier that is a string or a number.
@@ -185,10 +250,10 @@ func check(ex Example) (Example, error) {
 
 func flashRAGRow(line []byte, lineNo int, source string) (Example, error) {
 	var row struct {
-		ID       id       `json:"id"`
-		Question string   `json:"question"`
-		Golden   *answers `json:"golden_answers"`
-		Source   string   `json:"data_source"`
+		ID       id              `json:"id"`
+		Question string          `json:"question"`
+		Golden   json.RawMessage `json:"golden_answers"`
+		Source   string          `json:"data_source"`
 	}
 	if err := json.Unmarshal(line, &row); err != nil {
 		return Example{}, jsonerr.Describe(err)
@@ -196,7 +261,11 @@ func flashRAGRow(line []byte, lineNo int, source string) (Example, error) {
 	if row.Golden == nil {
 		return Example{}, errors.New(`no "golden_answers" key (is this an R1-Searcher file?)`)
 	}
-	ex := Example{ID: string(row.ID), Question: row.Question, Golden: *row.Golden, Source: source}
+	golds, err := parseAnswers("golden_answers", row.Golden)
+	if err != nil {
+		return Example{}, err
+	}
+	ex := Example{ID: string(row.ID), Question: row.Question, Golden: golds, Source: source}
 	if row.Source != "" {
 		ex.Source = row.Source
 	}
@@ -208,9 +277,9 @@ func flashRAGRow(line []byte, lineNo int, source string) (Example, error) {
 
 func r1SearcherRow(line []byte, lineNo int, source string) (Example, error) {
 	var row struct {
-		Idx      *id      `json:"idx"`
-		Question string   `json:"question"`
-		Answer   *answers `json:"answer"`
+		Idx      *id             `json:"idx"`
+		Question string          `json:"question"`
+		Answer   json.RawMessage `json:"answer"`
 	}
 	if err := json.Unmarshal(line, &row); err != nil {
 		return Example{}, jsonerr.Describe(err)
@@ -218,7 +287,11 @@ func r1SearcherRow(line []byte, lineNo int, source string) (Example, error) {
 	if row.Answer == nil {
 		return Example{}, errors.New(`no "answer" key (is this a FlashRAG file?)`)
 	}
-	ex := Example{Question: row.Question, Golden: *row.Answer, Source: source}
+	golds, err := parseAnswers("answer", row.Answer)
+	if err != nil {
+		return Example{}, err
+	}
+	ex := Example{Question: row.Question, Golden: golds, Source: source}
 	if row.Idx != nil {
 		ex.ID = string(*row.Idx)
 	} else {
@@ -252,6 +325,7 @@ func LoadSearchR1Parquet(path string) ([]Example, error) {
 	}
 	name := DatasetName(path)
 	out := make([]Example, 0, len(rows))
+	var empty emptyGolds
 	for i, r := range rows {
 		ex := Example{ID: r.ID, Question: r.Question, Golden: r.GoldenAnswers, Source: r.DataSource}
 		if len(ex.Golden) == 0 {
@@ -267,7 +341,13 @@ func LoadSearchR1Parquet(path string) ([]Example, error) {
 		if err != nil {
 			return nil, fmt.Errorf("eval: %s: row %d: %w", path, i, err)
 		}
-		out = append(out, ex)
+		var ok bool
+		if ex.Golden, ok = empty.filter(ex.Golden, fmt.Sprintf("row %d", i)); ok {
+			out = append(out, ex)
+		}
+	}
+	if err := empty.finish(path, len(rows), len(out)); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

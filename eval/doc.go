@@ -9,7 +9,13 @@
 //
 // Invariants:
 //   - Every Example has a non-empty Question and at least one gold answer;
-//     a row without them is an error naming the file and line (or row).
+//     a row without them, or with a JSON null for a gold answer, is an error
+//     naming the file and line (or row) and the field.
+//   - No gold answer normalizes to "" (qa.Normalize: only articles,
+//     punctuation or spaces, as "The" or "."), since "" is a substring of
+//     every prediction (SubEM 1 for any answer). Such golds are dropped with
+//     one slog warning per file; a question left with none is left out; a
+//     file left with no question is an error. Predictions files likewise.
 //   - Example.Source is the dataset's short name: data_source when the file
 //     has one, else derived from the file name by DatasetName.
 //   - Table columns are datasets in the paper's order (NQ, TriviaQA, PopQA,

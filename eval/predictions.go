@@ -46,6 +46,8 @@ func ReadPredictions(path, defaultSource string) ([]Prediction, error) {
 		defaultSource = DatasetName(path)
 	}
 	var out []Prediction
+	var empty emptyGolds
+	rows := 0
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 64<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -53,23 +55,34 @@ func ReadPredictions(path, defaultSource string) ([]Prediction, error) {
 			continue
 		}
 		var row struct {
-			ID         id       `json:"id"`
-			Golden     *answers `json:"golden_answers"`
-			Pred       *string  `json:"pred"`
-			Response   *string  `json:"response"`
-			DataSource string   `json:"data_source"`
-			Source     string   `json:"source"`
+			ID         id              `json:"id"`
+			Golden     json.RawMessage `json:"golden_answers"`
+			Pred       *string         `json:"pred"`
+			Response   *string         `json:"response"`
+			DataSource string          `json:"data_source"`
+			Source     string          `json:"source"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
 			return nil, fmt.Errorf("eval: %s:%d: %w", path, line, jsonerr.Describe(err))
 		}
-		if row.Golden == nil || len(*row.Golden) == 0 {
+		var golds []string
+		if row.Golden != nil {
+			if golds, err = parseAnswers("golden_answers", row.Golden); err != nil {
+				return nil, fmt.Errorf("eval: %s:%d: %w", path, line, err)
+			}
+		}
+		if len(golds) == 0 {
 			return nil, fmt.Errorf("eval: %s:%d: no golden_answers (a list of gold answers is required to score)", path, line)
 		}
 		if row.Pred == nil && row.Response == nil {
 			return nil, fmt.Errorf("eval: %s:%d: %w", path, line, errors.New(`need "pred" (the answer) or "response" (the full model output)`))
 		}
-		p := Prediction{ID: string(row.ID), Golden: *row.Golden, Source: defaultSource}
+		rows++
+		var ok bool
+		if golds, ok = empty.filter(golds, fmt.Sprintf("line %d", line)); !ok {
+			continue
+		}
+		p := Prediction{ID: string(row.ID), Golden: golds, Source: defaultSource}
 		if row.Pred != nil {
 			p.Pred, p.HasPred = *row.Pred, true
 		} else {
@@ -86,8 +99,8 @@ func ReadPredictions(path, defaultSource string) ([]Prediction, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("eval: %s: %w", path, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("eval: %s: no rows", path)
+	if err := empty.finish(path, rows, len(out)); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

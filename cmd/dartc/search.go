@@ -55,7 +55,44 @@ var (
 	searchMaxTopKFlag    = &cli.IntFlag{Name: "max-topk", Value: 1000, Usage: "largest topk a request may ask for"}
 	searchMaxResultsFlag = &cli.IntFlag{Name: "max-results", Value: 16384, Usage: "most passages one request may ask for (queries × topk)"}
 	searchMaxBodyFlag    = &cli.Int64Flag{Name: "max-body", Value: 4 << 20, Usage: "request body limit in bytes"}
+	searchMaxQueryFlag   = &cli.IntFlag{
+		Name: "max-query-bytes", Value: httpretrieve.DefaultMaxQueryBytes, Usage: "longest query in bytes; a request with a longer one gets a 400",
+	}
+	searchTimeoutFlag = &cli.DurationFlag{
+		Name: "timeout", Value: httpretrieve.DefaultTimeout, Usage: "most time one request may take; past it the server answers 503",
+	}
 )
+
+// serveOptions reads the serve limits. Every flag must be positive: the
+// library reads 0 as "the default", which would turn --max-topk 0 into
+// 1000 without a word.
+func serveOptions(c *cli.Context) (httpretrieve.ServerOptions, error) {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{searchTopKFlag.Name, int64(c.Int(searchTopKFlag.Name))},
+		{searchMaxTopKFlag.Name, int64(c.Int(searchMaxTopKFlag.Name))},
+		{searchMaxResultsFlag.Name, int64(c.Int(searchMaxResultsFlag.Name))},
+		{searchMaxBodyFlag.Name, c.Int64(searchMaxBodyFlag.Name)},
+		{searchMaxQueryFlag.Name, int64(c.Int(searchMaxQueryFlag.Name))},
+		{searchTimeoutFlag.Name, int64(c.Duration(searchTimeoutFlag.Name))},
+	} {
+		if f.v <= 0 {
+			return httpretrieve.ServerOptions{}, fmt.Errorf("search serve: --%s is %v: want a positive value", f.name, c.Value(f.name))
+		}
+	}
+	opts := httpretrieve.ServerOptions{
+		DefaultTopK: c.Int(searchTopKFlag.Name), MaxTopK: c.Int(searchMaxTopKFlag.Name),
+		MaxResults: c.Int(searchMaxResultsFlag.Name), MaxBodyBytes: c.Int64(searchMaxBodyFlag.Name),
+		MaxQueryBytes: c.Int(searchMaxQueryFlag.Name), Timeout: c.Duration(searchTimeoutFlag.Name),
+		Logger: slog.Default(),
+	}
+	if err := opts.Check(); err != nil {
+		return opts, fmt.Errorf("search serve: %w", err)
+	}
+	return opts, nil
+}
 
 var searchCommand = &cli.Command{
 	Name:  "search",
@@ -156,8 +193,13 @@ var searchServeCommand = &cli.Command{
 	ArgsUsage: " ",
 	Description: `Answers POST /retrieve with {"queries": [...], "topk": k, "return_scores": bool}, exactly as
 Search-R1's retrieval_server.py does, logs every request, and stops gracefully on SIGINT or SIGTERM.`,
-	Flags: []cli.Flag{searchIndexFlag, searchAddrFlag, searchTopKFlag, searchMaxTopKFlag, searchMaxResultsFlag, searchMaxBodyFlag},
+	Flags: []cli.Flag{searchIndexFlag, searchAddrFlag, searchTopKFlag, searchMaxTopKFlag, searchMaxResultsFlag, searchMaxBodyFlag,
+		searchMaxQueryFlag, searchTimeoutFlag},
 	Action: func(c *cli.Context) error {
+		opts, err := serveOptions(c) // before opening a large index
+		if err != nil {
+			return err
+		}
 		spec := c.String(searchIndexFlag.Name)
 		s, err := connect.Open(spec, httpretrieve.ClientOptions{})
 		if err != nil {
@@ -167,11 +209,7 @@ Search-R1's retrieval_server.py does, logs every request, and stops gracefully o
 		if err != nil {
 			return fmt.Errorf("search serve: %w", err)
 		}
-		h := httpretrieve.NewHandler(s, httpretrieve.ServerOptions{
-			DefaultTopK: c.Int(searchTopKFlag.Name), MaxTopK: c.Int(searchMaxTopKFlag.Name),
-			MaxResults:   c.Int(searchMaxResultsFlag.Name),
-			MaxBodyBytes: c.Int64(searchMaxBodyFlag.Name), Logger: slog.Default(),
-		})
+		h := httpretrieve.NewHandler(s, opts)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		attrs := []any{"addr", "http://" + ln.Addr().String() + "/retrieve", "index", spec}

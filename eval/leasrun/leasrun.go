@@ -410,27 +410,16 @@ func configIndex(name string) leas.Config {
 	return c
 }
 
+// loadExamples reads the datasets as `dartc eval` does (run.LoadQuestions):
+// rollouts are resumed by (dataset, id), so two questions with the same
+// dataset and id (nq_test.jsonl and nq_dev.jsonl rows without ids are both
+// nq/0, nq/1, …) would take each other's rollouts; they are an error.
 func loadExamples(paths []string, limit int) ([]eval.Example, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("leasrun: no dataset given")
+	exs, err := run.LoadQuestions(paths, limit)
+	if err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
 	}
-	var out []eval.Example
-	for _, p := range paths {
-		exs, err := eval.Load(p)
-		if err != nil {
-			return nil, fmt.Errorf("leasrun: %w", err)
-		}
-		if limit > 0 && len(exs) > limit {
-			exs = exs[:limit]
-		}
-		for i := range exs {
-			if exs[i].ID == "" {
-				exs[i].ID = fmt.Sprintf("#%d", i+1)
-			}
-		}
-		out = append(out, exs...)
-	}
-	return out, nil
+	return exs, nil
 }
 
 func write(opts Options, rep *Report) error {

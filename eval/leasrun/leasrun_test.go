@@ -177,3 +177,33 @@ func TestRunResumesPerBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRunRefusesDuplicateQuestions: rollouts are resumed by (dataset, id),
+// so two questions sharing both would take each other's rollouts. Rows
+// without ids in nq_test.jsonl and nq_dev.jsonl are both nq/0, nq/1, …:
+// the run is refused naming the id and both files, before any rollout,
+// as `dartc eval` refuses them.
+func TestRunRefusesDuplicateQuestions(t *testing.T) {
+	f := runtest.Get(t)
+	s, err := connect.Open(f.Index, httpretrieve.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	test, dev := filepath.Join(data, "nq_test.jsonl"), filepath.Join(data, "nq_dev.jsonl")
+	os.WriteFile(test, []byte(`{"question": "who got the first nobel prize in physics", "golden_answers": ["Wilhelm Conrad Röntgen"]}`+"\n"), 0o644)
+	os.WriteFile(dev, []byte(`{"question": "where is the money pit", "golden_answers": ["Oak Island"]}`+"\n"), 0o644)
+	dir := t.TempDir()
+	_, err = leasrun.Run(context.Background(), leasrun.Options{
+		Agent: agent.Config{Model: f.Model, Searcher: s, Session: &runtime.Options{IntraOpThreads: 1},
+			MaxTurns: 1, MaxTurnTokens: 2, Sampling: runtime.Sampling{Temperature: 1, TopK: 20}},
+		Trained:  map[leas.Config]string{leas.Reas: f.Adapters["reason"], leas.Tool: f.Adapters["tool"], leas.Unified: f.Adapters["unified"]},
+		Datasets: []string{test, dev}, K: 1, Batch: 1, Dir: dir,
+	})
+	if err == nil || !strings.Contains(err.Error(), `dataset nq has question id "0" twice`) || !strings.Contains(err.Error(), test) || !strings.Contains(err.Error(), dev) {
+		t.Fatalf("err = %v; want the duplicate nq/0 refused naming both files", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, leasrun.RolloutsFile)); !os.IsNotExist(err) {
+		t.Errorf("rollouts.jsonl written before the refusal: %v", err)
+	}
+}

@@ -128,7 +128,7 @@ func LoadQuestions(paths []string, limit int) ([]eval.Example, error) {
 			}
 			k := key(ex.Source, ex.ID)
 			if prev, dup := seen[k]; dup {
-				return nil, fmt.Errorf("run: dataset %s has question id %q twice (in %s and %s): ids must be unique within a dataset for resuming", ex.Source, ex.ID, prev, p)
+				return nil, fmt.Errorf("run: dataset %s has question id %q twice (in %s and %s): ids must be unique within a dataset for resuming; give the rows distinct ids, or the files distinct names (a row without an id is numbered by its line, and the dataset is the file name without _test, _dev, …)", ex.Source, ex.ID, prev, p)
 			}
 			seen[k] = p
 			out = append(out, ex)

@@ -410,6 +410,11 @@ func (b *builder) write(path string, p Params) (int64, error) {
 	if err := writeTrailer(w, crc); err != nil {
 		return 0, err
 	}
+	// CreateTemp makes the file 0600; the index is an output like any
+	// other, readable by whoever serves it.
+	if err := out.Chmod(0o644); err != nil {
+		return 0, err
+	}
 	if err := out.Sync(); err != nil {
 		return 0, err
 	}

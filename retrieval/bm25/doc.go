@@ -25,13 +25,17 @@
 //     upper bounds stored at build time and skip blocks of 128 postings.
 //   - An Index is immutable after Open and safe for concurrent use; at most
 //     GOMAXPROCS searches run at once, the others wait. Open reads the whole
-//     file into memory.
+//     file into memory, after checking its magic, version and trailer from
+//     the first and last bytes (a corpus given by mistake costs no memory).
+//   - A query is reduced to its distinct terms with their repeat counts
+//     without allocating per token; Search checks its context between
+//     queries and between the terms of a query.
 //   - Open checks the magic, version, section table and checksum, and the
 //     structure of every offset table and the term order; posting lists and
 //     stored passages are bounds-checked when read. A damaged file gives an
 //     error wrapping ErrCorrupt, never a panic.
 //   - Build writes the file atomically: a temporary file in the target
-//     directory, fsynced, then renamed.
+//     directory, made 0644, fsynced, then renamed.
 //
 // File format, version 1, all integers little-endian:
 //

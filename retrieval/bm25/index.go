@@ -3,8 +3,10 @@ package bm25
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 	"os"
 	"runtime"
@@ -44,17 +46,75 @@ type Index struct {
 	slots       chan struct{}
 }
 
-// Open reads and checks the index file at path.
+// Open reads and checks the index file at path. The magic, version and
+// trailer are checked from the open file before the whole file is read, so
+// a multi-gigabyte corpus passed by mistake is refused without loading it.
 func Open(path string) (*Index, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("bm25: open index: %w", err)
 	}
-	ix, err := openBytes(data, true)
-	if err != nil {
+	defer f.Close()
+	fail := func(err error) (*Index, error) {
 		return nil, fmt.Errorf("bm25: open %s: %w (rebuild it with `dartc search index`)", path, err)
 	}
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("bm25: open index: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("bm25: open %s: not a regular file: give the index file written by `dartc search index`", path)
+	}
+	size := info.Size()
+	if err := checkEnds(f, size); err != nil {
+		if errors.Is(err, ErrNotIndex) {
+			return nil, fmt.Errorf("bm25: open %s: %w (a corpus JSONL must be indexed first: dartc search index --corpus %s -o INDEX.bm25)", path, err, path)
+		}
+		return fail(err)
+	}
+	if int64(int(size)) != size {
+		return fail(fmt.Errorf("%d bytes do not fit in memory on this platform", size))
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(io.NewSectionReader(f, 0, size), data); err != nil {
+		return nil, fmt.Errorf("bm25: open %s: read: %w", path, err)
+	}
+	ix, err := openBytes(data, true)
+	if err != nil {
+		return fail(err)
+	}
 	return ix, nil
+}
+
+// checkEnds does openBytes's first checks (magic, version, header size,
+// trailer) reading only the file's first and last bytes.
+func checkEnds(f io.ReaderAt, size int64) error {
+	head := make([]byte, 16)
+	n, err := f.ReadAt(head, 0)
+	if n < len(magic) || string(head[:len(magic)]) != magic {
+		if err != nil && err != io.EOF {
+			return err
+		}
+		return ErrNotIndex
+	}
+	if size < headerSize+trailerSize {
+		return corrupt("%d bytes is shorter than the header and trailer (%d bytes)", size, headerSize+trailerSize)
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(head[8:]); v != formatVersion {
+		return fmt.Errorf("%w %d (this build reads version %d)", ErrVersion, v, formatVersion)
+	}
+	if hs := le.Uint32(head[12:]); hs != headerSize {
+		return corrupt("header size %d, want %d", hs, headerSize)
+	}
+	tr := make([]byte, trailerSize)
+	if _, err := f.ReadAt(tr, size-trailerSize); err != nil {
+		return err
+	}
+	if string(tr[4:]) != trailerMagic {
+		return corrupt("trailer missing (file truncated?)")
+	}
+	return nil
 }
 
 // OpenBytes checks an index held in memory; the Index keeps data.

@@ -1,6 +1,7 @@
 package bm25
 
 import (
+	"context"
 	"testing"
 
 	"github.com/dartc/dartc/retrieval/corpus"
@@ -20,11 +21,11 @@ func TestPruningIsExact(t *testing.T) {
 	pruned := 0
 	for _, q := range queries {
 		for _, k := range []int{1, 3, 10, 100} {
-			want, err := ix.searchOne(q, k, false)
+			want, err := ix.searchOne(context.Background(), q, k, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ix.searchOne(q, k, true)
+			got, err := ix.searchOne(context.Background(), q, k, true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,7 +28,12 @@ type scratch struct {
 	touched []uint32
 	cands   []uint32
 	tok     []byte
-	terms   []string
+	// termIndex maps a query's distinct terms to their place in qtf, so a
+	// repeated token costs a map lookup, not a string: a long query of one
+	// word repeated allocates once.
+	termIndex map[string]int
+	terms     []string
+	qtf       []int
 }
 
 var _ retrieval.Searcher = (*Index)(nil)
@@ -43,7 +48,7 @@ func (ix *Index) getScratch() *scratch {
 // SearchOne returns the top topk passages for one query (fewer when fewer
 // passages contain a query term), best first.
 func (ix *Index) SearchOne(query string, topk int) ([]Hit, error) {
-	return ix.searchOne(query, topk, true)
+	return ix.searchOne(context.Background(), query, topk, true)
 }
 
 // queryTerm is one distinct query term found in the index.
@@ -64,12 +69,18 @@ const boundSlack = 1 + 1e-9
 // could add, passages not yet seen cannot enter the top k, and the remaining
 // terms are only looked up, through the skip blocks, for the passages that
 // still can (MaxScore). Without prune every posting is read; the result is
-// the same either way.
-func (ix *Index) searchOne(query string, topk int, prune bool) ([]Hit, error) {
+// the same either way. ctx is checked before each term: one query of many
+// common terms can take seconds on a large index, and a server's deadline
+// must stop it.
+func (ix *Index) searchOne(ctx context.Context, query string, topk int, prune bool) ([]Hit, error) {
 	if topk < 1 {
 		return nil, retrieval.ErrBadTopK
 	}
-	ix.slots <- struct{}{}
+	select {
+	case ix.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	defer func() { <-ix.slots }()
 	s := ix.getScratch()
 	defer ix.scratchPool.Put(s)
@@ -89,6 +100,9 @@ func (ix *Index) searchOne(query string, topk int, prune bool) ([]Hit, error) {
 	i := 0
 	threshold := math.Inf(-1)
 	for ; i < len(terms); i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if prune && i > 0 && len(s.touched) >= topk {
 			top := topHits(s.acc, s.touched, topk)
 			threshold = top[topk-1].Score
@@ -112,6 +126,9 @@ func (ix *Index) searchOne(query string, topk int, prune bool) ([]Hit, error) {
 	slices.Sort(cands)
 	s.cands = cands
 	for ; i < len(terms); i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := ix.accumulateAt(s, terms[i].id, terms[i].weight, cands); err != nil {
 			return nil, err
 		}
@@ -134,24 +151,34 @@ func (ix *Index) searchOne(query string, topk int, prune bool) ([]Hit, error) {
 // queryTerms analyzes the query into its distinct indexed terms, sorted by
 // descending bound, then bytewise: the order contributions are added in.
 func (ix *Index) queryTerms(s *scratch, query string) []queryTerm {
-	s.terms = s.terms[:0]
-	s.tok = Tokens(query, s.tok, func(tok []byte) { s.terms = append(s.terms, string(tok)) })
-	slices.Sort(s.terms)
+	if s.termIndex == nil {
+		s.termIndex = make(map[string]int)
+	}
+	clear(s.termIndex)
+	s.terms, s.qtf = s.terms[:0], s.qtf[:0]
+	s.tok = Tokens(query, s.tok, func(tok []byte) {
+		if i, ok := s.termIndex[string(tok)]; ok { // no allocation for a lookup
+			s.qtf[i]++
+			return
+		}
+		t := string(tok)
+		s.termIndex[t] = len(s.terms)
+		s.terms = append(s.terms, t)
+		s.qtf = append(s.qtf, 1)
+	})
+	if len(s.termIndex) > 1<<12 {
+		s.termIndex = nil // a pooled scratch should not keep one huge query's map
+	}
 	le := binary.LittleEndian
 	var terms []queryTerm
-	for i := 0; i < len(s.terms); {
-		j := i + 1
-		for j < len(s.terms) && s.terms[j] == s.terms[i] {
-			j++
-		}
-		if id, ok := ix.lookup([]byte(s.terms[i])); ok {
+	for i, text := range s.terms {
+		if id, ok := ix.lookup([]byte(text)); ok {
 			df := le.Uint32(ix.docFreqs[4*id:])
 			idf := math.Log(1 + (float64(ix.n)-float64(df)+0.5)/(float64(df)+0.5))
-			w := float64(j-i) * idf
+			w := float64(s.qtf[i]) * idf
 			bound := w * float64(math.Float32frombits(le.Uint32(ix.termBounds[4*id:])))
-			terms = append(terms, queryTerm{text: s.terms[i], id: id, df: df, weight: w, bound: bound})
+			terms = append(terms, queryTerm{text: text, id: id, df: df, weight: w, bound: bound})
 		}
-		i = j
 	}
 	slices.SortFunc(terms, func(a, b queryTerm) int {
 		switch {
@@ -364,8 +391,11 @@ func (ix *Index) searchPassages(ctx context.Context, q string, topk int) ([]retr
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bm25: search: %w", err)
 	}
-	hits, err := ix.SearchOne(q, topk)
+	hits, err := ix.searchOne(ctx, q, topk, true)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("bm25: search: %w", err) // the query may be long: not in the message
+		}
 		return nil, fmt.Errorf("bm25: search %q: %w", q, err)
 	}
 	ps := make([]retrieval.Passage, len(hits))

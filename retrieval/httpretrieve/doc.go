@@ -19,8 +19,13 @@
 //     Search-R1 also maps topk 0 to its default, dartc answers 400 for
 //     topk ≤ 0 instead, and for topk above the server's maximum.
 //   - Every bad request (malformed JSON, a missing or mistyped field, a body
-//     over the size limit) gets status 400 and {"error": "..."}; the server
-//     keeps serving. Search failures get 500 with the same shape.
+//     over the size limit, a query over the length limit) gets status 400
+//     and {"error": "..."}; the server keeps serving. Search failures get
+//     500 with the same shape, and a request past the per-request timeout
+//     503 (or a cut connection if its response had started).
+//   - The limits are checked when the handler is made: negative ones, and a
+//     default topk above the largest topk or the passage limit, are refused
+//     (ServerOptions.Check).
 //   - The client retries transport errors, 429 and 5xx a bounded number of
 //     times with exponential backoff and jitter; it never retries 4xx. Each
 //     attempt has its own timeout, and the caller's context bounds them all.

@@ -19,7 +19,20 @@ import (
 
 var errNonFiniteScore = errors.New("httpretrieve: a score is NaN or infinite")
 
-// ServerOptions configure a /retrieve handler. Zero fields take the defaults.
+// Defaults of the limits that have a `dartc search serve` flag.
+const (
+	// DefaultMaxQueryBytes bounds one query. Search-R1's queries are a few
+	// words; a query is at most one generated turn (500 tokens by default,
+	// about 2 KB of text), so 8 KiB refuses only what no agent turn makes.
+	DefaultMaxQueryBytes = 8 << 10
+	// DefaultTimeout bounds the time one request may take, under the 30 s
+	// a dartc client waits per attempt so that it reads the server's error.
+	DefaultTimeout = 25 * time.Second
+)
+
+// ServerOptions configure a /retrieve handler. Zero fields take the
+// defaults; negative ones, or a DefaultTopK the other limits refuse, are
+// an error (Check).
 type ServerOptions struct {
 	DefaultTopK int // topk when the request omits it; default 3 (Search-R1's)
 	MaxTopK     int // largest accepted topk; default 1000
@@ -29,29 +42,74 @@ type ServerOptions struct {
 	// trainer asks for batch × topk = 512 × 3 = 1,536.
 	MaxResults   int
 	MaxBodyBytes int64 // request body limit; default 4 MiB
-	Logger       *slog.Logger
+	// MaxQueryBytes bounds the length of one query; default
+	// DefaultMaxQueryBytes.
+	MaxQueryBytes int
+	// Timeout bounds one request, searching included: past it the server
+	// answers 503, or cuts a response already started; default
+	// DefaultTimeout.
+	Timeout time.Duration
+	Logger  *slog.Logger
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
-	if o.DefaultTopK <= 0 {
+	if o.DefaultTopK == 0 {
 		o.DefaultTopK = 3
 	}
-	if o.MaxTopK <= 0 {
+	if o.MaxTopK == 0 {
 		o.MaxTopK = 1000
 	}
-	if o.MaxQueries <= 0 {
+	if o.MaxQueries == 0 {
 		o.MaxQueries = 4096
 	}
-	if o.MaxResults <= 0 {
+	if o.MaxResults == 0 {
 		o.MaxResults = 16384
 	}
-	if o.MaxBodyBytes <= 0 {
+	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 4 << 20
+	}
+	if o.MaxQueryBytes == 0 {
+		o.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// Check reports a negative limit, and a default topk above MaxTopK (a
+// request without "topk" would get more passages than any request may ask
+// for) or above MaxResults (every such request would be refused). Zero
+// fields take the defaults.
+func (o ServerOptions) Check() error {
+	for _, f := range []struct {
+		name string
+		neg  bool
+		v    any
+	}{
+		{"default topk (--topk)", o.DefaultTopK < 0, o.DefaultTopK},
+		{"largest topk (--max-topk)", o.MaxTopK < 0, o.MaxTopK},
+		{"most queries per request", o.MaxQueries < 0, o.MaxQueries},
+		{"most passages per request (--max-results)", o.MaxResults < 0, o.MaxResults},
+		{"body limit (--max-body)", o.MaxBodyBytes < 0, o.MaxBodyBytes},
+		{"query length limit (--max-query-bytes)", o.MaxQueryBytes < 0, o.MaxQueryBytes},
+		{"request timeout (--timeout)", o.Timeout < 0, o.Timeout},
+	} {
+		if f.neg {
+			return fmt.Errorf("httpretrieve: the %s is negative (%v): want a positive value, or 0 for the default", f.name, f.v)
+		}
+	}
+	d := o.withDefaults()
+	if d.DefaultTopK > d.MaxTopK {
+		return fmt.Errorf("httpretrieve: the default topk (--topk) %d is over the largest topk (--max-topk) %d: lower --topk or raise --max-topk", d.DefaultTopK, d.MaxTopK)
+	}
+	if d.DefaultTopK > d.MaxResults {
+		return fmt.Errorf("httpretrieve: the default topk (--topk) %d is over the most passages per request (--max-results) %d: lower --topk or raise --max-results", d.DefaultTopK, d.MaxResults)
+	}
+	return nil
 }
 
 type handler struct {
@@ -60,8 +118,12 @@ type handler struct {
 }
 
 // NewHandler returns an http.Handler that serves POST /retrieve from s and
-// logs every request.
+// logs every request. It panics if opts fail Check: call Check first to
+// report bad options as an error.
 func NewHandler(s retrieval.Searcher, opts ServerOptions) http.Handler {
+	if err := opts.Check(); err != nil {
+		panic(err)
+	}
 	return &handler{s: s, opts: opts.withDefaults()}
 }
 
@@ -129,7 +191,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (queries, topk i
 		writeError(w, http.StatusBadRequest, err.Error())
 		return 0, 0
 	}
-	h.respond(w, r, *req.Queries, topk, req.ReturnScores != nil && *req.ReturnScores)
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	h.respond(ctx, w, *req.Queries, topk, req.ReturnScores != nil && *req.ReturnScores)
 	return len(*req.Queries), topk
 }
 
@@ -139,23 +203,37 @@ const streamPassages = 1024
 
 // respond searches queries a slice at a time and streams the response, so
 // that the server holds at most one slice of results. A failure before the
-// first byte is a 500; a failure after it aborts the connection, so the
-// client sees a broken response, never a valid but truncated one.
-func (h *handler) respond(w http.ResponseWriter, r *http.Request, queries []string, topk int, withScores bool) {
+// first byte is a 500 (503 when the request ran out of time); a failure
+// after it aborts the connection, so the client sees a broken response,
+// never a valid but truncated one. ctx carries the request's deadline; it
+// is checked before each slice, and the Searcher checks it as it goes.
+func (h *handler) respond(ctx context.Context, w http.ResponseWriter, queries []string, topk int, withScores bool) {
 	per := max(1, streamPassages/topk)
 	var bw *bufio.Writer
 	buf := make([]byte, 0, 64<<10)
 	for start := 0; start < len(queries) || start == 0; start += per {
 		end := min(start+per, len(queries))
-		results, err := h.s.Search(r.Context(), queries[start:end], topk)
+		err := ctx.Err()
+		var results [][]retrieval.Passage
+		if err == nil {
+			results, err = h.s.Search(ctx, queries[start:end], topk)
+		}
 		if err == nil {
 			buf, err = appendResults(buf[:0], results, withScores, start == 0)
 		}
 		if err != nil {
+			timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+			if timedOut {
+				err = fmt.Errorf("the request ran over the server's limit of %v per request (--timeout) with %d of %d queries answered: send fewer or shorter queries per request",
+					h.opts.Timeout, start, len(queries))
+			}
 			h.opts.Logger.Error("retrieve: search failed", "err", err)
 			if bw == nil {
-				status := http.StatusInternalServerError
-				writeError(w, status, "search failed: "+err.Error())
+				if timedOut {
+					writeError(w, http.StatusServiceUnavailable, err.Error())
+				} else {
+					writeError(w, http.StatusInternalServerError, "search failed: "+err.Error())
+				}
 				return
 			}
 			panic(http.ErrAbortHandler)
@@ -193,6 +271,13 @@ func (h *handler) parse(body []byte) (request, int, error) {
 	n := len(*req.Queries)
 	if n > h.opts.MaxQueries {
 		return req, 0, fmt.Errorf(`"queries" has %d entries, the limit is %d: split the batch`, n, h.opts.MaxQueries)
+	}
+	// Checked before any search: a query's cost grows with its length.
+	for i, q := range *req.Queries {
+		if len(q) > h.opts.MaxQueryBytes {
+			return req, 0, fmt.Errorf(`query %d of "queries" is %d bytes, over the limit of %d per query: shorten it (the server's --max-query-bytes sets the limit)`,
+				i+1, len(q), h.opts.MaxQueryBytes)
+		}
 	}
 	topk := h.opts.DefaultTopK
 	if req.TopK != nil && string(*req.TopK) != "null" {
