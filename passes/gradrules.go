@@ -229,17 +229,25 @@ func (c *gradCtx) constInts(v string) ([]int64, bool) {
 	return int64Const(c.s.Model.Graph, c.producer(v), v)
 }
 
+// constTensor is v's value when v is an initializer or a Constant node's
+// tensor, else nil.
+func (c *gradCtx) constTensor(v string) *ir.Tensor {
+	if t := c.s.Model.Graph.Initializer(v); t != nil {
+		return t
+	}
+	if n := c.producer(v); n != nil && n.OpType == "Constant" {
+		if a := n.Attr("value"); a != nil && a.GetT() != nil {
+			t, _ := ir.TensorFromPB(a.GetT(), "")
+			return t
+		}
+	}
+	return nil
+}
+
 // constBool reads a one-element bool constant (initializer or Constant
 // node).
 func (c *gradCtx) constBool(v string) (bool, bool) {
-	t := c.s.Model.Graph.Initializer(v)
-	if t == nil {
-		if n := c.producer(v); n != nil && n.OpType == "Constant" {
-			if a := n.Attr("value"); a != nil && a.GetT() != nil {
-				t, _ = ir.TensorFromPB(a.GetT(), "")
-			}
-		}
-	}
+	t := c.constTensor(v)
 	if t == nil || t.DType != ir.Bool || t.External != nil || len(t.Raw) != 1 {
 		return false, false
 	}
@@ -249,14 +257,7 @@ func (c *gradCtx) constBool(v string) (bool, bool) {
 // constFloat reads a one-element float constant (initializer or Constant
 // node).
 func (c *gradCtx) constFloat(v string) (float64, bool) {
-	t := c.s.Model.Graph.Initializer(v)
-	if t == nil {
-		if n := c.producer(v); n != nil && n.OpType == "Constant" {
-			if a := n.Attr("value"); a != nil && a.GetT() != nil {
-				t, _ = ir.TensorFromPB(a.GetT(), "")
-			}
-		}
-	}
+	t := c.constTensor(v)
 	if t == nil || !t.DType.IsFloat() {
 		return 0, false
 	}

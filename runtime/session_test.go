@@ -122,6 +122,22 @@ func TestGoldenStaticScatterDecoder(t *testing.T) {
 	}
 }
 
+// scatterInputs are zero inputs of the static-scatter decoder fixture, two
+// tokens of one row.
+func scatterInputs() map[string]*runtime.Tensor {
+	in := map[string]*runtime.Tensor{
+		"input_ids":        runtime.NewTensor(runtime.Int64, 1, 2),
+		"position_ids":     runtime.NewTensor(runtime.Int64, 1, 2),
+		"write_indices":    runtime.NewTensor(runtime.Int64, 1),
+		"nonpad_kv_seqlen": runtime.NewTensor(runtime.Int64, 1),
+	}
+	for l := range 2 {
+		in[fmt.Sprintf("key_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
+		in[fmt.Sprintf("value_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
+	}
+	return in
+}
+
 func TestRunRejectsBadInputs(t *testing.T) {
 	orttest.Init(t)
 	s, err := runtime.NewSession(scatterDir+"/model.onnx", &runtime.Options{IntraOpThreads: 1})
@@ -129,19 +145,7 @@ func TestRunRejectsBadInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Destroy()
-	good := func() map[string]*runtime.Tensor {
-		in := map[string]*runtime.Tensor{
-			"input_ids":        runtime.NewTensor(runtime.Int64, 1, 2),
-			"position_ids":     runtime.NewTensor(runtime.Int64, 1, 2),
-			"write_indices":    runtime.NewTensor(runtime.Int64, 1),
-			"nonpad_kv_seqlen": runtime.NewTensor(runtime.Int64, 1),
-		}
-		for l := range 2 {
-			in[fmt.Sprintf("key_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
-			in[fmt.Sprintf("value_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
-		}
-		return in
-	}
+	good := scatterInputs
 	copy(good()["input_ids"].Int64(), []int64{1, 2})
 	if _, err := s.Run(good(), "logits"); err != nil {
 		t.Fatalf("well-formed inputs: %v", err)
@@ -276,19 +280,7 @@ func TestForGraph(t *testing.T) {
 // buffer and listing the outputs, as BoundSession does.
 func TestRunIntoRefusesUnknownBuffer(t *testing.T) {
 	orttest.Init(t)
-	inputs := func() map[string]*runtime.Tensor {
-		in := map[string]*runtime.Tensor{
-			"input_ids":        runtime.NewTensor(runtime.Int64, 1, 2),
-			"position_ids":     runtime.NewTensor(runtime.Int64, 1, 2),
-			"write_indices":    runtime.NewTensor(runtime.Int64, 1),
-			"nonpad_kv_seqlen": runtime.NewTensor(runtime.Int64, 1),
-		}
-		for l := range 2 {
-			in[fmt.Sprintf("key_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
-			in[fmt.Sprintf("value_cache.%d", l)] = runtime.NewTensor(runtime.Float32, 1, 16, 32)
-		}
-		return in
-	}
+	inputs := scatterInputs
 	for _, c := range []struct {
 		name    string
 		outputs []string // Options.Outputs

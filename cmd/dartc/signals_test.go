@@ -158,17 +158,7 @@ func TestSIGINTDuringCompile(t *testing.T) {
 // the end and then reported the interruption. The signal is sent as soon as
 // the trainer has opened its sessions (run.json appears).
 func TestSIGINTDuringTrainStartUp(t *testing.T) {
-	dir := t.TempDir()
-	p := func(name string) string { return filepath.Join(dir, name) }
-	for _, args := range [][]string{
-		{"models", "synth", "--preset", "tiny", "--layers", "1", "--vocab", "151936", "--kv-cache", "-o", p("model")},
-		{"compile", p("model/model.onnx"), "--out", p("compiled"), "--rank", "4"},
-		{"search", "index", "--corpus", "../../data/demo/corpus.jsonl", "--format", "title-text", "-o", p("index.bm25")},
-	} {
-		if out, err := runDartc(t, "", args...); err != nil {
-			t.Fatalf("dartc %v: %v\n%s", args, err, out)
-		}
-	}
+	p := demoTrainSetup(t)
 	cmd, stderr := startDartc(t, "train", "--model", p("compiled"), "--data", "../../data/demo/hotpotqa_val.jsonl",
 		"--search", p("index.bm25"), "-o", p("run"), "--steps", "3", "--prompts", "1", "--group", "2", "--max-turn-tokens", "8", "--no-progress")
 	// run.json is written once the trainer's sessions are open; the

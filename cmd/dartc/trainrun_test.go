@@ -24,16 +24,14 @@ func runDartcStderr(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errw.String(), err
 }
 
-// TestTrainDefaultsFitTheDemoModel: on the demo model (tiny Qwen2 with the
-// 151,936-token vocabulary), `dartc train` with its defaults prints the
-// step estimate (memory and time) before starting and a line per step with
-// reward, EM, loss, KL, clip fraction and phase times; the defaults'
-// estimate fits a small CPU machine while Search-R1's preset is refused
-// on a machine of this estimate's size. The estimate's accuracy is
-// measured by `go test -run '^$' -bench EstimateMemory ./grpo`.
-func TestTrainDefaultsFitTheDemoModel(t *testing.T) {
+// demoTrainSetup makes, in a temporary folder, what `dartc train` needs on
+// the demo's scale: a one-layer tiny Qwen2 with the 151,936-token
+// vocabulary (model/, compiled/ at rank 4) and a BM25 index of the demo
+// corpus (index.bm25); p names a file in that folder.
+func demoTrainSetup(t *testing.T) (p func(name string) string) {
+	t.Helper()
 	dir := t.TempDir()
-	p := func(name string) string { return filepath.Join(dir, name) }
+	p = func(name string) string { return filepath.Join(dir, name) }
 	for _, args := range [][]string{
 		{"models", "synth", "--preset", "tiny", "--layers", "1", "--vocab", "151936", "--kv-cache", "-o", p("model")},
 		{"compile", p("model/model.onnx"), "--out", p("compiled"), "--rank", "4"},
@@ -43,6 +41,18 @@ func TestTrainDefaultsFitTheDemoModel(t *testing.T) {
 			t.Fatalf("dartc %v: %v\n%s", args, err, out)
 		}
 	}
+	return p
+}
+
+// TestTrainDefaultsFitTheDemoModel: on the demo model (tiny Qwen2 with the
+// 151,936-token vocabulary), `dartc train` with its defaults prints the
+// step estimate (memory and time) before starting and a line per step with
+// reward, EM, loss, KL, clip fraction and phase times; the defaults'
+// estimate fits a small CPU machine while Search-R1's preset is refused
+// on a machine of this estimate's size. The estimate's accuracy is
+// measured by `go test -run '^$' -bench EstimateMemory ./grpo`.
+func TestTrainDefaultsFitTheDemoModel(t *testing.T) {
+	p := demoTrainSetup(t)
 	man, err := manifest.Read(p("compiled"))
 	if err != nil {
 		t.Fatal(err)

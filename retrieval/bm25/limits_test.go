@@ -5,25 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/dartc/dartc/internal/alloc"
 	"github.com/dartc/dartc/retrieval/corpus"
 	"github.com/dartc/dartc/retrieval/internal/synth"
 )
-
-// allocatedDuring returns the bytes the process allocated while fn ran.
-func allocatedDuring(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // TestIndexFileMode: the index is written 0644 like every other output,
 // not with os.CreateTemp's 0600, also when --force replaces an index.
@@ -72,7 +62,7 @@ func TestOpenChecksEndsBeforeReading(t *testing.T) {
 	}
 	jsonl := sparse("wiki-18.jsonl", []byte(`{"id": "0", "contents": "\"Aaron\"\nAaron is a prophet"}`+"\n"))
 	var err error
-	if got := allocatedDuring(func() { _, err = Open(jsonl) }); got > 1<<20 {
+	if got := alloc.During(func() { _, err = Open(jsonl) }); got > 1<<20 {
 		t.Errorf("Open of a %d MiB JSONL allocated %.1f MiB before refusing it", size>>20, float64(got)/(1<<20))
 	}
 	if !errors.Is(err, ErrNotIndex) || !strings.Contains(err.Error(), jsonl) || !strings.Contains(err.Error(), "dartc search index --corpus") {
@@ -81,7 +71,7 @@ func TestOpenChecksEndsBeforeReading(t *testing.T) {
 
 	head := smallIndexBytes(t)[:headerSize]
 	truncated := sparse("cut.bm25", head) // header of an index, no trailer
-	if got := allocatedDuring(func() { _, err = Open(truncated) }); got > 1<<20 {
+	if got := alloc.During(func() { _, err = Open(truncated) }); got > 1<<20 {
 		t.Errorf("Open of a %d MiB index without a trailer allocated %.1f MiB", size>>20, float64(got)/(1<<20))
 	}
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "trailer") {
@@ -91,7 +81,7 @@ func TestOpenChecksEndsBeforeReading(t *testing.T) {
 	future := slices.Clone(head)
 	future[8] = formatVersion + 1
 	newer := sparse("newer.bm25", future)
-	if got := allocatedDuring(func() { _, err = Open(newer) }); got > 1<<20 {
+	if got := alloc.During(func() { _, err = Open(newer) }); got > 1<<20 {
 		t.Errorf("Open of a %d MiB index of another version allocated %.1f MiB", size>>20, float64(got)/(1<<20))
 	}
 	if !errors.Is(err, ErrVersion) {

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/dartc/dartc/internal/alloc"
 	"github.com/dartc/dartc/retrieval/bm25"
 	"github.com/dartc/dartc/retrieval/corpus"
 )
@@ -38,18 +38,6 @@ func hotpotIndex(t testing.TB) *bm25.Index {
 	return ix
 }
 
-// allocatedDuring returns the bytes the process allocated while fn ran
-// (client and server share the process; the client's share is the request
-// and the response it reads).
-func allocatedDuring(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // TestRequestSizeIsBounded: a small request whose queries × topk would
 // make a response of tens of megabytes (100 queries of 10 bytes × topk
 // 1000 = 100,000 passages, about 70 MB of JSON) is refused with a 400 that
@@ -64,16 +52,16 @@ func TestRequestSizeIsBounded(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"queries": qs, "topk": 1000, "return_scores": true})
 	var status int
 	var msg []byte
-	alloc := allocatedDuring(func() {
+	allocated := alloc.During(func() {
 		resp, b := post(t, base+"/retrieve", string(body))
 		status, msg = resp.StatusCode, b
 	})
-	t.Logf("%d-byte request, 100 queries × topk 1000: status %d, %.2f MB allocated: %s", len(body), status, float64(alloc)/1e6, msg)
+	t.Logf("%d-byte request, 100 queries × topk 1000: status %d, %.2f MB allocated: %s", len(body), status, float64(allocated)/1e6, msg)
 	if status != 400 || !bytes.Contains(msg, []byte("16384")) || !bytes.Contains(msg, []byte("fewer queries")) {
 		t.Fatalf("status %d, body %s; want 400 naming the limit and the fix", status, msg)
 	}
-	if alloc > 4<<20 {
-		t.Fatalf("refusing the request allocated %.1f MB", float64(alloc)/1e6)
+	if allocated > 4<<20 {
+		t.Fatalf("refusing the request allocated %.1f MB", float64(allocated)/1e6)
 	}
 }
 

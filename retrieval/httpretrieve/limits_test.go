@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dartc/dartc/internal/alloc"
 )
 
 // errorOf decodes a {"error": …} body.
@@ -37,8 +39,8 @@ func TestQueryLengthIsBounded(t *testing.T) {
 	body, _ = json.Marshal(map[string]any{"queries": []string{"apple", huge}, "topk": 3})
 	var resp *http.Response
 	var msg []byte
-	alloc := allocatedDuring(func() { resp, msg = post(t, base+"/retrieve", string(body)) })
-	t.Logf("one query of %d bytes: status %d, %.1f MB allocated: %s", len(huge), resp.StatusCode, float64(alloc)/1e6, msg)
+	allocated := alloc.During(func() { resp, msg = post(t, base+"/retrieve", string(body)) })
+	t.Logf("one query of %d bytes: status %d, %.1f MB allocated: %s", len(huge), resp.StatusCode, float64(allocated)/1e6, msg)
 	if resp.StatusCode != 400 {
 		t.Fatalf("a query of %d bytes: status %d, want 400", len(huge), resp.StatusCode)
 	}
@@ -51,8 +53,8 @@ func TestQueryLengthIsBounded(t *testing.T) {
 	// Client and server together: making, reading and decoding the 4 MiB
 	// body (about 31 MB). Searching the query, as before the bound, took
 	// 123 MB.
-	if alloc > 48<<20 {
-		t.Errorf("refusing a %d-byte query allocated %.1f MB", len(huge), float64(alloc)/1e6)
+	if allocated > 48<<20 {
+		t.Errorf("refusing a %d-byte query allocated %.1f MB", len(huge), float64(allocated)/1e6)
 	}
 
 	small := startServer(t, NewHandler(ix, ServerOptions{Logger: quietLogger(), MaxQueryBytes: 16}))
