@@ -354,8 +354,12 @@ func (a *Agent) CheckPrompts(questions []Question) error {
 			continue
 		}
 		if p := a.PromptIDs(q.Question); len(p) >= a.maxCtx {
-			return fmt.Errorf("%w: question %d (id %q, %d bytes) makes a %d-token prompt, the model's context is %d tokens (manifest.json max_length): shorten or drop it",
-				ErrPromptTooLong, qi+1, q.ID, len(q.Question), len(p), a.maxCtx)
+			from := "manifest.json max_length"
+			if a.cfg.MaxContext > 0 {
+				from = "the agent's MaxContext"
+			}
+			return fmt.Errorf("%w: question %d (id %q, %d bytes) makes a %d-token prompt, the context is %d tokens (%s): shorten or drop it",
+				ErrPromptTooLong, qi+1, q.ID, len(q.Question), len(p), a.maxCtx, from)
 		}
 	}
 	return nil
