@@ -147,6 +147,13 @@ func setExternal(pb *onnxpb.ModelProto, key, value string) {
 	}
 }
 
+// externalTensor is a float32 [1] tensor whose data lies at location.
+func externalTensor(location string) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{Name: proto.String("ext"), DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Dims: []int64{1},
+		DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+		ExternalData: []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String(location)}, {Key: proto.String("length"), Value: proto.String("4")}}}
+}
+
 func TestBadInput(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -190,6 +197,24 @@ func TestBadInput(t *testing.T) {
 		{"bad offset", func(t *testing.T, dir string) string {
 			return writeModel(t, dir, func(pb *onnxpb.ModelProto) { setExternal(pb, "offset", "-4") })
 		}, ir.ErrExternalData, "non-negative"},
+		// Tensors in attributes are kept as protobuf, but their external
+		// references are checked like the initializers'.
+		{"escaping Constant tensor", func(t *testing.T, dir string) string {
+			return writeModel(t, dir, func(pb *onnxpb.ModelProto) {
+				pb.Graph.Node = append(pb.Graph.Node, &onnxpb.NodeProto{Name: proto.String("sneaky"), OpType: proto.String("Constant"),
+					Output: []string{"sneaky_out"}, Attribute: []*onnxpb.AttributeProto{{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
+						T: externalTensor("../../../../etc/passwd")}}})
+			})
+		}, ir.ErrExternalData, "leaves the model's folder"},
+		{"escaping initializer in an If body", func(t *testing.T, dir string) string {
+			return writeModel(t, dir, func(pb *onnxpb.ModelProto) {
+				body := &onnxpb.GraphProto{Name: proto.String("then"), Initializer: []*onnxpb.TensorProto{externalTensor("/etc/passwd")}}
+				pb.Graph.Node = append(pb.Graph.Node, &onnxpb.NodeProto{Name: proto.String("branch"), OpType: proto.String("If"),
+					Input: []string{"cond"}, Output: []string{"branch_out"}, Attribute: []*onnxpb.AttributeProto{
+						{Name: proto.String("then_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: body},
+						{Name: proto.String("else_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: body}}})
+			})
+		}, ir.ErrExternalData, "absolute"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -263,4 +288,47 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("dump changed after a round trip")
 		}
 	})
+}
+
+// TestTruncatedExternalDataIsAnError: a data file that became shorter than
+// the model declares after it was loaded is an error naming the tensor and
+// the file; its missing bytes used to come back as zeros.
+func TestTruncatedExternalDataIsAnError(t *testing.T) {
+	src := filepath.Dir(fixtures[1])
+	dir := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := ir.Load(filepath.Join(dir, filepath.Base(fixtures[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *ir.Tensor // the tensor that ends furthest into the file
+	for _, init := range m.Graph.Initializers {
+		if e := init.External; e != nil && (last == nil || e.Offset+e.Length > last.External.Offset+last.External.Length) {
+			last = init
+		}
+	}
+	if last == nil {
+		t.Fatal("the fixture has no external tensor")
+	}
+	if _, err := last.Bytes(); err != nil {
+		t.Fatalf("before truncating: %v", err)
+	}
+	if err := os.Truncate(last.External.File, last.External.Offset+8); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := last.Bytes(); err == nil || !strings.Contains(err.Error(), "shorter than the model declares") || !strings.Contains(err.Error(), last.Name) {
+		t.Fatalf("reading %s from a truncated file: %v", last.Name, err)
+	}
 }

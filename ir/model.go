@@ -3,7 +3,6 @@ package ir
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"sync/atomic"
@@ -298,8 +297,12 @@ func (t *Tensor) Bytes() ([]byte, error) {
 	}
 	defer f.Close()
 	buf := make([]byte, t.External.Length)
-	if _, err := f.ReadAt(buf, t.External.Offset); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("ir: tensor %q: read %s at %d: %w", t.Name, t.External.File, t.External.Offset, err)
+	// ReadAt reports io.EOF when it read fewer bytes than asked: a file
+	// shorter than the model declares (changed since it was loaded) is an
+	// error, not zeros.
+	if n, err := f.ReadAt(buf, t.External.Offset); n < len(buf) {
+		return nil, fmt.Errorf("ir: tensor %q: %s holds %d of its %d bytes at offset %d (%v): the data file is shorter than the model declares; restore it or re-export the model",
+			t.Name, t.External.File, n, len(buf), t.External.Offset, err)
 	}
 	return buf, nil
 }

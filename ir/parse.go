@@ -121,6 +121,9 @@ func graphFromPB(pb *onnxpb.GraphProto, dir string) (*Graph, error) {
 		g.Initializers = append(g.Initializers, tt)
 	}
 	for _, n := range pb.Node {
+		if err := checkAttrData(n, dir); err != nil {
+			return nil, err
+		}
 		g.Nodes = append(g.Nodes, &Node{
 			Name: n.GetName(), OpType: n.GetOpType(), Domain: n.GetDomain(), Overload: n.GetOverload(),
 			Inputs: n.Input, Outputs: n.Output, Attrs: n.Attribute, Doc: n.GetDocString(),
@@ -128,6 +131,36 @@ func graphFromPB(pb *onnxpb.GraphProto, dir string) (*Graph, error) {
 		})
 	}
 	return g, nil
+}
+
+// checkAttrData validates the external-data references that a node's
+// attributes hold (a Constant's tensor, the initializers of an If, Loop or
+// Scan body) as those of the graph's own initializers: attributes stay
+// protobuf, so they would otherwise reach ONNX Runtime unchecked.
+func checkAttrData(n *onnxpb.NodeProto, dir string) error {
+	for _, a := range n.Attribute {
+		tensors := a.GetTensors()
+		if a.GetT() != nil {
+			tensors = append([]*onnxpb.TensorProto{a.GetT()}, tensors...)
+		}
+		for _, t := range tensors {
+			if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+				if _, err := TensorFromPB(t, dir); err != nil {
+					return fmt.Errorf("node %q attribute %q: %w", n.GetName(), a.GetName(), err)
+				}
+			}
+		}
+		graphs := a.GetGraphs()
+		if a.GetG() != nil {
+			graphs = append([]*onnxpb.GraphProto{a.GetG()}, graphs...)
+		}
+		for _, sub := range graphs {
+			if _, err := graphFromPB(sub, dir); err != nil {
+				return fmt.Errorf("node %q attribute %q: %w", n.GetName(), a.GetName(), err)
+			}
+		}
+	}
+	return nil
 }
 
 func valueInfoFromPB(v *onnxpb.ValueInfoProto) *ValueInfo {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/dartc/dartc/internal/atomicfile"
 )
@@ -156,6 +157,10 @@ func parseHeader(header []byte, metadata map[string]string) ([]tensorInfo, []str
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, fmt.Errorf("%w: header does not start with '{'", ErrBadHeader)
 	}
+	// encoding/json would replace invalid UTF-8 in a name with U+FFFD.
+	if !utf8.Valid(trimmed) {
+		return nil, nil, fmt.Errorf("%w: header is not valid UTF-8", ErrBadHeader)
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if _, err := dec.Token(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadHeader, err)
@@ -181,8 +186,16 @@ func parseHeader(header []byte, metadata map[string]string) ([]tensorInfo, []str
 			return nil, nil, fmt.Errorf("%w: value of %q: %v", ErrBadHeader, key, err)
 		}
 		if key == metadataKey {
-			if err := decodeStrict(raw, &metadata); err != nil {
+			fields, err := objectFields(raw)
+			if err != nil {
 				return nil, nil, fmt.Errorf("%w: %s must map strings to strings: %v", ErrBadHeader, metadataKey, err)
+			}
+			for k, v := range fields {
+				var sv string
+				if err := json.Unmarshal(v, &sv); err != nil {
+					return nil, nil, fmt.Errorf("%w: %s must map strings to strings: %q: %v", ErrBadHeader, metadataKey, k, err)
+				}
+				metadata[k] = sv
 			}
 			continue
 		}
@@ -202,16 +215,56 @@ func parseHeader(header []byte, metadata map[string]string) ([]tensorInfo, []str
 	return infos, names, nil
 }
 
-func decodeStrict(raw []byte, v any) error {
+// objectFields splits a JSON object into its fields, refusing a repeated
+// key (encoding/json would keep the last one).
+func objectFields(raw []byte) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	fields := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key := tok.(string)
+		if _, dup := fields[key]; dup {
+			return nil, fmt.Errorf("key %q appears twice", key)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		fields[key] = v
+	}
+	return fields, nil
 }
 
+// decodeInfo decodes a tensor's entry, whose keys must be exactly dtype,
+// shape and data_offsets (encoding/json alone would also take "DTYPE" or a
+// repeated key).
 func decodeInfo(name string, raw json.RawMessage) (tensorInfo, error) {
 	var info tensorInfo
-	if err := decodeStrict(raw, &info); err != nil {
+	fields, err := objectFields(raw)
+	if err != nil {
 		return info, fmt.Errorf("%w: tensor %q: %v", ErrBadHeader, name, err)
+	}
+	for k, v := range fields {
+		var dst any
+		switch k {
+		case "dtype":
+			dst = &info.DType
+		case "shape":
+			dst = &info.Shape
+		case "data_offsets":
+			dst = &info.DataOffsets
+		default:
+			return info, fmt.Errorf("%w: tensor %q: unknown key %q (want dtype, shape and data_offsets)", ErrBadHeader, name, k)
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return info, fmt.Errorf("%w: tensor %q: %s: %v", ErrBadHeader, name, k, err)
+		}
 	}
 	if info.Shape == nil || info.DataOffsets == nil || info.DType == "" {
 		return info, fmt.Errorf("%w: tensor %q needs dtype, shape and data_offsets", ErrBadHeader, name)

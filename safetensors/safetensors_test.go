@@ -236,6 +236,12 @@ func TestParseRejects(t *testing.T) {
 		{"trailing data", file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, 2), ErrBadOffsets},
 		{"duplicate", file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, 1), ErrDuplicate},
 		{"metadata not strings", file(`{"__metadata__":{"a":1}}`, 0), ErrBadHeader},
+		// encoding/json alone matches keys case-insensitively, keeps the
+		// last of repeated keys and replaces invalid UTF-8.
+		{"key in capitals", file(`{"t":{"DTYPE":"U8","Shape":[1],"Data_Offsets":[0,1]}}`, 1), ErrBadHeader},
+		{"repeated key", file(`{"t":{"dtype":"F16","dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, 1), ErrBadHeader},
+		{"repeated metadata key", file(`{"__metadata__":{"a":"1","a":"2"}}`, 0), ErrBadHeader},
+		{"invalid UTF-8 name", file("{\"a\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1), ErrBadHeader},
 		{"bool byte", file(`{"a":{"dtype":"BOOL","shape":[1],"data_offsets":[0,1]}}`, 1), nil},
 	}
 	for _, c := range cases {

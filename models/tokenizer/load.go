@@ -117,11 +117,7 @@ func LoadJSON(path string) (*Tokenizer, error) {
 			Vocab        map[string]int  `json:"vocab"`
 			Merges       json.RawMessage `json:"merges"`
 		} `json:"model"`
-		AddedTokens []struct {
-			ID      int    `json:"id"`
-			Content string `json:"content"`
-			Special bool   `json:"special"`
-		} `json:"added_tokens"`
+		AddedTokens []jsonAddedToken `json:"added_tokens"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("tokenizer: parse %s: %w", path, err)
@@ -129,7 +125,7 @@ func LoadJSON(path string) (*Tokenizer, error) {
 	if doc.Model.Type != "" && doc.Model.Type != "BPE" {
 		return nil, fmt.Errorf("tokenizer: %s: model type %q, want BPE", path, doc.Model.Type)
 	}
-	if err := checkQwen2Pipeline(doc.Normalizer, doc.PreTokenizer, doc.Model.IgnoreMerges); err != nil {
+	if err := checkQwen2Pipeline(doc.Normalizer, doc.PreTokenizer, doc.Model.IgnoreMerges, doc.AddedTokens); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w; dartc implements the Qwen2 pipeline only", path, err)
 	}
 	var merges [][2]string
@@ -152,40 +148,68 @@ func LoadJSON(path string) (*Tokenizer, error) {
 	return build(doc.Model.Vocab, merges, added, path)
 }
 
-// checkQwen2Pipeline refuses a tokenizer.json whose pipeline differs from
-// Qwen2's in a way this package would silently get wrong.
-func checkQwen2Pipeline(normalizer *struct{ Type string }, preTokenizer json.RawMessage, ignoreMerges bool) error {
-	if normalizer != nil && normalizer.Type != "NFC" {
-		return fmt.Errorf("normalizer %q, want NFC", normalizer.Type)
+// checkQwen2Pipeline refuses a tokenizer.json whose pipeline is not
+// exactly Qwen2's: NFC, then Split(Qwen2's regex, isolated) and ByteLevel
+// without a prefix space or its own regex, and added tokens matched as
+// written (no lstrip, rstrip, single_word or normalized). Anything else
+// would load and encode to ids Hugging Face does not produce.
+func checkQwen2Pipeline(normalizer *struct{ Type string }, preTokenizer json.RawMessage, ignoreMerges bool, added []jsonAddedToken) error {
+	if normalizer == nil || normalizer.Type != "NFC" {
+		got := "none"
+		if normalizer != nil {
+			got = fmt.Sprintf("%q", normalizer.Type)
+		}
+		return fmt.Errorf("normalizer %s, want NFC", got)
 	}
 	if ignoreMerges {
 		return errors.New("model.ignore_merges is set")
 	}
-	// Every Split regex in the pre-tokenizer must be Qwen2's pattern.
-	var walk func(json.RawMessage) error
-	walk = func(raw json.RawMessage) error {
-		var node struct {
-			Type          string `json:"type"`
-			Pattern       struct{ Regex string }
-			Pretokenizers []json.RawMessage `json:"pretokenizers"`
-		}
-		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-			return nil
-		}
-		if err := json.Unmarshal(raw, &node); err != nil {
-			return fmt.Errorf("pre_tokenizer: %w", err)
-		}
-		if node.Type == "Split" && node.Pattern.Regex != Qwen2SplitPattern {
-			return fmt.Errorf("pre-tokenizer pattern %q is not Qwen2's", node.Pattern.Regex)
-		}
-		for _, p := range node.Pretokenizers {
-			if err := walk(p); err != nil {
-				return err
-			}
-		}
-		return nil
+	type preTok struct {
+		Type           string `json:"type"`
+		Pattern        struct{ Regex string }
+		Behavior       string `json:"behavior"`
+		Invert         bool   `json:"invert"`
+		AddPrefixSpace bool   `json:"add_prefix_space"`
+		UseRegex       bool   `json:"use_regex"`
 	}
-	return walk(preTokenizer)
+	var seq struct {
+		Type          string   `json:"type"`
+		Pretokenizers []preTok `json:"pretokenizers"`
+	}
+	if len(preTokenizer) == 0 || bytes.Equal(preTokenizer, []byte("null")) {
+		return errors.New("no pre_tokenizer, want Qwen2's Split and ByteLevel")
+	}
+	if err := json.Unmarshal(preTokenizer, &seq); err != nil {
+		return fmt.Errorf("pre_tokenizer: %w", err)
+	}
+	ps := seq.Pretokenizers
+	switch {
+	case seq.Type != "Sequence" || len(ps) != 2 || ps[0].Type != "Split" || ps[1].Type != "ByteLevel":
+		return fmt.Errorf("pre_tokenizer %s, want a Sequence of Split and ByteLevel", strings.TrimSpace(string(preTokenizer)))
+	case ps[0].Pattern.Regex != Qwen2SplitPattern:
+		return fmt.Errorf("pre-tokenizer pattern %q is not Qwen2's", ps[0].Pattern.Regex)
+	case ps[0].Behavior != "Isolated" || ps[0].Invert:
+		return fmt.Errorf("pre-tokenizer Split behavior %q, invert %v: want Isolated, false", ps[0].Behavior, ps[0].Invert)
+	case ps[1].AddPrefixSpace || ps[1].UseRegex:
+		return fmt.Errorf("pre-tokenizer ByteLevel add_prefix_space %v, use_regex %v: want false, false", ps[1].AddPrefixSpace, ps[1].UseRegex)
+	}
+	for _, a := range added {
+		if a.LStrip || a.RStrip || a.SingleWord || a.Normalized {
+			return fmt.Errorf("added token %q (id %d) sets lstrip, rstrip, single_word or normalized: want them all false", a.Content, a.ID)
+		}
+	}
+	return nil
+}
+
+// jsonAddedToken is an entry of tokenizer.json's added_tokens.
+type jsonAddedToken struct {
+	ID         int    `json:"id"`
+	Content    string `json:"content"`
+	Special    bool   `json:"special"`
+	LStrip     bool   `json:"lstrip"`
+	RStrip     bool   `json:"rstrip"`
+	SingleWord bool   `json:"single_word"`
+	Normalized bool   `json:"normalized"`
 }
 
 func build(vocab map[string]int, merges [][2]string, added []addedToken, source string) (*Tokenizer, error) {

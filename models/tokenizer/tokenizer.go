@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // ErrUnknownSpecialToken is returned by SpecialID for a name that is not an
@@ -93,7 +91,7 @@ func (t *Tokenizer) encodePlain(dst []int, text string) []int {
 	if text == "" {
 		return dst
 	}
-	text = norm.NFC.String(text)
+	text = nfc(text)
 	splitQwen2(text, func(piece string) {
 		if ids, ok := t.cache.get(piece); ok {
 			dst = append(dst, ids...)

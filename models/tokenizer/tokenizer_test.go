@@ -309,8 +309,10 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// TestLoadJSONRefusesOtherPipelines: a tokenizer.json with another split
-// pattern (GPT-2's here) is refused instead of being tokenized wrongly.
+// TestLoadJSONRefusesOtherPipelines: a tokenizer.json whose pipeline is not
+// Qwen2's (another split pattern, no normalizer, a prefix space, GPT-2's
+// pre-tokenizer, stripping added tokens) is refused instead of being
+// tokenized wrongly.
 func TestLoadJSONRefusesOtherPipelines(t *testing.T) {
 	raw, err := os.ReadFile(tinyJSON)
 	if err != nil {
@@ -327,6 +329,39 @@ func TestLoadJSONRefusesOtherPipelines(t *testing.T) {
 	}
 	if _, err := LoadJSON(path); err == nil || !strings.Contains(err.Error(), "not Qwen2's") {
 		t.Fatalf("GPT-2 pattern: %v; want an error", err)
+	}
+	// Pipelines Hugging Face encodes differently from Qwen2's: each one
+	// used to load and give other ids.
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, says string
+		edit       func(d map[string]any)
+	}{
+		{"no normalizer", "normalizer none", func(d map[string]any) { d["normalizer"] = nil }},
+		{"prefix space", "add_prefix_space", func(d map[string]any) {
+			d["pre_tokenizer"].(map[string]any)["pretokenizers"].([]any)[1].(map[string]any)["add_prefix_space"] = true
+		}},
+		{"GPT-2's ByteLevel regex only", "Sequence of Split and ByteLevel", func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}
+		}},
+		{"added token lstrip", "lstrip", func(d map[string]any) {
+			d["added_tokens"].([]any)[0].(map[string]any)["lstrip"] = true
+		}},
+	} {
+		var d map[string]any
+		b, _ := json.Marshal(doc)
+		json.Unmarshal(b, &d) // a deep copy
+		c.edit(d)
+		b, _ = json.Marshal(d)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadJSON(path); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v; want an error saying %q", c.name, err, c.says)
+		}
 	}
 }
 

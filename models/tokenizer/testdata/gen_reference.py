@@ -46,6 +46,11 @@ texts = [
     "مرحبا بالعالم Привет мир Γειά σου κόσμε",
     "a" * 300 + " " + "!" * 120 + "\n" + " " * 200,
     "x\u00a0y\u2003z\u3000w \u0085v",
+    # Runs of more than 30 combining marks: NFC orders and composes the
+    # whole run (Go's norm would cut it with a U+034F every 30 marks).
+    "a" + "\u0301" * 40 + "b",
+    "e" + "\u0316\u0301\u0334\u0327" * 12 + " zalgo\u0300\u0323" * 3,
+    "\u1100\u1161" + "\u0301" * 35 + "\u11a8 hangul",
 ]
 out = []
 for t in texts:
