@@ -11,7 +11,7 @@ export CGO_ENABLED := 1
 
 GO      ?= go
 DARTC   := bin/dartc
-DEMO    ?= demo-out
+DEMO    := demo-out
 
 .PHONY: all build ort ort-gpu test demo bench bench-compare fuzz golden proto proto-check fixtures mini-model clean
 
@@ -19,7 +19,8 @@ all: build
 
 build: $(DARTC)
 
-$(DARTC): $(shell find . -name '*.go' -not -path './.cache/*') go.mod go.sum
+# Go sources, the cgo layer's C and the embedded kernel tables.
+$(DARTC): $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -path './passes/kernels/*.txt' \) -not -path './.cache/*') go.mod go.sum
 	$(GO) build -o $@ ./cmd/dartc
 
 ort: $(ORT_LIB)
@@ -80,5 +81,7 @@ fixtures:
 mini-model:
 	models/mini/regen.sh
 
+# The demo's folder only when scripts/demo.sh made it (its marker file).
 clean:
-	rm -rf bin $(DEMO)
+	rm -rf bin
+	if [ -f $(DEMO)/.dartc-demo ]; then rm -rf $(DEMO); fi

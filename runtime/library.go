@@ -53,7 +53,10 @@ func findLibrary(gpu bool) (string, error) {
 }
 
 // findCached looks for rel under the working directory and the
-// executable's directory and their parents.
+// executable's directory and their parents, up to the first folder that
+// holds a go.mod (the checkout's root): a checkout nested in another, or
+// beside a stray .cache higher up, does not load a library from outside
+// itself.
 func findCached(rel string) (string, bool) {
 	var starts []string
 	if wd, err := os.Getwd(); err == nil {
@@ -67,7 +70,7 @@ func findCached(rel string) (string, bool) {
 			if p := filepath.Join(d, rel); fileExists(p) {
 				return p, true
 			}
-			if filepath.Dir(d) == d {
+			if filepath.Dir(d) == d || fileExists(filepath.Join(d, "go.mod")) {
 				break
 			}
 		}

@@ -45,3 +45,36 @@ func TestUserCacheNotSearched(t *testing.T) {
 		t.Fatalf("FindLibrary = %q, %v; want ErrNoLibrary: only %s and .cache/ort/%s are searched", p, err, LibraryEnv, ORTVersion)
 	}
 }
+
+// TestLibraryLookupStopsAtCheckoutRoot: a checkout nested inside a folder
+// whose .cache holds a library does not load that library; the lookup stops
+// at the first folder with a go.mod.
+func TestLibraryLookupStopsAtCheckoutRoot(t *testing.T) {
+	outer := t.TempDir()
+	stray := filepath.Join(outer, ".cache", "ort", ORTVersion, "libonnxruntime.so.1")
+	inner := filepath.Join(outer, "checkout")
+	for _, f := range []string{stray, filepath.Join(inner, "go.mod")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(LibraryEnv, "")
+	sub := filepath.Join(inner, "cmd")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(sub)
+	if p, err := FindLibrary(); !errors.Is(err, ErrNoLibrary) {
+		t.Fatalf("FindLibrary = %q, %v; want ErrNoLibrary (the library above the checkout is not its own)", p, err)
+	}
+	// Without the go.mod the folder above is part of the same tree.
+	if err := os.Remove(filepath.Join(inner, "go.mod")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := FindLibrary(); err != nil || p != stray {
+		t.Fatalf("FindLibrary = %q, %v; want %s", p, err, stray)
+	}
+}

@@ -22,6 +22,9 @@ cp "$src/libonnxruntime.so.1" "$src/libonnxruntime_providers_shared.so" "$tmp/b/
 python3 scripts/gpu/prune_fatbin.py "$src/libonnxruntime_providers_cuda.so" "$tmp/b/lib/libonnxruntime_providers_cuda.so" --mode "${MODE:-lean2}"
 CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o "$tmp/b/dartc" ./cmd/dartc
 mkdir -p "$dest"
-tar -C "$tmp/b" -cf - dartc lib | xz -9 -T0 >"$dest/ort-gpu-bundle.tar.xz.tmp"
+# The source the binary was built from: gpu-check.sh refuses a bundle of
+# another commit, or of uncommitted changes.
+{ git rev-parse HEAD; git diff --quiet HEAD -- . ':!out' || echo dirty; } >"$tmp/b/commit"
+tar -C "$tmp/b" -cf - dartc lib commit | xz -9 -T0 >"$dest/ort-gpu-bundle.tar.xz.tmp"
 mv "$dest/ort-gpu-bundle.tar.xz.tmp" "$dest/ort-gpu-bundle.tar.xz"
 ls -l "$dest/ort-gpu-bundle.tar.xz"

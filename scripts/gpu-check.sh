@@ -72,11 +72,21 @@ elif [ -s out/gpu/ort-gpu-bundle.tar.xz ]; then
 	rm -rf "$b" && mkdir -p "$b"
 	xz -dc out/gpu/ort-gpu-bundle.tar.xz | tar -C "$b" -xf - || exit 1
 	dartc=$b/dartc lib=$b/lib/libonnxruntime.so.1
+	# The bundle's dartc must be this checkout's (gpu-bundle.sh records its commit).
+	here=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+	built=$(head -1 "$b/commit" 2>/dev/null || echo unknown)
+	if [ "$built" != "$here" ] || grep -q dirty "$b/commit" 2>/dev/null; then
+		if [ -z "${GPU_CHECK_ANY_BUNDLE:-}" ]; then
+			echo "gpu-check: out/gpu/ort-gpu-bundle.tar.xz holds dartc built from $built$(grep -q dirty "$b/commit" 2>/dev/null && echo ' with uncommitted changes'), this checkout is $here: rebuild it (scripts/gpu-bundle.sh) or set GPU_CHECK_ANY_BUNDLE=1" >&2
+			exit 1
+		fi
+		echo "gpu-check: using a bundle built from $built (checkout $here; GPU_CHECK_ANY_BUNDLE)" >&2
+	fi
 else
 	lib=$root/.cache/ort-gpu/1.30.0/libonnxruntime.so.1
 	[ -s "$lib" ] || { echo "gpu-check: no out/gpu/ort-gpu-bundle.tar.xz and no $lib: run \`make ort-gpu\` (or scripts/gpu-bundle.sh on a machine with network)" >&2; exit 1; }
 	dartc=$root/bin/dartc
-	[ -x "$dartc" ] || go build -o "$dartc" ./cmd/dartc || exit 1
+	go build -o "$dartc" ./cmd/dartc || exit 1 # never an older binary
 fi
 export ONNXRUNTIME_SHARED_LIBRARY_PATH=$lib
 if [ "$dev" = cuda ]; then
@@ -128,6 +138,10 @@ fi
 # --- models ---------------------------------------------------------------------------------------
 say "models"
 q05=(--preset qwen2.5-0.5b --weights random)
+# The GRPO run and the PyTorch step compute in the same precision: bf16 on
+# CUDA (the parity checks keep the fp32 compile), fp32 on the CPU dry run.
+q05prec=bf16
+[ "$dry" = 1 ] && q05prec=fp32
 q05mb=8
 q05run=(--prompts 8 --group 5 --max-turns 1 --max-turn-tokens 128 --micro-batch $q05mb)
 if [ "$dry" = 1 ] && [ -z "${DRY_FULL:-}" ]; then
@@ -142,6 +156,7 @@ fi
 		"$dartc" compile "$work/f64/model.onnx" -o "$work/f64-c" --rank 4 &&
 		"$dartc" models synth "${q05[@]}" --kv-cache -o "$work/q05" &&
 		"$dartc" compile "$work/q05/model.onnx" -o "$work/q05-c" &&
+		"$dartc" compile "$work/q05/model.onnx" -o "$work/q05-train" --precision $q05prec &&
 		"$dartc" search index --corpus data/demo/corpus.jsonl --format title-text -o "$work/bm25"
 } >>"$log" 2>&1 || { fail "building the models"; tail -5 "$log"; exit 1; }
 echo "qwen2.5-0.5b model: ${q05[*]}; its GRPO run: ${q05run[*]}" | tee -a "$log"
@@ -170,11 +185,11 @@ say "2 tiny GRPO, 2 steps, cpu vs $dev (same seed)"
 train tiny-ref cpu "$work/tiny-c" 2 --prompts 2 --group 2 --max-turns 1 --max-turn-tokens 16 --lr 1e-3 || fail "tiny GRPO on cpu"
 train tiny-dev $dev "$work/tiny-c" 2 --prompts 2 --group 2 --max-turns 1 --max-turn-tokens 16 --lr 1e-3 || fail "tiny GRPO on $dev"
 say "3 GRPO at the qwen2.5-0.5b shape on $dev ($q05_steps steps: ${q05run[*]})"
-train q05-$dev $dev "$work/q05-c" $q05_steps "${q05run[@]}" ||
+train q05-$dev $dev "$work/q05-train" $q05_steps "${q05run[@]}" ||
 	fail "qwen2.5-0.5b GRPO on $dev"
 
 # --- PyTorch ----------------------------------------------------------------------------------------
-say "4 PyTorch + PEFT, the same train step (bf16 on cuda; fp32 on the cpu dry run)"
+say "4 PyTorch + PEFT, the same train step (bf16 on cuda; fp32 on the cpu dry run; GRPO loss with entropy_coeff 0.001 as dartc train's default; no optimizer, as train.onnx's calls)"
 shape=$(python3 - "$out/q05-$dev.jsonl" "$q05mb" <<'PY' 2>/dev/null
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -187,7 +202,7 @@ tb=${shape% *} ts=${shape#* }
 if [ -n "$shape" ] && [ "${ts:-0}" -gt 0 ]; then
 	tdev=cuda tdt=bf16
 	[ "$dev" = cpu ] && tdev=cpu tdt=fp32
-	timeout $(left) "${PYTHON:-python3}" scripts/gpu/torch_lora_step.py "$work/q05/config.json" --batch $tb --seq $ts --device $tdev --dtype $tdt \
+	timeout $(left) "${PYTHON:-python3}" scripts/gpu/torch_lora_step.py "$work/q05/config.json" --batch $tb --seq $ts --device $tdev --dtype $tdt --entropy-coeff 0.001 --no-optimizer \
 		--steps $([ "$dry" = 1 ] && echo 2 || echo 10) --warmup $([ "$dry" = 1 ] && echo 1 || echo 3) 2>>"$log" | tee "$out/torch.json" | tee -a "$log"
 else
 	echo "no train calls recorded by step 3: nothing to compare" | tee -a "$log"
@@ -237,7 +252,8 @@ if os.path.exists(t) and os.path.getsize(t) > 0:
     elif ts > 0:
         print(f"\nPyTorch {tj['torch']} {tj['lora']} {tj['dtype']} on {tj['device']}, batch {tj['batch']} × {tj['seq']}: "
               f"{tj['tokens_per_s']:.0f} tokens/s ({tj['tflops_4n']:.2f} TFLOP/s 4·N); dartc's train calls {pos/ts:.0f} positions/s: "
-              f"PyTorch/dartc = {tj['tokens_per_s']/(pos/ts):.2f}")
+              f"PyTorch/dartc = {tj['tokens_per_s']/(pos/ts):.2f} (the two measured one after the other, not interleaved; "
+              f"dartc's GRPO run includes its rollouts' varying lengths, PyTorch's step one fixed batch)")
 PY
 cat "$sum" | tee -a "$log"
 say "done in $((SECONDS - start)) s"

@@ -7,7 +7,8 @@
 #   scripts/mini-experiment.sh [OUT]      (default out/mini-experiment)
 #   SEEDS="1 2 3"  VARIANTS="single dual two-agent"  STEPS=N (default: the config's)
 #   PARTS="train angles leas"              which parts to run (all by default)
-# Finished runs and evaluations are kept: rerunning skips them.
+# Finished runs and evaluations are kept: rerunning with the same settings (binary,
+# config, STEPS) skips them; other settings are refused in the same OUT.
 set -euo pipefail
 out=${1:-out/mini-experiment}
 dartc=${DARTC:-bin/dartc}
@@ -25,7 +26,17 @@ timed() { # timed FILE cmd…: wall time and peak memory of cmd into FILE
   /usr/bin/time -f 'wall_s %e
 max_rss_kb %M' -o "$f.tmp" "$@" && mv "$f.tmp" "$f"
 }
+[ -x /usr/bin/time ] || { echo "mini-experiment: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+[ -n "${DARTC:-}" ] || go build -o "$dartc" ./cmd/dartc
 mkdir -p "$out"
+# Kept results are reused only under the same settings: the binary, the
+# config, STEPS and the turns. Other settings need another OUT.
+stamp="$(sha256sum "$dartc" "$config" | cut -c1-16 | tr '\n' ' ')steps=${STEPS:-config} $turns"
+if [ -f "$out/settings.stamp" ] && [ "$(cat "$out/settings.stamp")" != "$stamp" ]; then
+  echo "mini-experiment: $out holds results made with other settings ($(cat "$out/settings.stamp"); now $stamp): choose another OUT, or remove it to start again" >&2
+  exit 1
+fi
+echo "$stamp" >"$out/settings.stamp"
 
 if [ ! -f "$out/compiled/manifest.json" ]; then
   step "compile the mini model"

@@ -12,9 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=${VENV:-models/mini/.venv}
 out=models/mini/model
-if [ ! -x "$venv/bin/python" ]; then
-  python3.11 -m venv "$venv"
+# The venv is (re)installed until it records the requirements' hash: an
+# interrupted install or a changed pin is redone.
+want=$(sha256sum models/export/requirements.txt | cut -c1-16)
+if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
+  [ -x "$venv/bin/python" ] || python3.11 -m venv "$venv"
   "$venv/bin/pip" install -r models/export/requirements.txt
+  echo "$want" >"$venv/.requirements"
 fi
 py="$venv/bin/python"
 work=$(mktemp -d "${TMPDIR:-/tmp}/mini-regen.XXXXXX")

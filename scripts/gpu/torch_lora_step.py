@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The PyTorch side of scripts/gpu-check.sh: the train step dartc's train.onnx
-makes (forward, GRPO loss, backward, LoRA on q/k/v/o/gate/up/down) plus AdamW
-on the adapters, on a Qwen2 model of the same shape, for the ratio of
-throughputs. The step is benchcmp/torch/lorastep.py's, the one make
+makes (forward, GRPO loss with the trainer's entropy_coeff, backward, LoRA on
+q/k/v/o/gate/up/down), with AdamW on the adapters unless --no-optimizer (the
+ratio to train.onnx's calls, which do not include dartc's adamw.onnx), on a
+Qwen2 model of the same shape, for the ratio of throughputs. The step is benchcmp/torch/lorastep.py's, the one make
 bench-compare times against train.onnx.
 
 Reads the synthesized model's config.json (dartc models synth), builds
@@ -16,6 +17,7 @@ and TFLOP/s counted as 4·N·tokens (forward 2N, backward to the activations
 
 usage: torch_lora_step.py CONFIG.json --batch B --seq T [--rank 16 --alpha 32]
        [--device cuda|cpu] [--dtype bf16|fp32] [--steps 10] [--warmup 3]
+       [--entropy-coeff 0.001] [--no-optimizer]
 """
 import argparse, json, os, sys, time
 
@@ -29,6 +31,8 @@ ap.add_argument("--device", default="cuda")
 ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
 ap.add_argument("--steps", type=int, default=10)
 ap.add_argument("--warmup", type=int, default=3)
+ap.add_argument("--entropy-coeff", type=float, default=0.001, help="the loss's entropy bonus (dartc train's default)")
+ap.add_argument("--no-optimizer", action="store_true", help="time forward, loss and backward only")
 a = ap.parse_args()
 
 try:
@@ -56,6 +60,9 @@ opt = torch.optim.AdamW(params, lr=1e-5)
 conf = lorastep.qwen2_config(cfg)
 N = lorastep.matmul_params(conf)
 batch = lorastep.random_batch(conf.vocab_size, a.batch, a.seq, device=a.device)
+batch["entropy_coeff"] = a.entropy_coeff
+if a.no_optimizer:
+    opt = None
 cuda = a.device.startswith("cuda")
 sync = torch.cuda.synchronize if cuda else (lambda: None)
 if cuda:
@@ -69,7 +76,8 @@ dt = (time.time() - t0) / a.steps
 tok = a.batch * a.seq
 out = {"lora": lora, "dtype": a.dtype, "device": a.device, "batch": a.batch, "seq": a.seq, "step_s": dt,
        "tokens_per_s": tok / dt, "tflops_4n": 4 * N * tok / dt / 1e12, "matmul_params": N,
-       "loss": "GRPO (lorastep.grpo_loss)", "torch": torch.__version__}
+       "loss": "GRPO (lorastep.grpo_loss)", "entropy_coeff": a.entropy_coeff, "optimizer": opt is not None,
+       "torch": torch.__version__}
 if cuda:
     out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
 else:
