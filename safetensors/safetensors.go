@@ -101,6 +101,12 @@ func Parse(b []byte) (*File, error) {
 	if len(b) < 8 {
 		return nil, fmt.Errorf("%w: %d bytes, need at least 8 for the header length", ErrTruncated, len(b))
 	}
+	// Every safetensors header is a JSON object right after the length: a
+	// file that is something else (a text file, a .bin checkpoint) is named
+	// as such rather than by the absurd length its first bytes make.
+	if len(b) > 8 && b[8] != '{' {
+		return nil, fmt.Errorf("%w: not a safetensors file (byte 8 is %q; a safetensors file starts with an 8-byte header length and a JSON object)", ErrBadHeader, b[8])
+	}
 	n := binary.LittleEndian.Uint64(b[:8])
 	if n > MaxHeaderSize {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrHeaderTooLarge, n, MaxHeaderSize)

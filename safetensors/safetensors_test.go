@@ -211,6 +211,7 @@ func file(header string, data int) []byte {
 func TestParseRejects(t *testing.T) {
 	huge := make([]byte, 16)
 	binary.LittleEndian.PutUint64(huge, MaxHeaderSize+1)
+	huge[8] = '{'
 	cases := []struct {
 		name string
 		b    []byte
@@ -220,6 +221,7 @@ func TestParseRejects(t *testing.T) {
 		{"header too large", huge, ErrHeaderTooLarge},
 		{"header past end", file(`{}`, 0)[:9], ErrTruncated},
 		{"not json", file(`nope`, 0), ErrBadHeader},
+		{"a text file", []byte("model weights, see the notes below\n"), ErrBadHeader},
 		{"array", file(`[]`, 0), ErrBadHeader},
 		{"trailing", file(`{}{}`, 0), ErrBadHeader},
 		{"bad dtype", file(`{"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}`, 1), ErrBadDType},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/dartc/dartc/grpo"
 	"github.com/dartc/dartc/models/qwen2"
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/urfave/cli/v2"
@@ -107,6 +108,16 @@ compiled and inspected without weights. The directory is written atomically.`,
 			opts.Storage = synth.StorageExternal
 		default:
 			return fmt.Errorf("models synth: --storage %q: want auto, inline or external", c.String("storage"))
+		}
+		// Random weights are drawn in memory (float64) before they are
+		// written: refuse what this machine cannot hold, before the kernel
+		// kills the process without a word.
+		if opts.Random(cfg) {
+			need := float64(synth.RandomWeightBytes(cfg))
+			if limit := grpo.MemoryLimit(); limit > 0 && need > limit {
+				return fmt.Errorf("models synth: random weights for %s parameters take about %s while they are written, more than the %s this machine has available: use --weights zero (a sparse data file, no memory), fewer --layers or a smaller --vocab",
+					humanCount(cfg.ParamCount()), humanBytes(int64(need)), humanBytes(int64(limit)))
+			}
 		}
 		res, err := synth.Synthesize(cfg, c.String("out"), opts)
 		if err != nil {

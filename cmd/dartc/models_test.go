@@ -49,3 +49,18 @@ func TestModelsSynth(t *testing.T) {
 		t.Errorf("a failed synth left %s behind", dir+"x")
 	}
 }
+
+// TestModelsSynthRefusesWhatMemoryCannotHold: random weights are drawn in
+// memory; a model far beyond any machine's (a 2-billion-token vocabulary
+// on the 7B shape: about 57 TB) is refused before anything is drawn or
+// written, where it used to be killed by the kernel without a message.
+func TestModelsSynthRefusesWhatMemoryCannotHold(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "big")
+	msg, code := dartcProcess(t, "models", "synth", "--preset", "qwen2.5-7b", "--vocab", "2000000000", "--weights", "random", "-o", out)
+	if code == 0 || !strings.Contains(msg, "--weights zero") || !strings.Contains(msg, "available") {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the refused synth left %s (%v)", out, err)
+	}
+}

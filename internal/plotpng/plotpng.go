@@ -48,7 +48,7 @@ func WriteCurves(path string, c Curves) error {
 		}
 		xys := make(plotter.XYs, 0, len(s.X))
 		for j := range s.X {
-			if isFinite(s.X[j]) && isFinite(s.Y[j]) { // gonum rejects NaN/Inf points
+			if isFinite(s.X[j]) && isFinite(s.Y[j]) { // gonum rejects NaN/Inf points (and see isFinite)
 				xys = append(xys, plotter.XY{X: s.X[j], Y: s.Y[j]})
 			}
 		}
@@ -199,7 +199,13 @@ func WriteHistogram(path string, h Histogram) ([]Counts, error) {
 	return all, nil
 }
 
-func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+// isFinite reports whether v can be drawn: not NaN or ±Inf, and within
+// ±maxDrawable, so that the span of any two values stays finite (a span that
+// overflows to +Inf sends gonum's tick search into an endless loop).
+func isFinite(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= maxDrawable }
+
+// maxDrawable bounds the values drawn; larger ones are left out like NaN.
+const maxDrawable = 1e300
 
 func save(path string, p *plot.Plot, w, h vg.Length) error {
 	if w == 0 {

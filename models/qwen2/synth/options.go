@@ -2,6 +2,7 @@ package synth
 
 import (
 	"fmt"
+	"github.com/dartc/dartc/models/qwen2"
 	"math"
 	"strings"
 
@@ -197,4 +198,17 @@ type Options struct {
 	Weights    WeightMode
 	Storage    StorageMode
 	Force      bool // replace an existing output directory
+}
+
+// Random reports whether Synthesize draws random weights for cfg.
+func (o Options) Random(cfg qwen2.Config) bool {
+	return o.Weights == WeightsRandom || (o.Weights == WeightsAuto && cfg.ParamCount() <= RandomWeightLimit)
+}
+
+// RandomWeightBytes is the memory that random weights for cfg take while
+// they are written: every parameter drawn as a float64 (Result.Weights),
+// and the largest tensor once more in the stored dtype.
+func RandomWeightBytes(cfg qwen2.Config) int64 {
+	largest := max(int64(cfg.Vocab)*int64(cfg.Hidden), int64(cfg.Intermediate)*int64(cfg.Hidden))
+	return cfg.ParamCount()*8 + largest*8
 }

@@ -35,7 +35,7 @@ func Synthesize(cfg qwen2.Config, dir string, opts Options) (*Result, error) {
 	if cfg.Name == "" {
 		cfg.Name = "custom"
 	}
-	random := opts.Weights == WeightsRandom || (opts.Weights == WeightsAuto && cfg.ParamCount() <= RandomWeightLimit)
+	random := opts.Random(cfg)
 	model, tensors := build(cfg, opts)
 	elemSize := opts.DType.Size()
 	var total int64
