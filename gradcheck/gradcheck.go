@@ -11,14 +11,30 @@ import (
 	"github.com/dartc/dartc/runtime"
 )
 
-// Options configure a check.
+// Options configure a check. A zero field takes its default; a negative
+// one is refused (Run returns an error rather than guess).
 type Options struct {
 	Samples int     // random directions per adapter tensor (default 3)
 	Seed    uint64  // inputs, adapters and directions
 	Batch   int     // sequences (default 2)
-	SeqLen  int     // tokens per sequence (default 8)
-	Step    float64 // finite-difference step h (default 1e-5 in float64, 1e-2 in float32)
+	SeqLen  int     // tokens per sequence, at least 2 (default 8)
+	Step    float64 // finite-difference step h > 0 (default 1e-5 in float64, 1e-2 in float32)
 	Device  string
+}
+
+// check refuses values that have no meaning; zeros stay for the defaults.
+func (o Options) check() error {
+	switch {
+	case o.Samples < 0:
+		return fmt.Errorf("gradcheck: %d samples: want at least 1 random direction per tensor (0: the default 3)", o.Samples)
+	case o.Batch < 0:
+		return fmt.Errorf("gradcheck: batch %d: want at least 1 sequence (0: the default 2)", o.Batch)
+	case o.SeqLen < 0 || o.SeqLen == 1:
+		return fmt.Errorf("gradcheck: sequence length %d: want at least 2 tokens (0: the default 8)", o.SeqLen)
+	case o.Step < 0 || math.IsNaN(o.Step) || math.IsInf(o.Step, 0):
+		return fmt.Errorf("gradcheck: step %v: want a finite h > 0 (0: the default for the dtype)", o.Step)
+	}
+	return nil
 }
 
 // Result is the worst relative error per adapter tensor.
@@ -28,6 +44,10 @@ type Result struct {
 	Tensor []string // adapter names in manifest order
 	Max    float64
 	Loss   float64
+	// The settings the check ran with, defaults filled in: what to
+	// report, rather than the options asked for.
+	Samples, Batch, SeqLen int
+	Step                   float64
 }
 
 // DefaultTolerance is the pass threshold for a dtype.
@@ -40,6 +60,9 @@ func DefaultTolerance(dtype string) float64 {
 
 // Run checks the compiled directory dir.
 func Run(dir string, opts Options) (*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	man, err := manifest.Read(dir)
 	if err != nil {
 		return nil, err
@@ -48,13 +71,13 @@ func Run(dir string, opts Options) (*Result, error) {
 	if train == nil {
 		return nil, fmt.Errorf("gradcheck: %s has no train graph; compile without --graphs to emit it", dir)
 	}
-	if opts.Samples <= 0 {
+	if opts.Samples == 0 {
 		opts.Samples = 3
 	}
-	if opts.Batch <= 0 {
+	if opts.Batch == 0 {
 		opts.Batch = 2
 	}
-	if opts.SeqLen <= 1 {
+	if opts.SeqLen == 0 {
 		opts.SeqLen = 8
 	}
 	loss := train.Output("loss")
@@ -110,7 +133,8 @@ func Run(dir string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{DType: dt, Worst: map[string]float64{}, Loss: grads["loss"].Floats()[0]}
+	res := &Result{DType: dt, Worst: map[string]float64{}, Loss: grads["loss"].Floats()[0],
+		Samples: opts.Samples, Batch: b, SeqLen: s, Step: opts.Step}
 	lossAt := func() (float64, error) {
 		o, err := fwd.Run(feeds, "loss")
 		if err != nil {

@@ -12,15 +12,33 @@ import (
 	"github.com/dartc/dartc/runtime"
 )
 
-// ParityOptions configure a CPU-versus-device comparison.
+// ParityOptions configure a CPU-versus-device comparison. A zero field
+// takes its default; a negative one is refused.
 type ParityOptions struct {
 	Device      string // the device compared with the CPU ("cuda")
 	Seed        uint64
 	Batch       int // sequences (default 2)
-	SeqLen      int // tokens per sequence (default 16)
-	DecodeSteps int // greedy decode steps (default 16; 0 with NoDecode)
+	SeqLen      int // tokens per sequence, at least 2 (default 16)
+	DecodeSteps int // greedy decode steps (default 16; ignored with NoDecode)
 	NoDecode    bool
 	Threads     int // intra-op threads per session (0: ONNX Runtime's default)
+}
+
+// check refuses values that have no meaning; zeros stay for the defaults.
+func (o ParityOptions) check() error {
+	switch {
+	case o.Batch < 0:
+		return fmt.Errorf("gradcheck: parity: batch %d: want at least 1 sequence (0: the default 2)", o.Batch)
+	case o.SeqLen < 0 || o.SeqLen == 1:
+		// Decoding starts from the first half of each sequence, at
+		// least 2 tokens of it.
+		return fmt.Errorf("gradcheck: parity: sequence length %d: want at least 2 tokens (0: the default 16)", o.SeqLen)
+	case o.DecodeSteps < 0:
+		return fmt.Errorf("gradcheck: parity: %d decode steps: want at least 1 (0: the default 16; NoDecode skips decoding)", o.DecodeSteps)
+	case o.Threads < 0:
+		return fmt.Errorf("gradcheck: parity: %d threads: want at least 1 (0: ONNX Runtime's default)", o.Threads)
+	}
+	return nil
 }
 
 // Diff is the largest difference between the CPU's and the device's values
@@ -43,6 +61,10 @@ type ParityResult struct {
 	// DecodeSame counts the generated tokens of the common prefixes of
 	// each row (equal on both devices), of DecodeTotal on the CPU.
 	DecodeSame, DecodeTotal int
+	// The sizes the comparison ran with, defaults filled in (DecodeSteps
+	// 0: no decode comparison): what to report, rather than the options
+	// asked for.
+	Batch, SeqLen, DecodeSteps int
 }
 
 // Worst returns the largest relative difference over the graphs.
@@ -74,6 +96,9 @@ func diff(name string, cpu, dev []float64) Diff {
 // and adapters (those of Run), and reports the largest differences. With
 // Device "cpu" both sides run on the CPU: a dry run of the comparison.
 func Parity(dir string, opts ParityOptions) (*ParityResult, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	man, err := manifest.Read(dir)
 	if err != nil {
 		return nil, err
@@ -82,13 +107,13 @@ func Parity(dir string, opts ParityOptions) (*ParityResult, error) {
 	if train == nil || lpg == nil {
 		return nil, fmt.Errorf("gradcheck: parity: %s lacks the train or logprobs graph; compile without --graphs", dir)
 	}
-	if opts.Batch <= 0 {
+	if opts.Batch == 0 {
 		opts.Batch = 2
 	}
-	if opts.SeqLen <= 1 {
+	if opts.SeqLen == 0 {
 		opts.SeqLen = 16
 	}
-	if opts.DecodeSteps <= 0 {
+	if opts.DecodeSteps == 0 {
 		opts.DecodeSteps = 16
 	}
 	dt := train.Output("loss").DType
@@ -97,7 +122,7 @@ func Parity(dir string, opts ParityOptions) (*ParityResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &ParityResult{DType: dt}
+	res := &ParityResult{DType: dt, Batch: opts.Batch, SeqLen: opts.SeqLen}
 	threads := opts.Threads
 	run := func(device string) (lp, loss []float64, grads map[string][]float64, err error) {
 		o := &runtime.Options{Device: device, IntraOpThreads: threads}
@@ -174,6 +199,7 @@ func Parity(dir string, opts ParityOptions) (*ParityResult, error) {
 	if err := decodeParity(dir, man, feeds, opts, threads, res); err != nil {
 		return nil, err
 	}
+	res.DecodeSteps = opts.DecodeSteps
 	return res, nil
 }
 

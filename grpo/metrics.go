@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dartc/dartc/internal/atomicfile"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"github.com/dartc/dartc/runtime"
 	"github.com/dartc/dartc/trajectory"
 )
@@ -182,12 +183,14 @@ func appendMetrics(path string, m Metrics) error {
 }
 
 // ReadMetrics reads a metrics.jsonl file. A torn last line (a crash in the
-// middle of a write) is ignored.
+// middle of a write) is ignored, and so is a leading UTF-8 byte order mark
+// (an editor's save).
 func ReadMetrics(path string) ([]Metrics, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("grpo: metrics: %w", err)
 	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	var rows []Metrics
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<16), 1<<24)
@@ -202,7 +205,7 @@ func ReadMetrics(path string) ([]Metrics, error) {
 			if !bytes.HasSuffix(b, []byte("\n")) && line == bytes.Count(b, []byte("\n"))+1 {
 				break
 			}
-			return nil, fmt.Errorf("grpo: metrics %s line %d: %w", path, line, err)
+			return nil, fmt.Errorf("grpo: metrics %s line %d: %w", path, line, jsonerr.Describe(err))
 		}
 		rows = append(rows, m)
 	}

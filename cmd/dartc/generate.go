@@ -52,6 +52,13 @@ func runGenerate(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("generate: unexpected arguments %q: the question goes in --prompt", c.Args().Slice())
 	}
+	// The agent reads 0 as its default (500 tokens, 3 passages): refuse
+	// it here rather than run with a value the user did not ask for.
+	if err := checkInts(c, "generate", intFlagRange{generateTurnsFlag.Name, 0, "0 answers at once, without searching"},
+		intFlagRange{generateTokensFlag.Name, 1, "tokens generated per turn"},
+		intFlagRange{generateTopKDocsFlag.Name, 1, "passages per search"}); err != nil {
+		return err
+	}
 	sampling := runtime.Sampling{Temperature: c.Float64(generateTempFlag.Name), TopP: c.Float64(generateTopPFlag.Name), TopK: c.Int(generateTopKFlag.Name)}
 	if c.Bool(generateGreedyFlag.Name) {
 		sampling = runtime.Sampling{}

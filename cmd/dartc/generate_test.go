@@ -50,4 +50,19 @@ func TestGenerateStreamsAndSummarizes(t *testing.T) {
 	if err := app.Run([]string{"dartc", "generate", "--model", filepath.Join(dir, "out"), "--prompt", "x", "--temperature", "0"}); err == nil || !strings.Contains(err.Error(), "--greedy") {
 		t.Errorf("temperature 0: %v", err)
 	}
+	// The agent reads 0 as its default (500 tokens a turn, 3 passages): the
+	// command refuses it, and a negative count, before generating.
+	for _, c := range []struct{ flag, value, says string }{
+		{"--max-turn-tokens", "0", "--max-turn-tokens 0: must be ≥ 1"},
+		{"--max-turn-tokens", "-5", "--max-turn-tokens -5: must be ≥ 1"},
+		{"--docs", "0", "--docs 0: must be ≥ 1"},
+		{"--docs", "-1", "--docs -1: must be ≥ 1"},
+		{"--max-turns", "-2", "--max-turns -2: must be ≥ 0"},
+	} {
+		out.Reset()
+		err := app.Run([]string{"dartc", "generate", "--model", filepath.Join(dir, "out"), "--prompt", "x", "--greedy", "--max-turns", "1", "--max-turn-tokens", "6", c.flag, c.value})
+		if err == nil || !strings.Contains(err.Error(), c.says) || out.Len() > 0 {
+			t.Errorf("%s %s: err = %v, %d bytes generated; want an error saying %q and nothing generated", c.flag, c.value, err, out.Len(), c.says)
+		}
+	}
 }

@@ -31,13 +31,20 @@ export or synthesize the model in float64 for it.`,
 		if c.NArg() != 1 {
 			return fmt.Errorf("gradcheck: want one compiled DIR argument, got %d", c.NArg())
 		}
+		if err := checkInts(c, "gradcheck", intFlagRange{"samples", 1, "random directions per tensor"},
+			intFlagRange{"top", 0, "0 prints all"}); err != nil {
+			return err
+		}
+		tol := c.Float64("tolerance")
+		if err := checkTolerance("gradcheck", tol); err != nil {
+			return err
+		}
 		r, err := gradcheck.Run(c.Args().First(), gradcheck.Options{
 			Samples: c.Int("samples"), Seed: c.Uint64("seed"), Device: c.String(deviceFlag.Name),
 		})
 		if err != nil {
 			return err
 		}
-		tol := c.Float64("tolerance")
 		if tol == 0 {
 			tol = gradcheck.DefaultTolerance(r.DType)
 		}
@@ -46,7 +53,11 @@ export or synthesize the model in float64 for it.`,
 			names = names[:n]
 		}
 		w := c.App.Writer
-		fmt.Fprintf(w, "%s graph, loss %.6g, %d adapter tensors, %d directions each\n", r.DType, r.Loss, len(r.Tensor), c.Int("samples"))
+		directions := "directions"
+		if r.Samples == 1 {
+			directions = "direction"
+		}
+		fmt.Fprintf(w, "%s graph, loss %.6g, %d adapter tensors, %d %s each\n", r.DType, r.Loss, len(r.Tensor), r.Samples, directions)
 		if r.DType != "float64" {
 			fmt.Fprintf(w, "note: central differences in %s resolve only a few digits, so this check is coarse (tolerance %.0e); "+
 				"the precise check is on a float64 copy of the model (dartc models synth --dtype float64, or export in float64)\n", r.DType, tol)

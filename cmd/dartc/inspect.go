@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/dartc/dartc/internal/flaglist"
 	"github.com/dartc/dartc/ir"
@@ -24,17 +26,23 @@ identified), and its external data files. Weight bytes are not read. With --json
 object with the keys inputs, outputs, opsets, ops, targets and external_data.`,
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
-		&cli.StringFlag{Name: "targets", Value: "q,k,v,o,gate,up,down", Usage: "projections to look for"},
+		&cli.StringFlag{Name: "targets", Value: "q,k,v,o,gate,up,down", Usage: "comma-separated projections to look for (q,k,v,o,gate,up,down)"},
 	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return fmt.Errorf("inspect: want one MODEL.onnx argument, got %d", c.NArg())
 		}
+		// A misspelt target is the user's mistake, not the model's: refuse
+		// it before loading, rather than report it as a finding.
+		targets, err := inspectTargets(c.String("targets"))
+		if err != nil {
+			return err
+		}
 		m, err := ir.Load(c.Args().First())
 		if err != nil {
 			return err
 		}
-		rep := describe(m, flaglist.Split(c.String("targets")))
+		rep := describe(m, targets)
 		if c.Bool("json") {
 			enc := json.NewEncoder(c.App.Writer)
 			enc.SetIndent("", "  ")
@@ -43,6 +51,21 @@ object with the keys inputs, outputs, opsets, ops, targets and external_data.`,
 		printReport(c.App.Writer, rep)
 		return nil
 	},
+}
+
+// inspectTargets reads --targets: known projection kinds, at least one.
+func inspectTargets(list string) ([]string, error) {
+	targets := flaglist.Split(list)
+	known := strings.Join(passes.DefaultTargets, ",")
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("inspect: --targets %q names no projection; pass some of %s (the default is all of them)", list, known)
+	}
+	for _, t := range targets {
+		if !slices.Contains(passes.DefaultTargets, t) {
+			return nil, fmt.Errorf("inspect: --targets: unknown target %q; choose from %s", t, known)
+		}
+	}
+	return targets, nil
 }
 
 type inspectValue struct {

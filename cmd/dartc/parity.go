@@ -32,13 +32,20 @@ rollouts use (adapters and KV cache kept on the device); on the CPU it feeds hos
 		if c.NArg() != 1 {
 			return fmt.Errorf("parity: want one compiled DIR argument, got %d", c.NArg())
 		}
+		if err := checkInts(c, "parity", intFlagRange{"batch", 1, "sequences"}, intFlagRange{"seq", 2, "tokens per sequence"},
+			intFlagRange{"decode-steps", 0, "0 skips the decode comparison"}); err != nil {
+			return err
+		}
+		tol := c.Float64("tolerance")
+		if err := checkTolerance("parity", tol); err != nil {
+			return err
+		}
 		dev := c.String("device")
 		r, err := gradcheck.Parity(c.Args().First(), gradcheck.ParityOptions{Device: dev, Seed: c.Uint64("seed"),
 			Batch: c.Int("batch"), SeqLen: c.Int("seq"), DecodeSteps: c.Int("decode-steps"), NoDecode: c.Int("decode-steps") == 0})
 		if err != nil {
 			return err
 		}
-		tol := c.Float64("tolerance")
 		if tol == 0 {
 			tol = 2e-2
 			if r.DType == "float64" {
@@ -46,7 +53,11 @@ rollouts use (adapters and KV cache kept on the device); on the CPU it feeds hos
 			}
 		}
 		w := c.App.Writer
-		fmt.Fprintf(w, "cpu vs %s, %s graphs, batch %d × %d tokens\n", dev, r.DType, c.Int("batch"), c.Int("seq"))
+		fmt.Fprintf(w, "cpu vs %s, %s graphs, batch %d × %d tokens", dev, r.DType, r.Batch, r.SeqLen)
+		if r.DecodeSteps > 0 {
+			fmt.Fprintf(w, ", %d decode steps", r.DecodeSteps)
+		}
+		fmt.Fprintln(w)
 		for _, d := range []gradcheck.Diff{r.Logprobs, r.Loss, r.Grads, r.Decode} {
 			if d.N == 0 {
 				continue

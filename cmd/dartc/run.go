@@ -41,6 +41,14 @@ in Go from its logits.`,
 		if c.NArg() != 1 {
 			return fmt.Errorf("run: want one MODEL.onnx or compiled DIR, got %d arguments", c.NArg())
 		}
+		if err := checkInts(c, "run", intFlagRange{runStepsFlag.Name, 1, "tokens to generate"}); err != nil {
+			return err
+		}
+		// Checked before the model loads, which may take a while.
+		sampling := runtime.Sampling{Temperature: c.Float64(runTempFlag.Name), TopP: c.Float64(runTopPFlag.Name), TopK: c.Int(runTopKFlag.Name)}
+		if err := sampling.Validate(); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
 		prompt, err := parseRunPromptIDs(c.String(runPromptIDs.Name))
 		if err != nil {
 			return fmt.Errorf("run: --prompt-ids: %w", err)
@@ -73,10 +81,6 @@ in Go from its logits.`,
 				shape[i] = d
 			}
 			static[in.Name] = runtime.NewTensor(in.DType, shape...)
-		}
-		sampling := runtime.Sampling{Temperature: c.Float64(runTempFlag.Name), TopP: c.Float64(runTopPFlag.Name), TopK: c.Int(runTopKFlag.Name)}
-		if err := sampling.Validate(); err != nil {
-			return fmt.Errorf("run: %w", err)
 		}
 		seqs, stats, err := dec.Generate(context.Background(), [][]int64{prompt}, runtime.GenerateConfig{
 			MaxNewTokens: c.Int(runStepsFlag.Name), Inputs: static, KeepLastLogits: c.Bool(runLogits.Name),

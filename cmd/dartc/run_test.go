@@ -70,4 +70,9 @@ func TestRunSamples(t *testing.T) {
 	if _, err := run("--top-p", "1.5", "--temperature", "1"); err == nil || !strings.Contains(err.Error(), "top-p") {
 		t.Errorf("--top-p 1.5: %v", err)
 	}
+	for _, steps := range []string{"0", "-3"} {
+		if _, err := run("--steps", steps); err == nil || !strings.Contains(err.Error(), "--steps "+steps+": must be ≥ 1") {
+			t.Errorf("--steps %s: %v", steps, err)
+		}
+	}
 }
