@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/run"
@@ -40,10 +43,10 @@ var (
 	evalTokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer directory (default: the one compiled into --model, else the project's data/qwen2-tokenizer)"}
 	evalDataFlag      = &cli.StringFlag{Name: "data", Usage: "comma-separated dataset files (FlashRAG or R1-Searcher JSONL, Search-R1 parquet)"}
 	evalSearchFlag    = &cli.StringFlag{Name: "search", Usage: "BM25 index file or /retrieve URL answering <search> calls (default: none, searches return no passage)"}
-	evalOutputFlag    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: predictions.jsonl and table.{md,csv,json}; an existing one is resumed"}
+	evalOutputFlag    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: predictions.jsonl and table.{md,csv,json}; new or empty, or an eval report, which is resumed"}
 	evalLimitFlag     = &cli.IntFlag{Name: "limit", Usage: "evaluate the first N questions of each dataset (0: all)"}
 	evalBatchFlag     = &cli.IntFlag{Name: "batch", Value: run.DefaultBatch, Usage: "questions rolled out together"}
-	evalTurnsFlag     = &cli.IntFlag{Name: "max-turns", Value: agent.DefaultMaxTurns, Usage: "turns that may search before the final answer turn"}
+	evalTurnsFlag     = &cli.IntFlag{Name: "max-turns", Value: agent.DefaultMaxTurns, Usage: "turns that may search before the final answer turn (0: answer without searching)"}
 	evalTokensFlag    = &cli.IntFlag{Name: "max-turn-tokens", Value: agent.DefaultMaxTurnTokens, Usage: "tokens generated per turn"}
 	evalDocsFlag      = &cli.IntFlag{Name: "docs", Value: agent.DefaultTopK, Usage: "passages per search"}
 	evalQuietFlag     = &cli.BoolFlag{Name: "quiet", Usage: "no progress bar"}
@@ -60,11 +63,15 @@ the last <answer>…</answer> the policy wrote, SQuAD normalization (lower case,
 punctuation, no articles, single spaces), exact match against any gold answer, token F1
 (best gold) and substring exact match.
 
-REPORT/predictions.jsonl gets one line per question (question, golds, response, answer,
-searches, scores) as soon as its batch finishes; rerunning with the same -o skips the
+REPORT must be new, empty, or a report of dartc eval (its settings.json says so): eval
+never writes into another folder. REPORT/predictions.jsonl gets one line per question
+(question, golds, response, answer, searches, scores) as soon as its batch finishes; rerunning with the same -o skips the
 questions already there, so an interrupted evaluation resumes. REPORT/settings.json records
-the model, the adapters (sha256), the search backend and the loop settings, and every line
-carries their id: a rerun with other adapters or settings is refused, never mixed in.
+the model, the adapters (sha256), the search backend (a BM25 index by path and sha256, a
+/retrieve URL as given) and the loop settings, and every line carries their id: a rerun with
+other adapters or settings, or with an index rebuilt in place, is refused, never mixed in. A
+report from before the index's sha256 was recorded resumes with a warning (start over in a
+new REPORT if its index was rebuilt since).
 REPORT/table.md, .csv and .json hold the paper-shaped table: one column per dataset in the
 paper's order and the unweighted average over datasets.
 
@@ -73,6 +80,30 @@ eval score scores an existing predictions file without a model.`,
 		evalLimitFlag, evalBatchFlag, evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
 	Action:      runEval,
 	Subcommands: []*cli.Command{evalScoreCommand},
+}
+
+// checkCounts is checkInts over a map of flags to their least values (in
+// name order, each flag's usage as its note). The drivers and agent.Config
+// read 0 (and some negatives) as defaults, so --docs 0 would run with 3
+// passages, --limit -5 on every question, and be recorded as something else.
+func checkCounts(c *cli.Context, cmd string, least map[*cli.IntFlag]int) error {
+	var ranges []intFlagRange
+	for _, f := range slices.SortedFunc(maps.Keys(least), func(a, b *cli.IntFlag) int { return strings.Compare(a.Name, b.Name) }) {
+		ranges = append(ranges, intFlagRange{f.Name, least[f], f.Usage})
+	}
+	return checkInts(c, cmd, ranges...)
+}
+
+// agentCounts are the least values of the agent-loop and question flags
+// that eval, leas and gradangle share: --limit 0 and --max-turns 0 mean
+// something (every question; answer without searching), other zeros not.
+var agentCounts = map[*cli.IntFlag]int{evalLimitFlag: 0, evalTurnsFlag: 0, evalTokensFlag: 1, evalDocsFlag: 1}
+
+// withCounts adds a command's own count flags to agentCounts.
+func withCounts(own map[*cli.IntFlag]int) map[*cli.IntFlag]int {
+	m := maps.Clone(agentCounts)
+	maps.Copy(m, own)
+	return m
 }
 
 // openSearcher opens a BM25 index or a /retrieve URL; "" means none.
@@ -100,6 +131,13 @@ func runEval(c *cli.Context) error {
 		if c.String(f.Name) == "" {
 			return fmt.Errorf("eval: --%s is required (dartc eval --model DIR --data A.jsonl,… -o REPORT; or dartc eval score FILE)", f.Name)
 		}
+	}
+	if err := checkCounts(c, "eval", withCounts(map[*cli.IntFlag]int{evalBatchFlag: 1})); err != nil {
+		return err
+	}
+	// Before the model loads: a folder that is not eval's own is never written into.
+	if err := run.CheckOutput(c.String(evalOutputFlag.Name)); err != nil {
+		return fmt.Errorf("eval: -o: %w", err)
 	}
 	searcher, err := openSearcher(c.String(evalSearchFlag.Name))
 	if err != nil {

@@ -19,7 +19,11 @@ var (
 	gradangleTempFlag   = &cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature"}
 	gradangleTopPFlag   = &cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "nucleus sampling mass (1 keeps every token)"}
 	gradangleSeedFlag   = &cli.Uint64Flag{Name: "seed", Usage: "sampling seed"}
-	gradangleOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: samples.jsonl, angles.json, summary.json, angles.png"}
+	gradangleOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` (new or empty, or one gradangle wrote, which is resumed): samples.jsonl, angles.json, summary.json, angles.png"}
+	// Not eval's --adapters: there is no default, the angles are those of a
+	// given adapter.
+	gradangleAdaptersFlag = &cli.StringFlag{Name: "adapters", Required: true,
+		Usage: "adapters `FILE` to measure (required): its reasoning slot is the shared adapter, put in every slot (a checkpoint's adapters.safetensors; for the base model, the compiled DIR/adapters.safetensors)"}
 )
 
 var gradangleCommand = &cli.Command{
@@ -37,8 +41,10 @@ angle between the two within each rollout (reason–tool), and across pairs of r
 Writes DIR/samples.jsonl, angles.json, summary.json and angles.png. --model must be compiled
 with train.onnx. Each finished batch's gradients are kept in DIR/partial/ until the report is
 written, so rerunning the same command after an error or Ctrl-C resumes per batch; a rerun
-with other settings (DIR/settings.json) is refused.`,
-	Flags: []cli.Flag{evalModelFlag, evalAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, gradangleOutputFlag,
+with other settings (DIR/settings.json, the search index by sha256) is refused. DIR must be
+new, empty, or one gradangle wrote (its settings.json says so); once the report is written,
+gradangle deletes only the files it put in DIR/partial/, and the folder if that empties it.`,
+	Flags: []cli.Flag{evalModelFlag, gradangleAdaptersFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag, gradangleOutputFlag,
 		evalLimitFlag, gradangleGroupFlag, gradangleBatchFlag, gradangleTempFlag, gradangleTopPFlag, gradangleSeedFlag,
 		evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
 	Action: runGradangle,
@@ -48,20 +54,27 @@ func runGradangle(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("gradangle: unexpected arguments %q: everything goes in flags", c.Args().Slice())
 	}
-	for _, f := range []*cli.StringFlag{evalModelFlag, evalAdaptersFlag, evalDataFlag, gradangleOutputFlag} {
+	for _, f := range []*cli.StringFlag{evalModelFlag, gradangleAdaptersFlag, evalDataFlag, gradangleOutputFlag} {
 		if c.String(f.Name) == "" {
 			return fmt.Errorf("gradangle: --%s is required", f.Name)
 		}
 	}
-	if t := c.Float64(gradangleTempFlag.Name); t <= 0 {
+	if t := c.Float64(gradangleTempFlag.Name); !(t > 0) {
 		return fmt.Errorf("gradangle: --temperature %v must be > 0 (the recorded log-probs are those of temperature-1 sampling)", t)
+	}
+	if err := checkCounts(c, "gradangle", withCounts(map[*cli.IntFlag]int{gradangleGroupFlag: 1, gradangleBatchFlag: 1})); err != nil {
+		return err
+	}
+	// Before the --search probe and the model: a folder that is not gradangle's own is never written into.
+	if err := gradanglerun.CheckOutput(c.String(gradangleOutputFlag.Name)); err != nil {
+		return fmt.Errorf("gradangle: -o: %w", err)
 	}
 	searcher, err := openSearcher(c.String(evalSearchFlag.Name))
 	if err != nil {
 		return fmt.Errorf("gradangle: --search: %w", err)
 	}
 	opts := gradanglerun.Options{
-		Agent: agent.Config{Model: c.String(evalModelFlag.Name), Adapters: c.String(evalAdaptersFlag.Name),
+		Agent: agent.Config{Model: c.String(evalModelFlag.Name), Adapters: c.String(gradangleAdaptersFlag.Name),
 			Tokenizer: c.String(evalTokenizerFlag.Name), Session: &runtime.Options{Device: c.String(deviceFlag.Name)},
 			Searcher: searcher, TopK: c.Int(evalDocsFlag.Name), MaxTurns: agentTurns(c.Int(evalTurnsFlag.Name)),
 			MaxTurnTokens: c.Int(evalTokensFlag.Name),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/dartc/dartc/eval/leas"
 	"github.com/dartc/dartc/eval/leasrun"
@@ -23,7 +24,7 @@ var (
 	leasBatchFlag   = &cli.IntFlag{Name: "batch", Value: leasrun.DefaultBatch, Usage: "questions rolled out together (each k times)"}
 	leasTempFlag    = &cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature"}
 	leasTopPFlag    = &cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "nucleus sampling mass (1 keeps every token)"}
-	leasOutputFlag  = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`: rollouts.jsonl, questions.jsonl, results.jsonl (λ per question), summary.json, lambda23.png"}
+	leasOutputFlag  = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` (new or empty, or one leas wrote, which is resumed): rollouts.jsonl, questions.jsonl, results.jsonl (λ per question), summary.json, lambda23.png"}
 	leasSeedFlag    = &cli.Uint64Flag{Name: "seed", Usage: "sampling seed (the six configurations share it)"}
 )
 
@@ -51,8 +52,9 @@ Writes DIR/rollouts.jsonl, questions.jsonl (counts), results.jsonl (λ per quest
 summary.json (share of questions with interference, λ_23's distribution, its relation to
 M_Unified's success) and lambda23.png. Each finished batch of a configuration is appended to
 rollouts.jsonl, so rerunning the same command after an error or Ctrl-C resumes per batch;
-DIR/settings.json records the model, the three files, the questions, k, batch and seed, and
-a rerun with other settings is refused.`,
+DIR/settings.json records the model, the three files, the search index (sha256), the
+questions, k, batch and seed, and a rerun with other settings is refused. DIR must be new,
+empty, or one leas wrote (its settings.json says so): leas never writes into another folder.`,
 	Flags: []cli.Flag{evalModelFlag, leasReasonFlag, leasToolFlag, leasUnifiedFlag, evalTokenizerFlag, evalDataFlag, evalSearchFlag,
 		leasOutputFlag, evalLimitFlag, leasKFlag, leasAlphaFlag, leasBatchFlag, leasTempFlag, leasTopPFlag, leasSeedFlag,
 		evalTurnsFlag, evalTokensFlag, evalDocsFlag, evalQuietFlag, deviceFlag},
@@ -68,8 +70,19 @@ func runLEAS(c *cli.Context) error {
 			return fmt.Errorf("leas: --%s is required", f.Name)
 		}
 	}
-	if t := c.Float64(leasTempFlag.Name); t <= 0 {
+	if t := c.Float64(leasTempFlag.Name); !(t > 0) {
 		return fmt.Errorf("leas: --temperature %v must be > 0: LEAS needs sampled rollouts", t)
+	}
+	if err := checkCounts(c, "leas", withCounts(map[*cli.IntFlag]int{leasKFlag: 1, leasBatchFlag: 1})); err != nil {
+		return err
+	}
+	// Checked now: leas.Analyze would refuse it only after every rollout.
+	if a := c.Float64(leasAlphaFlag.Name); !(a > 0) || math.IsInf(a, 0) {
+		return fmt.Errorf("leas: --alpha %v must be a finite number > 0 (the default is %v)", a, leas.DefaultAlpha)
+	}
+	// Before the --search probe and the model: a folder that is not leas's own is never written into.
+	if err := leasrun.CheckOutput(c.String(leasOutputFlag.Name)); err != nil {
+		return fmt.Errorf("leas: -o: %w", err)
 	}
 	searcher, err := openSearcher(c.String(evalSearchFlag.Name))
 	if err != nil {

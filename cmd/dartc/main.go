@@ -119,7 +119,11 @@ type intFlagRange struct {
 func checkInts(c *cli.Context, cmd string, flags ...intFlagRange) error {
 	for _, f := range flags {
 		if v := c.Int(f.name); v < f.min {
-			return fmt.Errorf("%s: --%s %d: must be ≥ %d (%s)", cmd, f.name, v, f.min, f.note)
+			dash := "--"
+			if len(f.name) == 1 {
+				dash = "-" // as typed: leas -k
+			}
+			return fmt.Errorf("%s: %s%s %d: must be ≥ %d (%s)", cmd, dash, f.name, v, f.min, f.note)
 		}
 	}
 	return nil

@@ -31,5 +31,8 @@
 // gradients go to partial/batch-N.safetensors and its rows to
 // partial/samples.jsonl (synced), so a run stopped by an error or a signal
 // resumes per batch; settings.json records what made them, and resuming
-// with other settings is refused. partial/ is removed with the report.
+// with other settings is refused. Run writes only into a new or empty
+// directory or one gradangle wrote (CheckOutput); once the report is
+// written it deletes the files it put in partial/, and partial/ itself
+// only if nothing else is left there.
 package gradanglerun

@@ -10,10 +10,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/dartc/dartc/internal/atomicfile"
+	"github.com/dartc/dartc/internal/jsonerr"
 
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/eval"
@@ -41,6 +44,9 @@ const (
 	KindTool   = 1
 )
 
+// Command is the name `dartc gradangle` records in settings.json.
+const Command = "gradangle"
+
 // DefaultBatch is the number of questions rolled out together.
 const DefaultBatch = 4
 
@@ -54,16 +60,21 @@ type Options struct {
 	Group    int    // rollouts per question [1]
 	Batch    int    // questions per agent run [DefaultBatch]
 	Seed     uint64 // sampling seed
-	Dir      string // output directory, created if missing
+	Dir      string // output directory: new, empty or gradangle's own (CheckOutput)
 	Progress io.Writer
 	// Search names the search backend as given (recorded in the settings).
 	Search string
 }
 
 // PartialDir holds, inside the output directory, the gradients of the
-// batches finished so far (one safetensors file per batch); it is removed
-// once the report is written.
+// batches finished so far (one safetensors file per batch) and their rows
+// (samples.jsonl); they are removed once the report is written, and the
+// folder too if nothing else is in it.
 const PartialDir = "partial"
+
+// batchFile matches the names of the per-batch gradient files in
+// PartialDir, and of their temporary files (atomicfile) left by a crash.
+var batchFile = regexp.MustCompile(`^\.?batch-\d{6}\.safetensors(\.tmp-\d+)?$`)
 
 // SampleInfo is one line of samples.jsonl.
 type SampleInfo struct {
@@ -280,6 +291,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if len(exs) == 0 {
 		return nil, errors.New("gradanglerun: no questions (give --data)")
 	}
+	if err := CheckOutput(opts.Dir); err != nil {
+		return nil, fmt.Errorf("gradanglerun: %w", err)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("gradanglerun: %w", err)
 	}
@@ -308,7 +322,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	set["datasets"], set["limit"] = fmt.Sprint(opts.Datasets), strconv.Itoa(opts.Limit)
 	set["group"], set["batch"], set["seed"] = strconv.Itoa(opts.Group), strconv.Itoa(opts.Batch), strconv.FormatUint(opts.Seed, 10)
-	runID := run.SettingsID(set)
 	partial := filepath.Join(opts.Dir, PartialDir)
 	samplesPath := filepath.Join(partial, SamplesFile)
 	prev, err := readInfos(samplesPath)
@@ -319,7 +332,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for i, p := range prev {
 		ids[i] = p.Run
 	}
-	if err := run.CheckSettings(opts.Dir, set, len(prev), ids, partial); err != nil {
+	runID, err := run.CheckSettings(opts.Dir, Command, set, len(prev), ids, partial)
+	if err != nil {
 		return nil, fmt.Errorf("gradanglerun: %w", err)
 	}
 	byBatch := map[int][]SampleInfo{}
@@ -399,10 +413,47 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := write(opts.Dir, rep); err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(partial); err != nil {
-		return nil, fmt.Errorf("gradanglerun: %w", err)
+	if err := removePartial(partial); err != nil {
+		return nil, err
 	}
 	return rep, nil
+}
+
+// CheckOutput checks that `dartc gradangle` may write its report into dir
+// (run.CheckDir): new, empty, or one it wrote.
+func CheckOutput(dir string) error {
+	return run.CheckDir(dir, Command, func(s map[string]string, names []string) bool {
+		// Written before settings.json named its command: a group setting,
+		// and the partial rows or the finished ones.
+		_, group := s["group"]
+		return group && (slices.Contains(names, PartialDir) || slices.Contains(names, SamplesFile))
+	})
+}
+
+// removePartial deletes the files Run writes in PartialDir, then the
+// folder if that left it empty: anything else in it is not Run's.
+func removePartial(partial string) error {
+	entries, err := os.ReadDir(partial)
+	if err != nil {
+		return fmt.Errorf("gradanglerun: %w", err)
+	}
+	left := 0
+	for _, e := range entries {
+		if !e.Type().IsRegular() || e.Name() != SamplesFile && !batchFile.MatchString(e.Name()) {
+			left++
+			continue
+		}
+		if err := os.Remove(filepath.Join(partial, e.Name())); err != nil {
+			return fmt.Errorf("gradanglerun: %w", err)
+		}
+	}
+	if left > 0 {
+		return nil
+	}
+	if err := os.Remove(partial); err != nil {
+		return fmt.Errorf("gradanglerun: %w", err)
+	}
+	return nil
 }
 
 // vector is a gradient as a 1-D float32 tensor (an empty one as shape [0]).
@@ -457,7 +508,7 @@ func readInfos(path string) ([]SampleInfo, error) {
 		}
 		var info SampleInfo
 		if err := json.Unmarshal(line, &info); err != nil {
-			return nil, fmt.Errorf("gradanglerun: %s:%d: %w (remove %s to start over)", path, i+1, err, filepath.Dir(path))
+			return nil, fmt.Errorf("gradanglerun: %s:%d: %w (remove %s to start over)", path, i+1, jsonerr.Describe(err), filepath.Dir(path))
 		}
 		out = append(out, info)
 	}

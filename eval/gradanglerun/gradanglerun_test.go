@@ -287,3 +287,56 @@ func TestRunResumesPerBatch(t *testing.T) {
 		t.Errorf("the partial gradients were left: %v", err)
 	}
 }
+
+// TestRunWritesAndDeletesOnlyItsOwn: gradangle writes only into a new or
+// empty directory or one it wrote. A folder of the user's with a
+// partial/ of theirs is refused and left as it was; in its own directory,
+// finishing deletes only the files it put in partial/, and partial/ only
+// if that empties it. A row of the wrong kind in partial/samples.jsonl is
+// named by its field and line, not in Go's terms.
+func TestRunWritesAndDeletesOnlyItsOwn(t *testing.T) {
+	f := runtest.Get(t)
+	opts := func(dir string) gradanglerun.Options {
+		return gradanglerun.Options{Agent: agent.Config{Model: f.Model, Adapters: f.Adapters["unified"],
+			Session: &runtime.Options{IntraOpThreads: 1}, MaxTurns: 1, MaxTurnTokens: 3,
+			Sampling: runtime.Sampling{Temperature: 1, TopK: 20}},
+			Datasets: []string{filepath.Join(f.Data, "nq_test.jsonl")}, Limit: 1, Dir: dir}
+	}
+	proj := t.TempDir()
+	chapter, summary := filepath.Join(proj, gradanglerun.PartialDir, "chapter1.tex"), filepath.Join(proj, gradanglerun.SummaryFile)
+	os.Mkdir(filepath.Dir(chapter), 0o755)
+	os.WriteFile(chapter, []byte("draft\n"), 0o644)
+	os.WriteFile(summary, []byte("mine\n"), 0o644)
+	if _, err := gradanglerun.Run(context.Background(), opts(proj)); err == nil || !strings.Contains(err.Error(), "refusing to write into "+proj) {
+		t.Errorf("a folder of the user's: %v", err)
+	}
+	for p, want := range map[string]string{chapter: "draft\n", summary: "mine\n"} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != want {
+			t.Errorf("%s: %q (%v), want the user's %q", p, b, err, want)
+		}
+	}
+
+	dir := t.TempDir()
+	if _, err := gradanglerun.Run(context.Background(), opts(dir)); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(dir, gradanglerun.PartialDir, "notes.txt")
+	os.Mkdir(filepath.Dir(notes), 0o755)
+	os.WriteFile(notes, []byte("keep me\n"), 0o644)
+	if _, err := gradanglerun.Run(context.Background(), opts(dir)); err != nil {
+		t.Fatalf("rerun in its own directory: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(notes))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "notes.txt" {
+		t.Errorf("partial/ holds %v (%v), want only the user's notes.txt", entries, err)
+	}
+
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "settings.json"), []byte(`{"command": "gradangle"}`), 0o644)
+	os.Mkdir(filepath.Join(bad, gradanglerun.PartialDir), 0o755)
+	os.WriteFile(filepath.Join(bad, gradanglerun.PartialDir, gradanglerun.SamplesFile), []byte(`{"id": "nq/test_0", "batch": "0"}`+"\n"), 0o644)
+	_, err = gradanglerun.Run(context.Background(), opts(bad))
+	if err == nil || !strings.Contains(err.Error(), `samples.jsonl:1: field "batch" is a string, want a whole number`) || strings.Contains(err.Error(), "Go ") {
+		t.Errorf("a string batch in samples.jsonl: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/dartc/dartc/internal/atomicfile"
+	"github.com/dartc/dartc/internal/jsonerr"
 
 	"github.com/dartc/dartc/eval/stats"
 	"github.com/dartc/dartc/internal/plotpng"
@@ -89,7 +90,7 @@ func ReadQuestions(path string) ([]Question, error) {
 		}
 		var q Question
 		if err := json.Unmarshal(sc.Bytes(), &q); err != nil {
-			return nil, fmt.Errorf("leas: %s:%d: %w", path, line, err)
+			return nil, fmt.Errorf("leas: %s:%d: %w", path, line, jsonerr.Describe(err))
 		}
 		qs = append(qs, q)
 	}

@@ -277,3 +277,14 @@ func TestSlotsAndAssemble(t *testing.T) {
 		t.Errorf("missing M_Tool: err = %v", err)
 	}
 }
+
+// TestReadQuestionsNamesTheField: a count of the wrong kind in
+// questions.jsonl is named by its field and line, not in Go's terms.
+func TestReadQuestionsNamesTheField(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "questions.jsonl")
+	os.WriteFile(in, []byte(`{"id":"x","k":"8","correct":{}}`+"\n"), 0o644)
+	_, err := ReadQuestions(in)
+	if err == nil || !strings.Contains(err.Error(), `questions.jsonl:1: field "k" is a string, want a whole number`) || strings.Contains(err.Error(), "Go ") {
+		t.Errorf("a string k: %v", err)
+	}
+}

@@ -7,6 +7,7 @@
 //
 // Output directory layout:
 //
+//	settings.json    what made the rows, and the command (run.CheckSettings)
 //	rollouts.jsonl   one line per (configuration, question, sample): answer, EM, stop
 //	questions.jsonl  per question the counts c_M of the six configurations (leas.Question)
 //	results.jsonl    per question smoothed accuracies, λ, λ_23, interference (leas.Result)
@@ -32,5 +33,7 @@
 //     time, so a stopped run resumes per batch (a batch's draws depend only
 //     on the seed and its position); settings.json records what made the
 //     rows and every row carries its id, so other settings are refused.
+//   - Run writes only into a new or empty directory or one leas wrote
+//     (CheckOutput), and checks alpha before any rollout.
 //     The other outputs are written atomically once all rollouts are done.
 package leasrun

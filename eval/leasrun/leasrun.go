@@ -9,13 +9,16 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/dartc/dartc/internal/atomicfile"
 	"github.com/dartc/dartc/internal/filehash"
+	"github.com/dartc/dartc/internal/jsonerr"
 
 	"github.com/dartc/dartc/eval"
 	"github.com/dartc/dartc/eval/leas"
@@ -36,6 +39,9 @@ const (
 	HistogramFile = "lambda23.png"
 )
 
+// Command is the name `dartc leas` records in settings.json.
+const Command = "leas"
+
 // Defaults.
 const (
 	DefaultK     = 8
@@ -55,8 +61,8 @@ type Options struct {
 	K        int     // samples per question and configuration [DefaultK]
 	Batch    int     // questions per agent run [DefaultBatch]
 	Seed     uint64  // sampling seed
-	Alpha    float64 // smoothing (0: leas.DefaultAlpha)
-	Dir      string  // output directory, created if missing
+	Alpha    float64 // smoothing, finite and > 0 (0: leas.DefaultAlpha)
+	Dir      string  // output directory: new, empty or leas's own (CheckOutput)
 	Progress io.Writer
 	// Search names the search backend as given (recorded in the settings).
 	Search string
@@ -244,7 +250,7 @@ func readRollouts(path string) (rows []Rollout, valid int64, err error) {
 		if len(bytes.TrimSpace(b[valid:valid+int64(nl)])) > 0 {
 			var r Rollout
 			if err := json.Unmarshal(b[valid:valid+int64(nl)], &r); err != nil {
-				return nil, 0, fmt.Errorf("leasrun: %s:%d: %w (remove the file to start over)", path, line, err)
+				return nil, 0, fmt.Errorf("leasrun: %s:%d: %w (remove the file to start over)", path, line, jsonerr.Describe(err))
 			}
 			rows = append(rows, r)
 		}
@@ -268,6 +274,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = DefaultBatch
+	}
+	// leas.Analyze would refuse it, but only after every rollout.
+	if a := opts.Alpha; a != 0 && (!(a > 0) || math.IsInf(a, 0)) {
+		return nil, fmt.Errorf("leasrun: smoothing alpha %v must be finite and > 0 (0 takes the default %v)", a, leas.DefaultAlpha)
+	}
+	if err := CheckOutput(opts.Dir); err != nil {
+		return nil, fmt.Errorf("leasrun: %w", err)
 	}
 	trained, err := loadTrained(opts.Trained)
 	if err != nil {
@@ -293,10 +306,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for i, r := range prev {
 		ids[i] = r.Run
 	}
-	if err := run.CheckSettings(opts.Dir, set, len(prev), ids, path); err != nil {
+	runID, err := run.CheckSettings(opts.Dir, Command, set, len(prev), ids, path)
+	if err != nil {
 		return nil, fmt.Errorf("leasrun: %w", err)
 	}
-	runID := run.SettingsID(set)
 	have := map[string]Rollout{}
 	for _, r := range prev {
 		have[r.key()] = r
@@ -402,6 +415,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.Summary = leas.Summarize(rep.Results)
 	return rep, write(opts, rep)
+}
+
+// CheckOutput checks that `dartc leas` may write its report into dir
+// (run.CheckDir): new, empty, or one it wrote.
+func CheckOutput(dir string) error {
+	return run.CheckDir(dir, Command, func(s map[string]string, names []string) bool {
+		// Written before settings.json named its command: the settings of
+		// the three trained files, and rollouts.jsonl.
+		_, reas := s[leas.Reas.String()]
+		_, k := s["k"]
+		return reas && k && slices.Contains(names, RolloutsFile)
+	})
 }
 
 // configIndex is the index of a configuration's name.

@@ -2,6 +2,7 @@ package leasrun_test
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,5 +206,59 @@ func TestRunRefusesDuplicateQuestions(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, leasrun.RolloutsFile)); !os.IsNotExist(err) {
 		t.Errorf("rollouts.jsonl written before the refusal: %v", err)
+	}
+}
+
+// TestRunChecksBeforeRollingOut: what would fail or do harm is refused
+// before any rollout. A smoothing alpha that is not finite and > 0 (which
+// leas.Analyze refuses only after every rollout); an output folder leas
+// did not write, left untouched; a row of the wrong kind in rollouts.jsonl,
+// named by its field and line, not in Go's terms.
+func TestRunChecksBeforeRollingOut(t *testing.T) {
+	f := runtest.Get(t)
+	opts := func(dir string) leasrun.Options {
+		return leasrun.Options{
+			Agent: agent.Config{Model: f.Model, Session: &runtime.Options{IntraOpThreads: 1},
+				MaxTurns: 1, MaxTurnTokens: 2, Sampling: runtime.Sampling{Temperature: 1, TopK: 20}},
+			Trained:  map[leas.Config]string{leas.Reas: f.Adapters["reason"], leas.Tool: f.Adapters["tool"], leas.Unified: f.Adapters["unified"]},
+			Datasets: []string{filepath.Join(f.Data, "nq_test.jsonl")}, Limit: 1, K: 1, Batch: 1, Dir: dir,
+		}
+	}
+	for _, alpha := range []float64{-1, math.NaN(), math.Inf(1)} {
+		dir := filepath.Join(t.TempDir(), "leas")
+		o := opts(dir)
+		o.Alpha = alpha
+		if _, err := leasrun.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "alpha") || !strings.Contains(err.Error(), "finite and > 0") {
+			t.Errorf("alpha %v: %v", alpha, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, leasrun.RolloutsFile)); !os.IsNotExist(err) {
+			t.Errorf("alpha %v: rolled out before refusing it (%v)", alpha, err)
+		}
+	}
+
+	notes := t.TempDir()
+	mine := map[string]string{leasrun.SummaryFile: `{"mine": true}`, leasrun.ResultsFile: "my results\n"}
+	for name, content := range mine {
+		os.WriteFile(filepath.Join(notes, name), []byte(content), 0o644)
+	}
+	if _, err := leasrun.Run(context.Background(), opts(notes)); err == nil || !strings.Contains(err.Error(), "refusing to write into "+notes) {
+		t.Errorf("a folder of the user's: %v", err)
+	}
+	entries, _ := os.ReadDir(notes)
+	if len(entries) != len(mine) {
+		t.Errorf("%d files in the user's folder, want its %d", len(entries), len(mine))
+	}
+	for name, content := range mine {
+		if b, err := os.ReadFile(filepath.Join(notes, name)); err != nil || string(b) != content {
+			t.Errorf("%s: %q (%v), want the user's %q", name, b, err, content)
+		}
+	}
+
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "settings.json"), []byte(`{"command": "leas"}`), 0o644)
+	os.WriteFile(filepath.Join(bad, leasrun.RolloutsFile), []byte(`{"config": "M_Base", "id": "test_0", "em": "1"}`+"\n"), 0o644)
+	_, err := leasrun.Run(context.Background(), opts(bad))
+	if err == nil || !strings.Contains(err.Error(), `rollouts.jsonl:1: field "em" is a string, want a number`) || strings.Contains(err.Error(), "Go ") {
+		t.Errorf("a string em in rollouts.jsonl: %v", err)
 	}
 }

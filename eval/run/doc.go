@@ -6,10 +6,18 @@
 //
 // Output directory layout:
 //
+//	settings.json       what made the rows (AgentSettings) and the command
 //	predictions.jsonl   one Record per question, appended batch by batch
 //	table.md/.csv/.json EM, F1 and substring EM per dataset and their average
 //
 // Invariants:
+//   - Nothing is written into a directory but a new or empty one or one
+//     whose settings.json names the command (CheckDir): eval, leas and
+//     gradangle resume their own reports and have no --force, so they
+//     must not write into a folder of the user's or each other's.
+//   - The settings include the --search index's sha256, so a report is not
+//     resumed with an index rebuilt in place; a settings.json from before
+//     that was recorded resumes with a warning (CheckSettings).
 //   - A question is identified by its dataset and id (Key); a run appends
 //     only questions whose key is not already in predictions.jsonl, so an
 //     interrupted run resumes where it stopped and never scores a question

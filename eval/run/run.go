@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dartc/dartc/eval"
+	"github.com/dartc/dartc/internal/jsonerr"
 	"github.com/dartc/dartc/qa"
 	"github.com/dartc/dartc/runtime/agent"
 	"github.com/dartc/dartc/trajectory"
@@ -49,7 +51,7 @@ func (r AgentRoller) Roll(ctx context.Context, qs []agent.Question) ([]*trajecto
 // Options configure Run.
 type Options struct {
 	Datasets []string // dataset files (eval.Load formats)
-	Dir      string   // output directory, created if missing
+	Dir      string   // output directory: new, empty or eval's own (CheckOutput)
 	Limit    int      // questions per dataset, 0: all
 	Batch    int      // questions per Roll [DefaultBatch]
 	Title    string   // table title ("": none)
@@ -157,13 +159,23 @@ func ReadRecords(path string) (recs []Record, valid int64, err error) {
 		if len(bytes.TrimSpace(rest[:nl])) > 0 {
 			var r Record
 			if err := json.Unmarshal(rest[:nl], &r); err != nil {
-				return nil, 0, fmt.Errorf("run: %s:%d: %w (remove the line or the file to start over)", path, line, err)
+				return nil, 0, fmt.Errorf("run: %s:%d: %w (remove the line or the file to start over)", path, line, describeRow(err))
 			}
 			recs = append(recs, r)
 		}
 		valid += int64(nl + 1)
 	}
 	return recs, valid, nil
+}
+
+// describeRow words a decoding error of a Record by its field. json names
+// a field of the embedded qa.Score "Score.em", but in the row it is "em".
+func describeRow(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		te.Field = strings.TrimPrefix(te.Field, "Score.")
+	}
+	return jsonerr.Describe(err)
 }
 
 // NewRecord scores one trajectory of example ex.
@@ -198,6 +210,9 @@ func Run(ctx context.Context, roller Roller, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckOutput(opts.Dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -205,6 +220,22 @@ func Run(ctx context.Context, roller Roller, opts Options) (*Result, error) {
 	done, valid, err := ReadRecords(path)
 	if err != nil {
 		return nil, err
+	}
+	// settings.json before predictions.jsonl: a directory that has either
+	// is then recognisably eval's (CheckOutput).
+	runID := ""
+	if opts.Settings != nil {
+		ids := make([]string, len(done))
+		for i, r := range done {
+			ids[i] = r.Run
+		}
+		if runID, err = CheckSettings(opts.Dir, Command, opts.Settings, len(done), ids, path); err != nil {
+			return nil, err
+		}
+	} else if len(done) == 0 {
+		if err := writeSettings(filepath.Join(opts.Dir, SettingsFile), Command, nil); err != nil {
+			return nil, err
+		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -216,19 +247,6 @@ func Run(ctx context.Context, roller Roller, opts Options) (*Result, error) {
 	}
 	if _, err := f.Seek(valid, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
-	}
-	if opts.Settings != nil {
-		ids := make([]string, len(done))
-		for i, r := range done {
-			ids[i] = r.Run
-		}
-		if err := CheckSettings(opts.Dir, opts.Settings, len(done), ids, path); err != nil {
-			return nil, err
-		}
-	}
-	runID := ""
-	if opts.Settings != nil {
-		runID = SettingsID(opts.Settings)
 	}
 	have := map[string]bool{}
 	for _, r := range done {

@@ -189,9 +189,11 @@ func TestLoadQuestionsErrors(t *testing.T) {
 	if _, err := run.LoadQuestions([]string{dup}, 0); err == nil || !strings.Contains(err.Error(), `"a" twice`) {
 		t.Errorf("duplicate ids: %v", err)
 	}
-	bad := filepath.Join(dir, run.PredictionsFile)
-	os.WriteFile(bad, []byte("{not json}\n"), 0o644)
-	if _, err := run.Run(context.Background(), &oracle{}, run.Options{Datasets: datasets[:1], Dir: dir}); err == nil || !strings.Contains(err.Error(), ":1:") {
+	report := filepath.Join(dir, "report")
+	os.Mkdir(report, 0o755)
+	os.WriteFile(filepath.Join(report, run.SettingsFile), []byte(`{"command": "eval"}`), 0o644)
+	os.WriteFile(filepath.Join(report, run.PredictionsFile), []byte("{not json}\n"), 0o644)
+	if _, err := run.Run(context.Background(), &oracle{}, run.Options{Datasets: datasets[:1], Dir: report}); err == nil || !strings.Contains(err.Error(), ":1:") {
 		t.Errorf("corrupt predictions file: %v", err)
 	}
 }

@@ -8,5 +8,7 @@
 //     index file) or an empty directory, and never when it holds the
 //     command's own input (the source model, the corpus).
 //
-// So --force never deletes a file dartc did not create.
+// So --force never deletes a file dartc did not create. Commands that
+// resume instead (eval, leas, gradangle: Own) write only into a new or
+// empty directory or one they wrote themselves, whatever its state.
 package outpath

@@ -15,6 +15,10 @@ var ErrExists = errors.New("output exists")
 // replace: not something the command writes, or holding its input.
 var ErrNotReplaceable = errors.New("refusing to replace")
 
+// ErrNotOwn reports an existing, non-empty output directory that a
+// resuming command did not write.
+var ErrNotOwn = errors.New("refusing to write into")
+
 // RecogniseDir reports whether the non-empty directory dir, whose entries
 // are names, is one the command wrote; the error says why not.
 type RecogniseDir func(dir string, names []string) error
@@ -52,6 +56,40 @@ func Dir(out string, force bool, inputs []string, recognise RecogniseDir) (exist
 	}
 	if err := recognise(out, names); err != nil {
 		return true, fmt.Errorf("%w %s: %w; --force replaces only a directory this command wrote, or an empty one: choose another output", ErrNotReplaceable, out, err)
+	}
+	return true, nil
+}
+
+// Own checks that the directory out may be written by a command that
+// resumes its own output instead of replacing it (eval, leas, gradangle):
+// out does not exist, or is an empty directory, or one recognise accepts
+// as that command's. Such a command has no --force: it never replaces a
+// file, so it must not write into a directory holding someone else's. It
+// returns whether out exists.
+func Own(out string, recognise RecogniseDir) (exists bool, err error) {
+	info, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !info.IsDir() {
+		return true, fmt.Errorf("%w %s: it is not a directory: choose another output directory", ErrNotOwn, out)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return true, err
+	}
+	if len(entries) == 0 {
+		return true, nil
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	if err := recognise(out, names); err != nil {
+		return true, fmt.Errorf("%w %s: %w; the command writes only into a new or empty directory, or resumes one it wrote: choose another output directory", ErrNotOwn, out, err)
 	}
 	return true, nil
 }
