@@ -325,3 +325,50 @@ func adaptersOf(t *testing.T, tr *Trainer) map[string]*runtime.Tensor {
 	}
 	return a
 }
+
+// TestOverflowingGradNormSkips: old log-probs 60 nats too low (stale or
+// corrupted ones) make a finite loss whose gradients are finite one by
+// one but whose Σ g² overflows float32: adamw.onnx's norm is +Inf and its
+// clip factor 0. The update must be skipped like a non-finite gradient —
+// adapters, moments and the step count left alone — on the host and the
+// resident paths; it used to be applied (moments decayed, t advanced).
+func TestOverflowingGradNormSkips(t *testing.T) {
+	dir := toyModel(t)
+	for _, host := range []bool{true, false} {
+		cfg := toyTrainConfig()
+		cfg.Steps = 1
+		roller := newToyRoller(t, dir, 8)
+		roller.corrupt = func(call int, trajs []*trajectory.Trajectory) {
+			for _, tj := range trajs {
+				for p := range tj.Tokens {
+					if tj.Policy[p] {
+						tj.LogProbs[p] -= 60
+					}
+				}
+			}
+		}
+		tr, err := New(Options{Model: dir, Run: t.TempDir(), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward, HostTensors: host})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := adaptersOf(t, tr)
+		met, err := tr.Step(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := adaptersOf(t, tr)
+		tr.Close()
+		if !math.IsInf(met.GradNorm, 1) {
+			t.Fatalf("host %v: grad_norm %g, want +Inf: the case does not overflow", host, met.GradNorm)
+		}
+		if !met.NonFinite || tr.State().Skipped != 1 || tr.State().Update != 0 {
+			t.Errorf("host %v: grad_norm +Inf: nonfinite %v, skipped %d, update %d; want the update skipped", host, met.NonFinite, tr.State().Skipped, tr.State().Update)
+		}
+		for n := range before {
+			if !bytes.Equal(before[n].Bytes(), after[n].Bytes()) {
+				t.Errorf("host %v: %s changed by a skipped update", host, n)
+				break
+			}
+		}
+	}
+}

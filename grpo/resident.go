@@ -197,9 +197,10 @@ func (r *resident) groupOf(n string, group int) bool {
 }
 
 // adamwStep runs adamw.onnx on the resident parameters, moments and
-// gradient sums with the host scalars in, and swaps in the results. It
-// returns the gradient norm.
-func (r *resident) adamwStep(in map[string]*runtime.Tensor) (float64, error) {
+// gradient sums with the host scalars in, and swaps in the results when
+// take accepts the gradient norm (else the old ones stay). It returns the
+// gradient norm.
+func (r *resident) adamwStep(in map[string]*runtime.Tensor, take func(norm float64) bool) (float64, error) {
 	feed := values(in)
 	into := map[string]*runtime.DeviceTensor{}
 	for _, n := range r.names {
@@ -210,10 +211,14 @@ func (r *resident) adamwStep(in map[string]*runtime.Tensor) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("grpo: adamw.onnx: %w", err)
 	}
+	norm := out["grad_norm"].Floats()[0]
+	if !take(norm) {
+		return norm, nil
+	}
 	r.params, r.nextP = r.nextP, r.params
 	r.m, r.nextM = r.nextM, r.m
 	r.v, r.nextV = r.nextV, r.v
-	return out["grad_norm"].Floats()[0], nil
+	return norm, nil
 }
 
 // logprobsRun runs logprobs.onnx with the resident adapters (or zeros).

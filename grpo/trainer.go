@@ -549,7 +549,6 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		tr.log.Warn("skipped an update: non-finite loss or gradient", "step", st.Step+1, "loss", loss, "in_a_row", st.NonFiniteRun)
 		return nil
 	}
-	st.NonFiniteRun = 0
 	t0 = time.Now()
 	t := st.Update + 1
 	in := map[string]*runtime.Tensor{
@@ -558,9 +557,25 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		"eps": scalar(runtime.Float32, cfg.Eps), "weight_decay": scalar(runtime.Float32, cfg.WeightDecay),
 		"max_grad_norm": scalar(runtime.Float32, cfg.MaxGradNorm),
 	}
+	// Finite gradients can still have a norm that overflows (Σ g² beyond
+	// float32's range): the clip factor is then 0 and the moments and the
+	// step count would move with nothing learned. Such an update is
+	// skipped like a non-finite gradient: its results are not taken.
+	skip := func(norm float64) {
+		st.NonFiniteRun++
+		st.Skipped++
+		met.NonFinite = true
+		tr.log.Warn("skipped an update: the gradient norm is not finite", "step", st.Step+1, "grad_norm", norm, "in_a_row", st.NonFiniteRun)
+	}
 	if tr.res != nil {
-		if met.GradNorm, err = tr.res.adamwStep(in); err != nil {
+		norm, err := tr.res.adamwStep(in, isFinite)
+		if err != nil {
 			return err
+		}
+		met.GradNorm = norm
+		if !isFinite(norm) {
+			skip(norm)
+			return nil
 		}
 	} else {
 		for _, n := range tr.names {
@@ -570,11 +585,16 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		if err != nil {
 			return fmt.Errorf("grpo: adamw.onnx: %w", err)
 		}
+		met.GradNorm = out["grad_norm"].Floats()[0]
+		if !isFinite(met.GradNorm) {
+			skip(met.GradNorm)
+			return nil
+		}
 		for _, n := range tr.names {
 			tr.params[n], tr.m[n], tr.v[n] = out["new."+n], out["new_m."+n], out["new_v."+n]
 		}
-		met.GradNorm = out["grad_norm"].Floats()[0]
 	}
+	st.NonFiniteRun = 0
 	if cfg.Variant == VariantSingle {
 		if err := tr.tieSingle(); err != nil {
 			return err
@@ -804,3 +824,6 @@ func (tr *Trainer) currentLogprobs(trajs []*trajectory.Trajectory) ([][]float64,
 	}
 	return out, nil
 }
+
+// isFinite reports whether x is neither NaN nor ±Inf.
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
