@@ -210,6 +210,9 @@ func (d *dartcWorker) batch(req Request) (map[string]any, error) {
 	f32(passes.ClipHighInput, nil, []float32{b.ClipHigh})
 	f32(passes.KLCoefInput, nil, []float32{b.KLCoef})
 	f32(passes.EntropyCoefInput, nil, []float32{b.EntropyCoeff})
+	if d.man.Graphs[manifest.GraphTrain].Input(passes.LossScaleInput) != nil { // float16 graphs
+		f32(passes.LossScaleInput, nil, []float32{1})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
 	}

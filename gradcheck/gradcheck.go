@@ -272,6 +272,10 @@ func randomInputs(man *manifest.Manifest, rng *rand.Rand, b, s int, dt string) (
 		set(name, t, e)
 	}
 	train := man.Graphs[manifest.GraphTrain]
+	if train.Input("loss_scale") != nil { // float16 graphs: no scaling here
+		t, e = floats(dt, nil, []float64{1})
+		set("loss_scale", t, e)
+	}
 	for _, name := range man.AdapterNames() {
 		spec := train.Input(name)
 		if spec == nil {

@@ -366,6 +366,11 @@ func (tr *Trainer) readState(dir, adaptersStep, optimizerStep string) (State, er
 	if st.Update+st.Skipped < st.Step {
 		problems = append(problems, fmt.Sprintf("%d updates and %d skipped in %d steps (every step makes at least one)", st.Update, st.Skipped, st.Step))
 	}
+	// A float16 run checkpointed before loss scaling has none (it starts
+	// at the initial scale); a scale for another graph is an error.
+	if st.LossScale < 0 || st.ScaleGood < 0 || (st.LossScale > 0 && !tr.scaled) {
+		problems = append(problems, fmt.Sprintf("loss scale %g (good updates %d) for a train graph that takes none", st.LossScale, st.ScaleGood))
+	}
 	if st.NonFiniteRun > st.Skipped {
 		problems = append(problems, fmt.Sprintf("%d skipped in a row but %d skipped in all", st.NonFiniteRun, st.Skipped))
 	}

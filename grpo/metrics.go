@@ -47,7 +47,9 @@ type Metrics struct {
 	RatioMaxDev float64 `json:"ratio_max_dev_first"`
 	Entropy     float64 `json:"entropy"`
 	GradNorm    float64 `json:"grad_norm"`
-	LR          float64 `json:"lr"`
+	// LossScale is a float16 train graph's loss scale after the step.
+	LossScale float64 `json:"loss_scale,omitempty"`
+	LR        float64 `json:"lr"`
 	// TokensPerSecond counts sampled tokens per rollout second;
 	// TrainTokensPerSecond loss tokens per train.onnx second.
 	TokensPerSecond      float64 `json:"tokens_per_s"`

@@ -11,6 +11,7 @@ import (
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/passes/kernels"
 	"github.com/dartc/dartc/runtime"
+	"github.com/dartc/dartc/trajectory"
 )
 
 // TestStepsWithLowPrecisionGraphs: the trainer runs GRPO steps on graphs
@@ -46,7 +47,10 @@ func TestStepsWithLowPrecisionGraphs(t *testing.T) {
 			if math.IsNaN(met.Loss) || math.IsInf(met.Loss, 0) || !(met.GradNorm > 0) || math.IsInf(met.GradNorm, 0) {
 				t.Fatalf("%s step %d: loss %g, gradient norm %g", prec, i+1, met.Loss, met.GradNorm)
 			}
-			t.Logf("%s step %d: loss %.5f, gradient norm %.4g", prec, i+1, met.Loss, met.GradNorm)
+			t.Logf("%s step %d: loss %.5f, gradient norm %.4g, loss scale %g", prec, i+1, met.Loss, met.GradNorm, met.LossScale)
+			if (met.LossScale > 0) != (prec == "fp16") {
+				t.Errorf("%s step %d: loss scale %g (float16 graphs only have one)", prec, i+1, met.LossScale)
+			}
 		}
 		moved := 0
 		for name, a := range adaptersOf(t, tr) {
@@ -74,4 +78,51 @@ func copyAdapters(t *testing.T, ad map[string]*runtime.Tensor) map[string][]floa
 		out[n] = append([]float64(nil), a.Floats()...)
 	}
 	return out
+}
+
+// TestLossScaleHalvesOnOverflow: with a float16 train graph, gradients
+// that overflow (old log-probs 60 nats too low) skip the update and halve
+// the loss scale instead of counting toward max_nonfinite, until the scale
+// reaches 1; the scale is part of the checkpointed state.
+func TestLossScaleHalvesOnOverflow(t *testing.T) {
+	orttest.Init(t)
+	root := t.TempDir()
+	res, err := synth.Synthesize(toyConfig, filepath.Join(root, "src"), synth.Options{KVCache: true, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "fp16")
+	if _, err := compiler.Compile(res.ModelPath, dir, compiler.Options{Rank: 4, Alpha: 8, Seed: 3, Precision: "fp16", Provider: kernels.CPU}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := toyTrainConfig()
+	cfg.Steps, cfg.MaxNonFinite = 3, 1
+	roller := newToyRoller(t, dir, 10)
+	roller.corrupt = func(call int, trajs []*trajectory.Trajectory) {
+		for _, tj := range trajs {
+			for p := range tj.Tokens {
+				if tj.Policy[p] {
+					tj.LogProbs[p] -= 60
+				}
+			}
+		}
+	}
+	tr, err := New(Options{Model: dir, Run: filepath.Join(root, "run"), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if got := tr.State().LossScale; got != initialLossScale {
+		t.Fatalf("initial loss scale %g, want %d", got, initialLossScale)
+	}
+	for i := 1; i <= cfg.Steps; i++ {
+		met, err := tr.Step(context.Background())
+		if err != nil {
+			t.Fatalf("step %d: %v (overflows under a loss scale above 1 must not stop the run)", i, err)
+		}
+		st := tr.State()
+		if want := float64(initialLossScale) / float64(int(1)<<i); st.LossScale != want || st.NonFiniteRun != 0 || st.Skipped != i || st.Update != 0 || !met.NonFinite {
+			t.Fatalf("step %d: loss scale %g (want %g), in a row %d, skipped %d, updates %d, nonfinite %v", i, st.LossScale, want, st.NonFiniteRun, st.Skipped, st.Update, met.NonFinite)
+		}
+	}
 }

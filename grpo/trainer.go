@@ -67,7 +67,21 @@ type State struct {
 	// NonFiniteRun counts the consecutive skipped updates; Skipped all of them.
 	NonFiniteRun int `json:"nonfinite_run"`
 	Skipped      int `json:"skipped"`
+	// LossScale is the dynamic loss scale of a float16 train graph (0 for
+	// other graphs) and ScaleGood the finite updates since it last changed.
+	LossScale float64 `json:"loss_scale,omitempty"`
+	ScaleGood int     `json:"loss_scale_good,omitempty"`
 }
+
+// Dynamic loss scaling of float16 train graphs, as PyTorch's GradScaler
+// does it: start at 2¹⁶, halve on a non-finite gradient (the update is
+// skipped, and does not count toward max_nonfinite while the scale can
+// still drop), double after scaleGrowth finite updates in a row.
+const (
+	initialLossScale = 1 << 16
+	maxLossScale     = 1 << 24
+	scaleGrowth      = 2000
+)
 
 // Trainer runs GRPO steps over one compiled model.
 type Trainer struct {
@@ -82,6 +96,10 @@ type Trainer struct {
 	// entropyInput: train.onnx takes entropy_coeff (graphs compiled before
 	// it existed do not).
 	entropyInput bool
+	// scaled: train.onnx takes a loss scale (float16 graphs); scale is the
+	// one the next train call gets.
+	scaled bool
+	scale  float64
 
 	train, adamw, logprobs *runtime.Session
 	// res keeps adapters, moments and gradient sums on the execution
@@ -145,6 +163,7 @@ func New(opts Options) (*Trainer, error) {
 		return nil, fmt.Errorf("grpo: %w", err)
 	}
 	tr.entropyInput = man.Graphs[manifest.GraphTrain].Input("entropy_coeff") != nil
+	tr.scaled = man.Graphs[manifest.GraphTrain].Input("loss_scale") != nil
 	if !tr.entropyInput && cfg.EntropyCoeff != 0 {
 		return nil, fmt.Errorf("grpo: entropy_coeff %v: %s/train.onnx has no entropy_coeff input; recompile the model with this dartc", cfg.EntropyCoeff, opts.Model)
 	}
@@ -231,6 +250,10 @@ func (tr *Trainer) initState() error {
 	} else if err := tr.startRun(); err != nil {
 		return err
 	}
+	if tr.scaled && tr.state.LossScale == 0 {
+		tr.state.LossScale = initialLossScale
+	}
+	tr.scale = tr.state.LossScale
 	tr.order = epochOrder(tr.state.Seed, tr.state.Epoch, len(tr.opts.Data))
 	return nil
 }
@@ -536,12 +559,16 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		return err
 	}
 	t0 := time.Now()
+	tr.scale = st.LossScale
 	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, met, acc)
 	if err != nil {
 		return err
 	}
 	met.TrainSeconds += time.Since(t0).Seconds()
 	met.Loss += loss
+	if !finite && tr.lowerScale(st, met) {
+		return nil
+	}
 	if !finite {
 		st.NonFiniteRun++
 		st.Skipped++
@@ -562,6 +589,9 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 	// step count would move with nothing learned. Such an update is
 	// skipped like a non-finite gradient: its results are not taken.
 	skip := func(norm float64) {
+		if tr.lowerScale(st, met) {
+			return
+		}
 		st.NonFiniteRun++
 		st.Skipped++
 		met.NonFinite = true
@@ -601,8 +631,31 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		}
 	}
 	st.Update = t
+	if tr.scaled {
+		if st.ScaleGood++; st.ScaleGood >= scaleGrowth && st.LossScale < maxLossScale {
+			st.LossScale *= 2
+			st.ScaleGood = 0
+		}
+		met.LossScale = st.LossScale
+	}
 	met.OptimizerSeconds += time.Since(t0).Seconds()
 	return nil
+}
+
+// lowerScale handles an update whose gradients overflowed under a loss
+// scale that can still drop: it halves the scale and skips the update
+// without counting it toward max_nonfinite. It reports whether it did.
+func (tr *Trainer) lowerScale(st *State, met *Metrics) bool {
+	if !tr.scaled || st.LossScale <= 1 {
+		return false
+	}
+	st.LossScale /= 2
+	st.ScaleGood = 0
+	st.Skipped++
+	met.NonFinite = true
+	met.LossScale = st.LossScale
+	tr.log.Info("float16 gradients overflowed: update skipped, loss scale halved", "step", st.Step+1, "loss_scale", st.LossScale)
+	return true
 }
 
 // gradients runs the variant's train.onnx passes over one mini-batch in
@@ -656,6 +709,9 @@ func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv
 			in["kl_coef"] = scalar(tr.dt, cfg.KLCoef)
 			if tr.entropyInput {
 				in["entropy_coeff"] = scalar(tr.dt, cfg.EntropyCoeff)
+			}
+			if tr.scaled {
+				in["loss_scale"] = scalar(tr.dt, tr.scale)
 			}
 			if met != nil {
 				met.TrainPositions += in["input_ids"].Len()

@@ -55,10 +55,22 @@ func Autodiff(s *State) error {
 	s.Grads = grads
 	g := s.Model.Graph
 	b := s.Builder()
+	// A loss-scaled graph (float16: the head's LossScaleInput) gives each
+	// gradient divided by the scale. The Div reads a float32 graph input,
+	// so pass precision leaves it in float32.
+	scale := g.Input(LossScaleInput)
 	for _, in := range s.AdapterInputs {
 		name := GradPrefix + in.Name
 		b.Reserve(name)
-		b.Add(&ir.Node{Name: "/grad/out/" + in.Name, OpType: "Identity", Inputs: []string{grads[in.Name]}, Outputs: []string{name}})
+		if scale != nil {
+			by := LossScaleInput
+			if scale.Type.DType != in.Type.DType {
+				by = castTo(b, "/grad/out/"+in.Name+"/scale/Cast", LossScaleInput, in.Type.DType)
+			}
+			b.Add(&ir.Node{Name: "/grad/out/" + in.Name, OpType: "Div", Inputs: []string{grads[in.Name], by}, Outputs: []string{name}})
+		} else {
+			b.Add(&ir.Node{Name: "/grad/out/" + in.Name, OpType: "Identity", Inputs: []string{grads[in.Name]}, Outputs: []string{name}})
+		}
 		g.Outputs = append(g.Outputs, &ir.ValueInfo{Name: name, Type: in.Type.Clone(), Doc: "gradient of the loss with respect to " + in.Name})
 	}
 	return ir.TopoSort(g)

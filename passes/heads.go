@@ -11,6 +11,9 @@ import (
 // Names of the loss-head inputs and outputs (DESIGN.md §6).
 const (
 	TokenWeightsInput = "token_weights"
+	// LossScaleInput multiplies the loss's gradient seeds of float16 train
+	// graphs (loss scaling); the adapters' gradients come out divided by it.
+	LossScaleInput = "loss_scale"
 	AdvantagesInput   = "advantages"
 	OldLogprobsInput  = "old_logprobs"
 	RefLogprobsInput  = "ref_logprobs"
@@ -505,6 +508,18 @@ func GRPOHead(s *State) error {
 		b.Reserve(in.Name)
 		g.Inputs = append(g.Inputs, in)
 	}
+	// float16's smallest step is 6e-8: the seeds w·dlp·p of a token-mean
+	// loss over thousands of tokens fall below it and the backward through
+	// a float16 backbone loses most of the gradient. Float16 graphs take a
+	// loss scale that multiplies the seeds (the loss and its statistics
+	// stay unscaled); autodiff divides the adapters' gradients by it.
+	wGrad := ""
+	if s.Opts.Precision == ir.Float16 {
+		b.Reserve(LossScaleInput)
+		g.Inputs = append(g.Inputs, &ir.ValueInfo{Name: LossScaleInput, Type: scalar.Clone(),
+			Doc: "loss scale of the float16 backward: the gradient seeds are multiplied by it, the adapters' gradients divided (1: none)"})
+		wGrad = LossScaleInput
+	}
 	one := b.Scalar("/grpo/one", dt, 1)
 	zero := b.Scalar("/grpo/zero", dt, 0)
 	sel := b.Op("/grpo/select/And", "And", []string{
@@ -529,6 +544,10 @@ func GRPOHead(s *State) error {
 	wc, advc := bd.slice("w", w), bd.slice("adv", adv)
 	oldc, refc := bd.slice("old", old), bd.slice("ref", ref)
 	active := op("active", "Not", op("active/Equal", "Equal", wc, zero))
+	wg := wc // the weights of the gradient seeds
+	if wGrad != "" {
+		wg = op("grad/w/scaled", "Mul", wc, wGrad)
+	}
 
 	ratio := op("ratio/Exp", "Exp", op("ratio/Sub", "Sub", lp, oldc))
 	clipped := op("clip/Min", "Min", op("clip/Max", "Max", ratio, lo), hi)
@@ -546,8 +565,8 @@ func GRPOHead(s *State) error {
 	dpg := op("grad/dpg", "Where", isClipped, zero, op("grad/dpg/raw", "Mul", negA, ratio))
 	dkl := op("grad/dkl", "Where", inClamp, op("grad/dkl/raw", "Sub", one, ed), zero)
 	dlp := op("grad/dlp", "Where", active,
-		op("grad/dlp/w", "Mul", wc, op("grad/dlp/sum", "Add", dpg, op("grad/dlp/kl", "Mul", KLCoefInput, dkl))), zero)
-	dH := op("grad/dH", "Where", active, op("grad/dH/w", "Mul", negEnt, wc), zero)
+		op("grad/dlp/w", "Mul", wg, op("grad/dlp/sum", "Add", dpg, op("grad/dlp/kl", "Mul", KLCoefInput, dkl))), zero)
+	dH := op("grad/dH", "Where", active, op("grad/dH/w", "Mul", negEnt, wg), zero)
 	u := func(name, v string) string {
 		return b.Op("/grpo/loop/"+name+"/Unsqueeze", "Unsqueeze", []string{v, b.Ints("/grpo/loop/"+name+"/axes", 1)})
 	}

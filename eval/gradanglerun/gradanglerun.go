@@ -205,6 +205,9 @@ func (g *Grads) Gradient(tr *trajectory.Trajectory, kind int64) (grad []float32,
 	in["clip_high"] = floatTensor(g.dt, nil, []float64{0.2})
 	in["kl_coef"] = floatTensor(g.dt, nil, []float64{0})
 	in["entropy_coeff"] = floatTensor(g.dt, nil, []float64{0})
+	if g.man.Graphs[manifest.GraphTrain].Input("loss_scale") != nil { // float16 graphs
+		in["loss_scale"] = floatTensor(g.dt, nil, []float64{1})
+	}
 	out, err := g.sess.Run(in)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("gradanglerun: train.onnx on %q: %w", tr.ID, err)
