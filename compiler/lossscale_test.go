@@ -67,4 +67,3 @@ func TestFloat16LossScale(t *testing.T) {
 		}
 	}
 }
-

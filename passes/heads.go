@@ -13,14 +13,14 @@ const (
 	TokenWeightsInput = "token_weights"
 	// LossScaleInput multiplies the loss's gradient seeds of float16 train
 	// graphs (loss scaling); the adapters' gradients come out divided by it.
-	LossScaleInput = "loss_scale"
-	AdvantagesInput   = "advantages"
-	OldLogprobsInput  = "old_logprobs"
-	RefLogprobsInput  = "ref_logprobs"
-	ClipLowInput      = "clip_low"
-	ClipHighInput     = "clip_high"
-	KLCoefInput       = "kl_coef"
-	EntropyCoefInput  = "entropy_coeff"
+	LossScaleInput   = "loss_scale"
+	AdvantagesInput  = "advantages"
+	OldLogprobsInput = "old_logprobs"
+	RefLogprobsInput = "ref_logprobs"
+	ClipLowInput     = "clip_low"
+	ClipHighInput    = "clip_high"
+	KLCoefInput      = "kl_coef"
+	EntropyCoefInput = "entropy_coeff"
 
 	LossOutput     = "loss"
 	LogprobsOutput = "logprobs"
