@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -514,5 +515,84 @@ func TestHeadsComputeNoFullLogits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEntropyShortcutPeaked: with entropy_coeff 0 the GRPO head reads the
+// entropy off its gradient product (H = −lp − rowsum(rows·G)), a difference
+// of terms of the logits' size. On peaked distributions (the final norm's
+// weight ×40: logits near 100) it must stay ≥ 0 and within a few float32
+// steps at that size of the full −Σ p·log p (entropy_coeff > 0, tolerance
+// 1e-4); it came out negative at 3 positions before the clamp.
+func TestEntropyShortcutPeaked(t *testing.T) {
+	orttest.Init(t)
+	cfg, err := qwen2.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := synth.Synthesize(cfg, filepath.Join(dir, "src"), synth.Options{Seed: 3, Storage: synth.StorageInline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ir.Load(res.ModelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range m.Graph.Initializers {
+		if x.Name == "model.norm.weight" {
+			vals, err := x.Float64s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := make([]float32, len(vals))
+			for k, v := range vals {
+				f[k] = float32(40 * v)
+			}
+			m.Graph.Initializers[i] = ir.NewTensorF32(x.Name, x.Dims, f)
+		}
+	}
+	src := filepath.Join(dir, "peaked", "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Save(m, src, ir.EmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	man, err := compiler.Compile(src, out, compiler.Options{Rank: 4, Alpha: 8, Check: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := graphSession(t, out, man, manifest.GraphTrain)
+	rng := rand.New(rand.NewPCG(5, 6))
+	bt := newBatch(rng, man.Model.Vocab, 12, func(i int) int64 { return int64(i/3) % 2 })
+	in := bt.feeds(t)
+	for k, v := range randomAdapters(t, man, rng, man.LoRA.Roles...) {
+		in[k] = v
+	}
+	bt.lossFeeds(t, rng, in)
+	h0 := run(t, tr, in)["entropy"].Floats()
+	in["entropy_coeff"] = f32(t, nil, []float32{1e-3})
+	h1 := run(t, tr, in)["entropy"].Floats()
+	worst, small := 0.0, 0
+	for i := range h0 {
+		if bt.mask[i] == 0 || i%bt.s == bt.s-1 {
+			continue
+		}
+		if h1[i] < 1e-4 {
+			small++
+		}
+		if h0[i] < 0 {
+			t.Errorf("position %d: entropy %g < 0 with entropy_coeff 0 (full form %g)", i, h0[i], h1[i])
+		}
+		worst = math.Max(worst, math.Abs(h0[i]-h1[i]))
+	}
+	t.Logf("%d positions with entropy below 1e-4; worst |H shortcut − H full| %.3g", small, worst)
+	if small == 0 {
+		t.Fatal("no peaked position: the case does not test the shortcut's rounding")
+	}
+	if worst > 1e-4 {
+		t.Errorf("entropy shortcut off by %.3g (a float32 step at |logit| ≈ 100 is 7.6e-6)", worst)
 	}
 }

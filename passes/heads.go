@@ -628,7 +628,12 @@ func GRPOHead(s *State) error {
 			func() []string {
 				pz := b.Op("/grpo/loop/H/rows*G/sum", "ReduceSum", []string{op("H/rows*G", "Mul", rowsC, gm), b.Ints("/grpo/loop/H/axes", 1)},
 					ir.AttrInt("keepdims", 0))
-				h := op("H/-lp-sum", "Sub", op("H/-lp", "Neg", lp), pz)
+				// A difference of terms of the logits' size: its absolute
+				// error is about one float32 step at |logit| (7.6e-6 at
+				// 64–128), so a near-zero entropy can come out slightly
+				// negative; it is clamped at 0. Only the reported
+				// entropy: this branch's gradient does not use it.
+				h := op("H/clamp", "Max", op("H/-lp-sum", "Sub", op("H/-lp", "Neg", lp), pz), zero)
 				return []string{h, op("grad/rows/a*G", "Mul", gm, op("grad/rows/a", "Neg", dlp1))}
 			},
 			func() []string {
