@@ -338,15 +338,7 @@ func TestOverflowingGradNormSkips(t *testing.T) {
 		cfg := toyTrainConfig()
 		cfg.Steps = 1
 		roller := newToyRoller(t, dir, 8)
-		roller.corrupt = func(call int, trajs []*trajectory.Trajectory) {
-			for _, tj := range trajs {
-				for p := range tj.Tokens {
-					if tj.Policy[p] {
-						tj.LogProbs[p] -= 60
-					}
-				}
-			}
-		}
+		roller.corrupt = staleOldLogprobs(60)
 		tr, err := New(Options{Model: dir, Run: t.TempDir(), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward, HostTensors: host})
 		if err != nil {
 			t.Fatal(err)

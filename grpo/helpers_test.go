@@ -179,3 +179,18 @@ func toyTrainConfig() Config {
 	c.EntropyCoeff = 0 // the tests' reference losses have no entropy term
 	return c
 }
+
+// staleOldLogprobs lowers every sampled token's old log-prob by nats (stale
+// or corrupted ones): ratios of e^nats, finite losses whose gradients
+// overflow float32's Σ g² at 60.
+func staleOldLogprobs(nats float64) func(int, []*trajectory.Trajectory) {
+	return func(_ int, trajs []*trajectory.Trajectory) {
+		for _, tj := range trajs {
+			for p := range tj.Tokens {
+				if tj.Policy[p] {
+					tj.LogProbs[p] -= nats
+				}
+			}
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"github.com/dartc/dartc/models/qwen2/synth"
 	"github.com/dartc/dartc/passes/kernels"
 	"github.com/dartc/dartc/runtime"
-	"github.com/dartc/dartc/trajectory"
 )
 
 // TestStepsWithLowPrecisionGraphs: the trainer runs GRPO steps on graphs
@@ -98,15 +97,7 @@ func TestLossScaleHalvesOnOverflow(t *testing.T) {
 	cfg := toyTrainConfig()
 	cfg.Steps, cfg.MaxNonFinite = 3, 1
 	roller := newToyRoller(t, dir, 10)
-	roller.corrupt = func(call int, trajs []*trajectory.Trajectory) {
-		for _, tj := range trajs {
-			for p := range tj.Tokens {
-				if tj.Policy[p] {
-					tj.LogProbs[p] -= 60
-				}
-			}
-		}
-	}
+	roller.corrupt = staleOldLogprobs(60)
 	tr, err := New(Options{Model: dir, Run: filepath.Join(root, "run"), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})
 	if err != nil {
 		t.Fatal(err)

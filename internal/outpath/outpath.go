@@ -43,19 +43,10 @@ func Dir(out string, force bool, inputs []string, recognise RecogniseDir) (exist
 	if err := holdsInput(out, inputs); err != nil {
 		return true, err
 	}
-	entries, err := os.ReadDir(out)
-	if err != nil {
-		return true, err
-	}
-	if len(entries) == 0 {
-		return true, nil
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name()
-	}
-	if err := recognise(out, names); err != nil {
-		return true, fmt.Errorf("%w %s: %w; --force replaces only a directory this command wrote, or an empty one: choose another output", ErrNotReplaceable, out, err)
+	if err := recogniseEntries(out, recognise); err != nil {
+		return true, wrapRecognise(err, func(err error) error {
+			return fmt.Errorf("%w %s: %w; --force replaces only a directory this command wrote, or an empty one: choose another output", ErrNotReplaceable, out, err)
+		})
 	}
 	return true, nil
 }
@@ -77,21 +68,44 @@ func Own(out string, recognise RecogniseDir) (exists bool, err error) {
 	if !info.IsDir() {
 		return true, fmt.Errorf("%w %s: it is not a directory: choose another output directory", ErrNotOwn, out)
 	}
-	entries, err := os.ReadDir(out)
-	if err != nil {
-		return true, err
+	if err := recogniseEntries(out, recognise); err != nil {
+		return true, wrapRecognise(err, func(err error) error {
+			return fmt.Errorf("%w %s: %w; the command writes only into a new or empty directory, or resumes one it wrote: choose another output directory", ErrNotOwn, out, err)
+		})
 	}
-	if len(entries) == 0 {
-		return true, nil
+	return true, nil
+}
+
+// notRecognised marks recognise's refusal, as opposed to an error reading
+// the directory.
+type notRecognised struct{ err error }
+
+func (e notRecognised) Error() string { return e.err.Error() }
+
+// recogniseEntries lets recognise judge the non-empty directory out by its
+// entries; an empty one is accepted.
+func recogniseEntries(out string, recognise RecogniseDir) error {
+	entries, err := os.ReadDir(out)
+	if err != nil || len(entries) == 0 {
+		return err
 	}
 	names := make([]string, len(entries))
 	for i, e := range entries {
 		names[i] = e.Name()
 	}
 	if err := recognise(out, names); err != nil {
-		return true, fmt.Errorf("%w %s: %w; the command writes only into a new or empty directory, or resumes one it wrote: choose another output directory", ErrNotOwn, out, err)
+		return notRecognised{err}
 	}
-	return true, nil
+	return nil
+}
+
+// wrapRecognise words a refusal by recognise with explain; a read error
+// passes unchanged.
+func wrapRecognise(err error, explain func(error) error) error {
+	if nr, ok := err.(notRecognised); ok {
+		return explain(nr.err)
+	}
+	return err
 }
 
 // File checks that the file out may be written: it does not exist, or force
