@@ -86,7 +86,7 @@ type Options struct {
 var repeatedKV bool
 
 // precisionTypes maps the --precision names to element types.
-var precisionTypes = map[string]ir.DType{"fp32": ir.Float32, "fp16": ir.Float16, "bf16": ir.BFloat16}
+var precisionTypes = map[string]ir.DType{"fp32": ir.Float32, "fp16": ir.Float16, "bf16": ir.BFloat16, "fp64": ir.Float64}
 
 func (o *Options) defaults() {
 	if len(o.Targets) == 0 {
@@ -126,7 +126,7 @@ func (o *Options) validate() error {
 		return fmt.Errorf("compiler: attention blocks %d: must be 1 to %d (0: the default %d)", o.AttentionBlocks, passes.MaxAttentionBlocks, passes.DefaultAttentionBlocks)
 	}
 	if _, ok := precisionTypes[o.Precision]; !ok {
-		return fmt.Errorf("compiler: precision %q: choose fp32, fp16 or bf16", o.Precision)
+		return fmt.Errorf("compiler: precision %q: choose fp32, fp16, bf16 or fp64", o.Precision)
 	}
 	if _, err := kernels.For(o.Provider); err != nil {
 		return fmt.Errorf("compiler: provider %q: choose cuda or cpu", o.Provider)

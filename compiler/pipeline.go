@@ -29,6 +29,7 @@ var passTable = map[string]pass{
 	"greedy-outputs":    {"greedy-outputs", passes.GreedyOutputs},
 	"sample-outputs":    {"sample-outputs", passes.SampleOutputs},
 	"cse":               {"cse", passes.EliminateCommonSubexpressions},
+	"widen":             {"widen", passes.Widen},
 	"fold-constants":    {"fold-constants", passes.FoldConstants},
 	"precision":         {"precision", passes.Precision},
 	"annotate-shapes":   {"annotate-shapes", passes.AnnotateShapes},
@@ -43,6 +44,8 @@ var passTable = map[string]pass{
 // passOrder lists constraints: the first pass must run before the second
 // whenever both are in a pipeline.
 var passOrder = [...]struct{ before, after, why string }{
+	{"widen", "match-targets", "every pass sees the float64 model (--precision fp64)"},
+	{"widen", "tie-embedding", "the tied lm_head is widened with the embedding"},
 	{"match-targets", "dual-lora", "the rewrite adapts the matched targets"},
 	{"dual-lora", "dead-code", "the rewrite leaves the replaced outputs to collect"},
 	{"last-token-logits", "dead-code", "the slice leaves the full-sequence head input to collect"},
@@ -93,9 +96,9 @@ var passOrder = [...]struct{ before, after, why string }{
 
 // pipelines maps each emitted graph to its passes in run order.
 var pipelines = map[string][]string{
-	"decode":   {"match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "cse", "precision", "dead-code", "annotate-shapes"},
-	"logprobs": {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "rotate-half", "drop-noop-casts", "block-attention", "logprob-head", "cse", "precision", "dead-code", "annotate-shapes"},
-	"train":    {"tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "rotate-half", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
+	"decode":   {"widen", "match-targets", "dual-lora", "frozen-gemm", "last-token-logits", "greedy-outputs", "sample-outputs", "cse", "precision", "dead-code", "annotate-shapes"},
+	"logprobs": {"widen", "tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "rotate-half", "drop-noop-casts", "block-attention", "logprob-head", "cse", "precision", "dead-code", "annotate-shapes"},
+	"train":    {"widen", "tie-embedding", "expand-functions", "match-targets", "dual-lora-stacked", "merge-lora-inputs", "frozen-gemm", "drop-cache", "fold-constants", "slices-to-split", "rotate-half", "drop-noop-casts", "block-attention", "grpo-head", "autodiff", "cse", "precision", "dead-code", "annotate-shapes"},
 }
 
 func init() {

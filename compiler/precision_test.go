@@ -302,7 +302,7 @@ func TestPrecisionBadInput(t *testing.T) {
 		opts compiler.Options
 		want string
 	}{
-		{src, compiler.Options{Precision: "fp8"}, "choose fp32, fp16 or bf16"},
+		{src, compiler.Options{Precision: "fp8"}, "choose fp32, fp16, bf16 or fp64"},
 		{src, compiler.Options{Precision: "bf16", Provider: "tpu"}, "choose cuda or cpu"},
 		{f64.ModelPath, compiler.Options{Precision: "fp16"}, "applies to float32 models"},
 	} {

@@ -48,7 +48,7 @@ import (
 // Cast (its target type is known).
 func Precision(s *State) error {
 	low := s.Opts.Precision
-	if low == ir.Undefined || low == ir.Float32 {
+	if low == ir.Undefined || low == ir.Float32 || low == ir.Float64 { // float64: Widen's
 		return nil
 	}
 	if low != ir.Float16 && low != ir.BFloat16 {
@@ -714,6 +714,10 @@ func renamePB(g *onnxpb.GraphProto, m map[string]string) {
 func LowPrecisionBytes(dst, src []byte, dt ir.DType) []byte {
 	for i := 0; i+4 <= len(src); i += 4 {
 		f := math.Float32frombits(binary.LittleEndian.Uint32(src[i:]))
+		if dt == ir.Float64 { // Widen's weights: exact
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(float64(f)))
+			continue
+		}
 		var h uint16
 		if dt == ir.BFloat16 {
 			h = float16.BFloat16FromFloat32(f)

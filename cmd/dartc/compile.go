@@ -56,7 +56,7 @@ anyway across file systems.`,
 		&cli.BoolFlag{Name: "share-embedding", Usage: "hold a tied embedding (config.json: tie_word_embeddings) once in logprobs.onnx and train.onnx and open them without ONNX Runtime's weight pre-packing: less memory (0.8 GiB at a 152k × 768 embedding), slower CPU steps (about 1.09× on a 100M model); refused for untied models"},
 		&cli.IntFlag{Name: "attention-blocks", Value: passes.DefaultAttentionBlocks, Usage: "query blocks logprobs.onnx and train.onnx cut each causal attention into; block i scores only the keys its queries may see ((n+1)/2n of the [seq, seq] square); 1: the full square"},
 		&cli.BoolFlag{Name: "logprobs-entropy", Usage: "add the per-token entropy output to logprobs.onnx (off: log-probs only)"},
-		&cli.StringFlag{Name: "precision", Value: "fp32", Usage: "what the backbone computes in: fp32, fp16 or bf16 (weights converted to a new data file; norm statistics, softmax, the loss head and the sampler stay fp32; graph inputs and outputs, adapters and their gradients stay fp32)"},
+		&cli.StringFlag{Name: "precision", Value: "fp32", Usage: "what the backbone computes in: fp32, fp16 or bf16 (weights converted to a new data file; norm statistics, softmax, the loss head and the sampler stay fp32; graph inputs and outputs, adapters and their gradients stay fp32); fp64 widens the whole model to float64 (inputs, outputs and adapters too) for dartc gradcheck's precise check"},
 		&cli.StringFlag{Name: "provider", Value: "cuda", Usage: "execution provider whose kernel table decides where fp16/bf16 runs: cuda or cpu (ONNX Runtime 1.30)"},
 	},
 	Action: func(c *cli.Context) error {

@@ -19,7 +19,7 @@ gradients, then for every adapter tensor compares ⟨∇L, u⟩ along random uni
 with the central difference (L(θ+hu) − L(θ−hu)) / 2h of the loss, run forward only.
 Prints the worst relative error per adapter tensor; exits non-zero above the tolerance
 (default 1e-6 for float64 graphs, 2e-2 for float32). The check is precise in float64:
-export or synthesize the model in float64 for it.`,
+compile the float32 export with --precision fp64 (or export it in float64) for it.`,
 	Flags: []cli.Flag{
 		&cli.IntFlag{Name: "samples", Value: 3, Usage: "random directions per adapter tensor"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the inputs, adapters and directions"},
@@ -60,14 +60,14 @@ export or synthesize the model in float64 for it.`,
 		fmt.Fprintf(w, "%s graph, loss %.6g, %d adapter tensors, %d %s each\n", r.DType, r.Loss, len(r.Tensor), r.Samples, directions)
 		if r.DType != "float64" {
 			fmt.Fprintf(w, "note: central differences in %s resolve only a few digits, so this check is coarse (tolerance %.0e); "+
-				"the precise check is on a float64 copy of the model (dartc models synth --dtype float64, or export in float64)\n", r.DType, tol)
+				"the precise check is on a float64 copy of the model: dartc compile SOURCE.onnx -o DIR64 --precision fp64, then dartc gradcheck DIR64\n", r.DType, tol)
 		}
 		for _, n := range names {
 			fmt.Fprintf(w, "  %.3e  %s\n", r.Worst[n], n)
 		}
 		if !(r.Max <= tol) { // NaN fails too
 			if r.DType != "float64" {
-				return fmt.Errorf("gradcheck: worst relative error %.3e exceeds the tolerance %.1e; in %s that may be rounding in the differences, not a wrong gradient: the precise check is on a float64 copy of the model", r.Max, tol, r.DType)
+				return fmt.Errorf("gradcheck: worst relative error %.3e exceeds the tolerance %.1e; in %s that may be rounding in the differences, not a wrong gradient: the precise check is on a float64 copy of the model (dartc compile SOURCE.onnx -o DIR64 --precision fp64, then dartc gradcheck DIR64)", r.Max, tol, r.DType)
 			}
 			return fmt.Errorf("gradcheck: worst relative error %.3e exceeds the tolerance %.1e", r.Max, tol)
 		}
