@@ -127,7 +127,10 @@ func checkRunDir(run string) error {
 	ours := map[string]bool{ConfigFile: true, RunFile: true, MetricsFile: true, PlotsDir: true, CheckpointsDir: true}
 	var foreign []string
 	for _, e := range ents {
-		if !ours[e.Name()] {
+		// A crash can leave atomicfile's temporaries of the run's files.
+		tmpOf := strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp") &&
+			(strings.HasPrefix(e.Name(), "."+ConfigFile) || strings.HasPrefix(e.Name(), "."+RunFile))
+		if !ours[e.Name()] && !tmpOf {
 			foreign = append(foreign, e.Name())
 		}
 	}
@@ -139,6 +142,11 @@ func checkRunDir(run string) error {
 		err = dec.Decode(&fp)
 	}
 	if len(foreign) == 0 && err == nil && fp.ModelSHA256 != "" {
+		return nil
+	}
+	// A run that wrote config.yaml and stopped before run.json (or one made
+	// before runs had a run.json) is recognised by its config.
+	if _, cerr := LoadConfig(filepath.Join(run, ConfigFile)); len(foreign) == 0 && errors.Is(err, os.ErrNotExist) && cerr == nil {
 		return nil
 	}
 	why := "it has no readable " + RunFile

@@ -176,4 +176,15 @@ func TestFreshRunKeepsForeignFiles(t *testing.T) {
 	if err := open(run); err != nil {
 		t.Errorf("restarting a run without checkpoints: %v", err)
 	}
+	// One that crashed between writing config.yaml and run.json, leaving
+	// atomicfile's temporary, is its own too.
+	if err := os.Remove(filepath.Join(run, RunFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "."+RunFile+".tmp-123"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(run); err != nil {
+		t.Errorf("restarting a run that stopped before run.json: %v", err)
+	}
 }

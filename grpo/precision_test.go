@@ -80,9 +80,12 @@ func copyAdapters(t *testing.T, ad map[string]*runtime.Tensor) map[string][]floa
 }
 
 // TestLossScaleHalvesOnOverflow: with a float16 train graph, gradients
-// that overflow (old log-probs 60 nats too low) skip the update and halve
-// the loss scale instead of counting toward max_nonfinite, until the scale
-// reaches 1; the scale is part of the checkpointed state.
+// that overflow under the loss scale skip the update and halve the scale
+// instead of counting toward max_nonfinite. Here old log-probs 20 nats too
+// low give finite gradients of about 1e8, which a scale of 1e32 takes past
+// float32 (the CPU provider's float16 graph computes most of its backward
+// in float32). A divergence the scale cannot cause — 60 nats, finite
+// gradients whose norm overflows float32 — counts at once.
 func TestLossScaleHalvesOnOverflow(t *testing.T) {
 	orttest.Init(t)
 	root := t.TempDir()
@@ -97,8 +100,7 @@ func TestLossScaleHalvesOnOverflow(t *testing.T) {
 	cfg := toyTrainConfig()
 	cfg.Steps, cfg.MaxNonFinite = 3, 1
 	roller := newToyRoller(t, dir, 10)
-	roller.corrupt = staleOldLogprobs(60)
-	tr, err := New(Options{Model: dir, Run: filepath.Join(root, "run"), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})
+		tr, err := New(Options{Model: dir, Run: filepath.Join(root, "run"), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +108,25 @@ func TestLossScaleHalvesOnOverflow(t *testing.T) {
 	if got := tr.State().LossScale; got != initialLossScale {
 		t.Fatalf("initial loss scale %g, want %d", got, initialLossScale)
 	}
+	const huge = 1e32
+	tr.state.LossScale = huge
+	roller.corrupt = staleOldLogprobs(20)
 	for i := 1; i <= cfg.Steps; i++ {
 		met, err := tr.Step(context.Background())
 		if err != nil {
 			t.Fatalf("step %d: %v (overflows under a loss scale above 1 must not stop the run)", i, err)
 		}
 		st := tr.State()
-		if want := float64(initialLossScale) / float64(int(1)<<i); st.LossScale != want || st.NonFiniteRun != 0 || st.Skipped != i || st.Update != 0 || !met.NonFinite {
-			t.Fatalf("step %d: loss scale %g (want %g), in a row %d, skipped %d, updates %d, nonfinite %v", i, st.LossScale, want, st.NonFiniteRun, st.Skipped, st.Update, met.NonFinite)
+		if want := huge / float64(int(1)<<i); st.LossScale != want || st.NonFiniteRun != 0 || st.Skipped != i || st.Update != 0 || !met.NonFinite {
+			t.Fatalf("step %d: loss scale %g (want %g), in a row %d, skipped %d, updates %d, nonfinite %v (loss %g, grad norm %g)", i, st.LossScale, want, st.NonFiniteRun, st.Skipped, st.Update, met.NonFinite, met.Loss, met.GradNorm)
 		}
+	}
+	roller.corrupt = staleOldLogprobs(60)
+	tr.state.LossScale = 1 // nothing left to lower
+	if _, err := tr.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.State(); st.NonFiniteRun != 1 || st.LossScale != 1 {
+		t.Fatalf("a gradient norm beyond float32: %d in a row, loss scale %g; want it counted, the scale left alone", st.NonFiniteRun, st.LossScale)
 	}
 }

@@ -566,7 +566,9 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 	}
 	met.TrainSeconds += time.Since(t0).Seconds()
 	met.Loss += loss
-	if !finite && tr.lowerScale(st, met) {
+	// Only gradients that overflowed under a finite loss are the scale's
+	// doing; a non-finite loss is not (it is computed unscaled).
+	if !finite && isFinite(loss) && tr.lowerScale(st, met) {
 		return nil
 	}
 	if !finite {
@@ -588,10 +590,9 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 	// float32's range): the clip factor is then 0 and the moments and the
 	// step count would move with nothing learned. Such an update is
 	// skipped like a non-finite gradient: its results are not taken.
+	// (The adapters' gradients are already divided by any loss scale: an
+	// overflowing norm is a divergence, counted toward max_nonfinite.)
 	skip := func(norm float64) {
-		if tr.lowerScale(st, met) {
-			return
-		}
 		st.NonFiniteRun++
 		st.Skipped++
 		met.NonFinite = true
