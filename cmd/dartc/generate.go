@@ -73,10 +73,7 @@ func runGenerate(c *cli.Context) error {
 		}
 		searcher = s
 	}
-	maxTurns := c.Int(generateTurnsFlag.Name)
-	if maxTurns == 0 {
-		maxTurns = -1 // the agent reads 0 as its default
-	}
+	maxTurns := agentTurns(c.Int(generateTurnsFlag.Name))
 	out := c.App.Writer
 	a, err := agent.New(agent.Config{
 		Model: c.String(generateModelFlag.Name), Tokenizer: c.String(generateTokenizerFlag.Name),

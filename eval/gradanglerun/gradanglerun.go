@@ -427,9 +427,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 func CheckOutput(dir string) error {
 	return run.CheckDir(dir, Command, func(s map[string]string, names []string) bool {
 		// Written before settings.json named its command: a group setting,
-		// and the partial rows or the finished ones.
+		// and the partial rows or the finished ones — or settings.json
+		// alone, when that run stopped before its first row.
 		_, group := s["group"]
-		return group && (slices.Contains(names, PartialDir) || slices.Contains(names, SamplesFile))
+		return group && (slices.Contains(names, PartialDir) || slices.Contains(names, SamplesFile) || len(names) == 1)
 	})
 }
 

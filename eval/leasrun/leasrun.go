@@ -422,10 +422,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 func CheckOutput(dir string) error {
 	return run.CheckDir(dir, Command, func(s map[string]string, names []string) bool {
 		// Written before settings.json named its command: the settings of
-		// the three trained files, and rollouts.jsonl.
+		// the three trained files, and rollouts.jsonl — or settings.json
+		// alone, when that leas stopped before its first rollout.
 		_, reas := s[leas.Reas.String()]
 		_, k := s["k"]
-		return reas && k && slices.Contains(names, RolloutsFile)
+		return reas && k && (slices.Contains(names, RolloutsFile) || len(names) == 1)
 	})
 }
 

@@ -262,3 +262,30 @@ func TestRunChecksBeforeRollingOut(t *testing.T) {
 		t.Errorf("a string em in rollouts.jsonl: %v", err)
 	}
 }
+
+// TestCheckOutputOlderReports: a report written before settings.json named
+// its command is still leas's, with rollouts.jsonl or — when that leas
+// stopped before its first rollout — with settings.json alone; a folder
+// with another settings.json is not.
+func TestCheckOutputOlderReports(t *testing.T) {
+	settings := `{"` + leas.Reas.String() + `":"a.safetensors","k":"8"}`
+	for _, c := range []struct {
+		files map[string]string
+		ok    bool
+	}{
+		{map[string]string{"settings.json": settings}, true},
+		{map[string]string{"settings.json": settings, leasrun.RolloutsFile: ""}, true},
+		{map[string]string{"settings.json": settings, "notes.txt": "mine"}, false},
+		{map[string]string{"settings.json": `{"k":"8"}`}, false},
+	} {
+		dir := t.TempDir()
+		for name, body := range c.files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := leasrun.CheckOutput(dir); (err == nil) != c.ok {
+			t.Errorf("%v: %v, want ok %v", c.files, err, c.ok)
+		}
+	}
+}

@@ -311,15 +311,18 @@ func Run(ctx context.Context, roller Roller, opts Options) (*Result, error) {
 		bar.Finish()
 	}
 	// The table covers the questions asked for now, in case the file holds
-	// more from an earlier, larger run.
-	want := map[string]bool{}
+	// more from an earlier, larger run. Every row is scored again against
+	// the golds as loaded now: rows resumed from an earlier run keep their
+	// prediction, but golds that loading now leaves out (null, or empty
+	// once normalized: they made SubEM 1 for any answer) no longer count.
+	want := map[string][]string{}
 	for _, ex := range exs {
-		want[key(ex.Source, ex.ID)] = true
+		want[key(ex.Source, ex.ID)] = ex.Golden
 	}
 	var board eval.Scoreboard
 	for _, r := range done {
-		if want[r.Key()] {
-			board.Add(r.Source, r.Score)
+		if golds, ok := want[r.Key()]; ok {
+			board.Add(r.Source, Score(r.Pred, golds))
 			res.Total++
 		}
 	}

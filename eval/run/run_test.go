@@ -247,3 +247,58 @@ func TestResumeRefusesOtherSettings(t *testing.T) {
 		t.Errorf("no settings record: %v", err)
 	}
 }
+
+// TestResumedRowsScoredAgainstCurrentGolds: rows resumed from a report
+// written before golds that normalize to "" were left out keep their stored
+// scores (SubEM 1 for any answer, against the empty gold); the table scores
+// every row again against the golds as loaded now.
+func TestResumedRowsScoredAgainstCurrentGolds(t *testing.T) {
+	dir, data := t.TempDir(), filepath.Join(t.TempDir(), "q.jsonl")
+	rows := `{"id":"1","question":"Where is the Louvre?","golden_answers":["The","Paris"]}` + "\n" +
+		`{"id":"2","question":"Where is Big Ben?","golden_answers":["London"]}` + "\n"
+	if err := os.WriteFile(data, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := run.Options{Datasets: []string{data}, Dir: dir, Batch: 2}
+	if _, err := run.Run(context.Background(), &oracle{}, opts); err != nil {
+		t.Fatal(err)
+	}
+	// What an earlier scorer stored for the wrong answer (against an empty
+	// gold it kept).
+	path := filepath.Join(dir, run.PredictionsFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := strings.ReplaceAll(string(b), `"subem":0`, `"subem":1`)
+	if stale == string(b) {
+		t.Fatalf("no wrong answer to make stale in %s", b)
+	}
+	if err := os.WriteFile(path, []byte(stale), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := run.Run(context.Background(), &oracle{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := run.ReadRecords(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0.0
+	for _, r := range recs {
+		want += run.Score(r.Pred, r.Golden).SubEM / float64(len(recs))
+	}
+	if want != 0.5 {
+		t.Fatalf("SubEM from the current golds %v, want 0.5 (one right, one wrong answer)", want)
+	}
+	for _, row := range res.Table.Rows {
+		if row.Name == "SubEM" {
+			for _, v := range row.Values {
+				if math.Abs(v-want) > 1e-12 {
+					t.Errorf("SubEM %v in the table, want %v from the current golds", v, want)
+				}
+			}
+		}
+	}
+}

@@ -22,8 +22,8 @@ var errNonFiniteScore = errors.New("httpretrieve: a score is NaN or infinite")
 // Defaults of the limits that have a `dartc search serve` flag.
 const (
 	// DefaultMaxQueryBytes bounds one query. Search-R1's queries are a few
-	// words; a query is at most one generated turn (500 tokens by default,
-	// about 2 KB of text), so 8 KiB refuses only what no agent turn makes.
+	// words, and dartc's agent loop sends at most agent.MaxQueryBytes (1 KiB)
+	// of one: 8 KiB refuses only other clients' oversized queries.
 	DefaultMaxQueryBytes = 8 << 10
 	// DefaultTimeout bounds the time one request may take, under the 30 s
 	// a dartc client waits per attempt so that it reads the server's error.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dartc/dartc/compiler/manifest"
 	"github.com/dartc/dartc/models/prompt"
@@ -550,7 +551,7 @@ func (a *Agent) turn(ctx context.Context, rows []*row, live []int, final bool) e
 			}
 		case ok && act.Kind == "search":
 			r.searches = append(r.searches, act.Content)
-			queries = append(queries, act.Content)
+			queries = append(queries, capQuery(act.Content))
 			searching = append(searching, r)
 		default:
 			a.observe(r, prompt.InvalidAction)
@@ -678,4 +679,24 @@ func int64s(ids []int) []int64 {
 		out[i] = int64(id)
 	}
 	return out
+}
+
+// MaxQueryBytes bounds the query the loop sends for one <search>: a
+// degenerate policy can write thousands of tokens inside the tags, which a
+// /retrieve server refuses (its --max-query-bytes, 8 KiB by default) and
+// which would then fail the whole batch. Search-R1's queries are a few
+// words; BM25 over the first kilobyte is the same search in practice. The
+// trajectory keeps the query as written.
+const MaxQueryBytes = 1 << 10
+
+// capQuery cuts q to MaxQueryBytes at a UTF-8 boundary.
+func capQuery(q string) string {
+	if len(q) <= MaxQueryBytes {
+		return q
+	}
+	cut := MaxQueryBytes
+	for cut > 0 && !utf8.RuneStart(q[cut]) {
+		cut--
+	}
+	return q[:cut]
 }

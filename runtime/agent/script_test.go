@@ -212,3 +212,38 @@ func TestErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestLongQueryIsCapped: a <search> of thousands of bytes (a degenerate
+// policy) used to reach a /retrieve server whole, be refused with a 400
+// and fail the batch; the loop sends at most MaxQueryBytes of it (cut at a
+// UTF-8 boundary), so the rollout goes on, and keeps the query as written.
+func TestLongQueryIsCapped(t *testing.T) {
+	f := setup(t)
+	idx, err := bm25.Open(f.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpretrieve.NewHandler(idx, httpretrieve.ServerOptions{MaxQueryBytes: agent.MaxQueryBytes + 8}))
+	defer srv.Close()
+	remote, err := httpretrieve.NewClient(srv.URL, httpretrieve.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("plum fruit é ", 300) // 3,900 bytes, 2-byte runes among them
+	tok, _ := tokenizer.Load(mustDefaultDir(t))
+	sc := &script{tok: tok, eos: 151645, state: map[int]*scriptRow{}, turns: []string{
+		"<search> " + long + "</search>\n\n", "<answer> a plum </answer>",
+	}}
+	a := newAgent(t, agent.Config{Searcher: remote, TopK: 2, Force: sc.force, MaxTurnTokens: 2048})
+	trs, err := a.Run(context.Background(), []agent.Question{{ID: "p", Question: "what is a plum"}}, 1, 3)
+	if err != nil {
+		t.Fatalf("a long query failed the rollout: %v", err)
+	}
+	tr := trs[0]
+	if tr.Answer != "a plum" || len(tr.Searches) != 1 || len(tr.Searches[0]) < 3000 {
+		t.Fatalf("answer %q, searches of %v bytes: want the answer and the query as written", tr.Answer, len(tr.Searches))
+	}
+	if !strings.Contains(tr.Response, "<information>") {
+		t.Error("no observation after the capped search")
+	}
+}
