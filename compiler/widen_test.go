@@ -68,4 +68,3 @@ func TestPrecisionFloat64(t *testing.T) {
 		t.Errorf("gradcheck of the widened graphs: %s, worst %.3g", res.DType, res.Max)
 	}
 }
-

@@ -100,7 +100,7 @@ func TestLossScaleHalvesOnOverflow(t *testing.T) {
 	cfg := toyTrainConfig()
 	cfg.Steps, cfg.MaxNonFinite = 3, 1
 	roller := newToyRoller(t, dir, 10)
-		tr, err := New(Options{Model: dir, Run: filepath.Join(root, "run"), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})
+	tr, err := New(Options{Model: dir, Run: filepath.Join(root, "run"), Config: cfg, Data: toyData(5), Roller: roller, Reward: lowTokenReward})
 	if err != nil {
 		t.Fatal(err)
 	}
