@@ -66,6 +66,6 @@
 //     stream, so no logits leave ONNX Runtime; otherwise, and with Force or
 //     KeepLastLogits, Sampler draws them in Go (Filter's distribution,
 //     without sorting or allocating). Logits that are not finite (NaN, or
-//     +Inf, from a diverged model) make sampled generation fail, naming the
-//     rows: they have no distribution to draw from.
+//     +Inf, from a diverged model) make generation fail, greedy or sampled,
+//     naming the rows: they have no distribution to draw from.
 package runtime

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"regexp"
@@ -552,6 +553,11 @@ func (d *Decoder) Generate(ctx context.Context, prompts [][]int64, cfg GenerateC
 		case stepGreedy:
 			next, lp := res[manifest.NextTokenOutput].Int64(), res[manifest.NextLogprobOutput].Float32()
 			for i := range rows {
+				// The argmax's log-prob is finite for finite logits: NaN
+				// or ±Inf means the logits are not (as sampling reports).
+				if x := float64(lp[i]); !rows[i].done && (math.IsNaN(x) || math.IsInf(x, 0)) {
+					return nil, Stats{}, fmt.Errorf("runtime: generate step %d, row %d: the logits are not finite (the greedy token's log-prob is %v): the model or its adapters have diverged, or their weights hold NaN", steps, i, x)
+				}
 				draws[i] = draw{token: next[i], logProb: float64(lp[i])}
 			}
 		case stepSample:

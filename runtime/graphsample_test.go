@@ -218,9 +218,13 @@ func TestGenerateNonFiniteLogits(t *testing.T) {
 		}
 	}
 	rowZero := regexp.MustCompile(`\brows? 0\b`) // the error names the rows
-	for _, host := range []bool{false, true} {
+	for _, c := range []struct{ host, greedy bool }{{false, false}, {true, false}, {false, true}} {
+		host := c.host
 		cfg := runtime.GenerateConfig{MaxNewTokens: 3, Inputs: adapters, Seed: 1, HostSampling: host,
 			Sampling: runtime.Sampling{Temperature: 1, TopP: 0.9}}
+		if c.greedy { // greedy steps used to return NaN log-probs without an error
+			cfg.Sampling = runtime.Sampling{}
+		}
 		done := make(chan error, 1)
 		go func() {
 			_, _, err := d.Generate(context.Background(), [][]int64{{1, 2, 3}, {4, 5}}, cfg)
