@@ -134,13 +134,7 @@ func checkRunDir(run string) error {
 			foreign = append(foreign, e.Name())
 		}
 	}
-	var fp Fingerprint
-	b, err := os.ReadFile(filepath.Join(run, RunFile))
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&fp)
-	}
+	fp, err := readFingerprint(run)
 	if len(foreign) == 0 && err == nil && fp.ModelSHA256 != "" {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package grpo
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -143,18 +144,12 @@ func (tr *Trainer) checkResume() (commit func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec Fingerprint
-	b, err := os.ReadFile(filepath.Join(run, RunFile))
+	rec, err := readFingerprint(run)
 	haveRec := err == nil
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("grpo: resume: %w", err)
+		return nil, fmt.Errorf("grpo: resume: %w (the run's fingerprint is unreadable: restore it or start a new run)", err)
 	}
 	if haveRec {
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rec); err != nil {
-			return nil, fmt.Errorf("grpo: resume: %s: %w (the run's fingerprint is unreadable: restore it or start a new run)", filepath.Join(run, RunFile), err)
-		}
 		if rec.ModelSHA256 != fp.ModelSHA256 {
 			return nil, fmt.Errorf("grpo: resume: %s was trained on the model with sha256 %s, but --model %s is %s: resume with the same compiled model, or start a new run", run, short(rec.ModelSHA256), tr.opts.Model, short(fp.ModelSHA256))
 		}
@@ -189,4 +184,21 @@ func short(h string) string {
 		return h[:12] + "…"
 	}
 	return h
+}
+
+// readFingerprint reads RUN/run.json strictly (unknown fields refused); a
+// missing file is os.ErrNotExist.
+func readFingerprint(run string) (Fingerprint, error) {
+	var fp Fingerprint
+	path := filepath.Join(run, RunFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fp, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fp); err != nil {
+		return fp, fmt.Errorf("%s: %w", path, err)
+	}
+	return fp, nil
 }

@@ -96,10 +96,8 @@ type Trainer struct {
 	// entropyInput: train.onnx takes entropy_coeff (graphs compiled before
 	// it existed do not).
 	entropyInput bool
-	// scaled: train.onnx takes a loss scale (float16 graphs); scale is the
-	// one the next train call gets.
+	// scaled: train.onnx takes a loss scale (float16 graphs; State.LossScale).
 	scaled bool
-	scale  float64
 
 	train, adamw, logprobs *runtime.Session
 	// res keeps adapters, moments and gradient sums on the execution
@@ -253,7 +251,6 @@ func (tr *Trainer) initState() error {
 	if tr.scaled && tr.state.LossScale == 0 {
 		tr.state.LossScale = initialLossScale
 	}
-	tr.scale = tr.state.LossScale
 	tr.order = epochOrder(tr.state.Seed, tr.state.Epoch, len(tr.opts.Data))
 	return nil
 }
@@ -559,8 +556,7 @@ func (tr *Trainer) update(batch []*trajectory.Trajectory, adv []float64, old, re
 		return err
 	}
 	t0 := time.Now()
-	tr.scale = st.LossScale
-	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, met, acc)
+	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, st.LossScale, met, acc)
 	if err != nil {
 		return err
 	}
@@ -667,7 +663,7 @@ func (tr *Trainer) lowerScale(st *State, met *Metrics) bool {
 // (nil in tests) collect the token statistics. With resident tensors the
 // gradients are read back from the device (for tests and diagnostics).
 func (tr *Trainer) gradients(batch []*trajectory.Trajectory, w [][]float64, adv []float64, old, ref [][]float64, met *Metrics, acc *tokenStats) (map[string]*runtime.Tensor, float64, bool, error) {
-	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, met, acc)
+	grads, loss, finite, err := tr.accumulate(batch, w, adv, old, ref, tr.state.LossScale, met, acc)
 	if err != nil || tr.res == nil {
 		return grads, loss, finite, err
 	}
@@ -677,8 +673,9 @@ func (tr *Trainer) gradients(batch []*trajectory.Trajectory, w [][]float64, adv 
 
 // accumulate is gradients leaving the sums where the step keeps them: in
 // the returned host tensors, or with resident tensors on the device (the
-// returned map is then nil).
-func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv []float64, old, ref [][]float64, met *Metrics, acc *tokenStats) (map[string]*runtime.Tensor, float64, bool, error) {
+// returned map is then nil). scale is the loss scale of a float16 train
+// graph (unused by others).
+func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv []float64, old, ref [][]float64, scale float64, met *Metrics, acc *tokenStats) (map[string]*runtime.Tensor, float64, bool, error) {
 	cfg := &tr.cfg
 	var grads map[string]*runtime.Tensor
 	if tr.res != nil {
@@ -712,7 +709,7 @@ func (tr *Trainer) accumulate(batch []*trajectory.Trajectory, w [][]float64, adv
 				in["entropy_coeff"] = scalar(tr.dt, cfg.EntropyCoeff)
 			}
 			if tr.scaled {
-				in["loss_scale"] = scalar(tr.dt, tr.scale)
+				in["loss_scale"] = scalar(tr.dt, scale)
 			}
 			if met != nil {
 				met.TrainPositions += in["input_ids"].Len()

@@ -92,19 +92,18 @@ with zipfile.ZipFile(wheel) as z:
 PY
 mkdir -p "$dest"
 capi="$tmp/x/onnxruntime/capi"
+# wheel name : installed name; the CUDA provider last (see below).
+libs=("libonnxruntime.so.$version:libonnxruntime.so.1"
+	"libonnxruntime_providers_shared.so:libonnxruntime_providers_shared.so"
+	"libonnxruntime_providers_cuda.so:libonnxruntime_providers_cuda.so")
 # All three are checked before any is installed.
-for f in "libonnxruntime.so.$version:libonnxruntime.so.1" \
-	"libonnxruntime_providers_shared.so:libonnxruntime_providers_shared.so" \
-	"libonnxruntime_providers_cuda.so:libonnxruntime_providers_cuda.so"; do
-	src=${f%%:*} dst=${f##*:}
-	verify "gpu/$dst" "$capi/$src"
+for f in "${libs[@]}"; do
+	verify "gpu/${f##*:}" "$capi/${f%%:*}"
 done
 # Each file lands under a temporary name, then is renamed: an interrupted
 # fetch leaves no partial library; the CUDA provider goes last, so its
 # presence means the set is complete.
-for f in "libonnxruntime.so.$version:libonnxruntime.so.1" \
-	"libonnxruntime_providers_shared.so:libonnxruntime_providers_shared.so" \
-	"libonnxruntime_providers_cuda.so:libonnxruntime_providers_cuda.so"; do
+for f in "${libs[@]}"; do
 	src=${f%%:*} dst=${f##*:}
 	mv "$capi/$src" "$dest/$dst.tmp"
 	mv "$dest/$dst.tmp" "$dest/$dst"

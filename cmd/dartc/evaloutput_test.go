@@ -13,40 +13,6 @@ import (
 	"github.com/dartc/dartc/eval/run/runtest"
 )
 
-// snapshot returns every file under dir, by relative path, with its content.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	got := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		got[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-// plant writes name → content under dir and returns the files.
-func plant(t *testing.T, dir string, files map[string]string) map[string]string {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return files
-}
-
 // twoQuestions writes a two-question NQ file, so that a run that should
 // have been refused ends soon.
 func twoQuestions(t *testing.T, f runtest.Fixture) string {
@@ -97,7 +63,7 @@ func TestEvalLEASGradangleWriteOnlyTheirOwn(t *testing.T) {
 	for _, name := range []string{leasrun.QuestionsFile, leasrun.ResultsFile, leasrun.SummaryFile, leasrun.HistogramFile} {
 		os.Remove(p("leas/" + name))
 	}
-	halfLeas := snapshot(t, p("leas"))
+	halfLeas := runtest.Files(t, p("leas"))
 
 	for _, tc := range []struct {
 		name  string
@@ -107,19 +73,19 @@ func TestEvalLEASGradangleWriteOnlyTheirOwn(t *testing.T) {
 		want  string
 	}{
 		{"gradangle -o proj", gradangle(p("proj")), p("proj"),
-			plant(t, p("proj"), map[string]string{"partial/chapter1.tex": "draft\n", "summary.json": "mine\n"}), "no settings.json"},
+			runtest.WriteFiles(t, p("proj"), map[string]string{"partial/chapter1.tex": "draft\n", "summary.json": "mine\n"}), "no settings.json"},
 		{"eval -o mypaper", eval(p("mypaper")), p("mypaper"),
-			plant(t, p("mypaper"), map[string]string{"table.md": "| my | table |\n", "table.csv": "my,table\n", "settings.json": `{"title": "mine"}` + "\n"}),
+			runtest.WriteFiles(t, p("mypaper"), map[string]string{"table.md": "| my | table |\n", "table.csv": "my,table\n", "settings.json": `{"title": "mine"}` + "\n"}),
 			"does not say that dartc eval wrote it"},
 		{"leas -o notes", leas(p("notes")), p("notes"),
-			plant(t, p("notes"), map[string]string{"summary.json": `{"mine": true}` + "\n", "results.jsonl": "my results\n"}), "no settings.json"},
+			runtest.WriteFiles(t, p("notes"), map[string]string{"summary.json": `{"mine": true}` + "\n", "results.jsonl": "my results\n"}), "no settings.json"},
 		{"eval -o an interrupted leas report", eval(p("leas")), p("leas"), halfLeas, "says dartc leas wrote it, not dartc eval"},
 	} {
 		msg, code := dartcProcess(t, tc.args...)
 		if code != 1 || !strings.Contains(msg, "refusing to write into "+tc.dir) || !strings.Contains(msg, tc.want) {
 			t.Errorf("%s: exit %d, %q; want exit 1 and a refusal saying %q", tc.name, code, msg, tc.want)
 		}
-		if got := snapshot(t, tc.dir); !maps.Equal(got, tc.files) {
+		if got := runtest.Files(t, tc.dir); !maps.Equal(got, tc.files) {
 			t.Errorf("%s: the folder now holds %q, want it untouched: %q", tc.name, got, tc.files)
 		}
 	}

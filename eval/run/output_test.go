@@ -12,39 +12,17 @@ import (
 	"testing"
 
 	"github.com/dartc/dartc/eval/run"
+	"github.com/dartc/dartc/eval/run/runtest"
 )
 
 func testSettings() map[string]string {
 	return map[string]string{"model": strings.Repeat("a", 64), "adapters": strings.Repeat("b", 64), "search": "/data/wiki.bm25"}
 }
 
-// writeFiles writes name → content under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // sameFiles fails unless every file under dir is exactly files.
 func sameFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
-	got := map[string]string{}
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			rel, _ := filepath.Rel(dir, p)
-			got[rel] = string(b)
-		}
-		return nil
-	})
-	if !maps.Equal(got, files) {
+	if got := runtest.Files(t, dir); !maps.Equal(got, files) {
 		t.Errorf("%s now holds %q, want it untouched: %q", dir, got, files)
 	}
 }
@@ -75,7 +53,7 @@ func TestRunWritesOnlyIntoItsOwnDir(t *testing.T) {
 			`its settings.json is not one dartc writes`},
 	} {
 		dir := t.TempDir()
-		writeFiles(t, dir, tc.files)
+		runtest.WriteFiles(t, dir, tc.files)
 		_, err := run.Run(ctx, &oracle{}, opts(dir))
 		if err == nil || !strings.Contains(err.Error(), "refusing to write into "+dir) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v; want a refusal saying %q", tc.name, err, tc.want)
@@ -83,7 +61,7 @@ func TestRunWritesOnlyIntoItsOwnDir(t *testing.T) {
 		sameFiles(t, dir, tc.files)
 	}
 	file := filepath.Join(t.TempDir(), "report")
-	writeFiles(t, filepath.Dir(file), map[string]string{"report": "mine\n"})
+	runtest.WriteFiles(t, filepath.Dir(file), map[string]string{"report": "mine\n"})
 	if _, err := run.Run(ctx, &oracle{}, opts(file)); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("a file as the report: %v", err)
 	}
@@ -107,7 +85,7 @@ func TestRunWritesOnlyIntoItsOwnDir(t *testing.T) {
 	// A report written before the command was recorded still resumes.
 	delete(s, "command")
 	b, _ = json.Marshal(s)
-	writeFiles(t, dir, map[string]string{run.SettingsFile: string(b)})
+	runtest.WriteFiles(t, dir, map[string]string{run.SettingsFile: string(b)})
 	if res, err := run.Run(ctx, &oracle{}, opts(dir)); err != nil || res.Resumed != 4 {
 		t.Fatalf("rerun on a report from before the command was recorded: %v", err)
 	}
@@ -127,7 +105,7 @@ func TestResumeChecksIndexDigest(t *testing.T) {
 	}
 	// An older dartc wrote neither the digest nor the command.
 	b, _ := json.Marshal(old)
-	writeFiles(t, dir, map[string]string{run.SettingsFile: string(b)})
+	runtest.WriteFiles(t, dir, map[string]string{run.SettingsFile: string(b)})
 
 	var logs bytes.Buffer
 	prev := slog.Default()
@@ -171,7 +149,7 @@ func TestResumeChecksIndexDigest(t *testing.T) {
 // row or settings.json is named by its field, not in Go's terms.
 func TestReportReadersNameTheField(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{run.PredictionsFile: `{"id": "a", "data_source": "nq", "em": "yes"}` + "\n"})
+	runtest.WriteFiles(t, dir, map[string]string{run.PredictionsFile: `{"id": "a", "data_source": "nq", "em": "yes"}` + "\n"})
 	_, _, err := run.ReadRecords(filepath.Join(dir, run.PredictionsFile))
 	if err == nil || !strings.Contains(err.Error(), `predictions.jsonl:1: field "em" is a string, want a number`) || strings.Contains(err.Error(), "Go ") {
 		t.Errorf("a string EM: %v", err)
@@ -184,7 +162,7 @@ func TestReportReadersNameTheField(t *testing.T) {
 		`{"command": "eval", "topk": 3}`: `settings.json: field "topk" is a number, want a string`,
 		`["eval"]`:                       "settings.json: the value is a list, want an object",
 	} {
-		writeFiles(t, report, map[string]string{run.PredictionsFile: row, run.SettingsFile: settings})
+		runtest.WriteFiles(t, report, map[string]string{run.PredictionsFile: row, run.SettingsFile: settings})
 		if _, err := run.Run(context.Background(), &oracle{}, opts); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Go ") {
 			t.Errorf("settings.json %s: %v; want %q", settings, err, want)
 		}

@@ -159,3 +159,39 @@ func WriteSingleAdapter(path string, m *manifest.Manifest, seed uint64, std floa
 	}
 	return nil
 }
+
+// WriteFiles writes name → content under dir (names may hold folders) and
+// returns files.
+func WriteFiles(tb testing.TB, dir string, files map[string]string) map[string]string {
+	tb.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return files
+}
+
+// Files returns every file under dir, by relative path, with its content:
+// what a test compares to show a folder was left as it was.
+func Files(tb testing.TB, dir string) map[string]string {
+	tb.Helper()
+	got := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		got[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return got
+}
